@@ -1,0 +1,1 @@
+"""The watchdog: decides, from two independent signals and a lease, where the bot runs."""
