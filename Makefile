@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Every part's pinned requirements and every part's package are picked up by pattern, so a new
 # part (its own requirements.txt and pyproject.toml) joins the environment without editing this file.
-REQS := requirements/dev.txt $(sort $(wildcard */requirements.txt))
+REQS := $(sort $(wildcard requirements/*.txt) $(wildcard */requirements.txt))
 PKGS := $(sort $(dir $(wildcard */pyproject.toml)))
 PYTEST_ARGS ?=
 TEST_PREREQS :=

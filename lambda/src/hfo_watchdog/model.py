@@ -1,0 +1,217 @@
+"""The watchdog's vocabulary: plain, immutable data shared by the decision engine (pure), the
+adapters (probe, EC2, notifications, state store) and the handlers that wire them together.
+
+Times are epoch seconds (float) on the watchdog's clock unless a name says otherwise.
+See docs/state-machine.md for what the engine does with these and docs/state.md for how
+they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    AUTO = "auto"  # fail over and back on the signals
+    PIN_PRIMARY = "pin_primary"  # the lease stays (or goes back) home; never fail over
+    PIN_STANDBY = "pin_standby"  # planned move to the standby; never hand back
+    PAUSED = "paused"  # observe and record, never change the lease or EC2
+    DRILL = "drill"  # like PIN_STANDBY until `mode_until`, then AUTO (which hands back)
+
+
+class Phase(StrEnum):
+    HEALTHY = "healthy"  # lease on the primary, both signals good
+    SUSPECT = "suspect"  # lease on the primary, at least one signal failing
+    FAILING_OVER = "failing_over"  # moving the lease to the standby, EC2 starting
+    ON_STANDBY = "on_standby"  # lease on the standby, primary still down
+    RECOVERING = "recovering"  # lease on the standby, primary showing life, recovery window running
+    HANDING_BACK = "handing_back"  # lease none, waiting for the standby to stop, then primary
+
+
+class Site(StrEnum):
+    PRIMARY = "primary"
+    STANDBY = "standby"
+
+
+class LeaseSite(StrEnum):
+    PRIMARY = "primary"
+    STANDBY = "standby"
+    NONE = "none"
+
+
+class InstanceState(StrEnum):
+    """EC2's instance states, plus MISSING (no such instance) and UNKNOWN (could not tell)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    SHUTTING_DOWN = "shutting-down"
+    TERMINATED = "terminated"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+class ProbeFailure(StrEnum):
+    """Exactly one class per failed probe; docs/protocol.md#probe defines each."""
+
+    DNS = "dns"
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    REDIRECT = "redirect"
+    HTTP_STATUS = "http_status"
+    TOO_LARGE = "too_large"
+    NOT_HEALTH_DOCUMENT = "not_health_document"
+    MISSING_SIGNATURE = "missing_signature"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAY = "replay"
+    WRONG_SITE = "wrong_site"
+    STALE = "stale"
+    NOT_PASS = "not_pass"  # noqa: S105 - a failure class, not a password
+    ERROR = "error"  # anything unforeseen in the probe itself; never counts as healthy
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The decision thresholds (docs/configuration.md gives ranges and defaults)."""
+
+    down_probes: int = 3
+    down_heartbeat_s: float = 180.0
+    recovery_probes: int = 3
+    recovery_steady_s: float = 180.0
+    lease_ttl_s: float = 60.0
+    stop_grace_s: float = 30.0
+    heartbeat_interval_s: float = 10.0
+    start_cooldown_s: float = 900.0
+    min_state_s: float = 120.0
+    standby_max_runtime_s: float = 86400.0
+    max_start_failures: int = 5  # consecutive failed start attempts before giving up (alerting)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    at: float
+    failure: ProbeFailure | None = None
+    detail: str = ""  # human-readable, never holds a secret
+    http_status: int | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    """What the heartbeat handler last accepted from one site's agent."""
+
+    site: Site
+    sent_at: float  # the agent's clock
+    received_at: float  # the watchdog's clock
+    workload: str  # running | starting | stopping | stopped | unknown
+    epoch_seen: int
+    ready: bool
+    steady_since: float  # start of the current unbroken run of heartbeats
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Lease:
+    site: LeaseSite = LeaseSite.PRIMARY
+    epoch: int = 1
+    changed_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """The control item. `version` is the optimistic-concurrency counter (docs/state.md)."""
+
+    version: int = 0
+    mode: Mode = Mode.AUTO
+    mode_until: float | None = None  # end of a drill
+    phase: Phase = Phase.HEALTHY
+    phase_since: float = 0.0
+    lease: Lease = field(default_factory=Lease)
+    probe_fail_streak: int = 0
+    probe_ok_streak: int = 0
+    last_probe: ProbeResult | None = None
+    last_start_at: float | None = None  # last EC2 start request (cooldown)
+    start_count: int = 0
+    start_failures: int = 0  # consecutive failed start attempts
+    standby_running_since: float | None = None
+    open_alerts: frozenset[str] = frozenset()  # anomaly keys already notified, cleared when resolved
+    last_tick_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything one tick learned before deciding."""
+
+    now: float
+    probe: ProbeResult | None  # None when no probe was made
+    primary: SiteRecord | None
+    standby: SiteRecord | None
+    instance: InstanceState
+
+
+class ActionKind(StrEnum):
+    START_STANDBY = "start_standby"
+    STOP_STANDBY = "stop_standby"
+    NOTIFY = "notify"
+
+
+@dataclass(frozen=True)
+class Notification:
+    key: str  # "transition:<from>-><to>" or an anomaly key; the unit of "notified once"
+    severity: Severity
+    title: str
+    body: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    reason: str
+    notification: Notification | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_phase: Phase
+    to_phase: Phase
+    from_lease: Lease
+    to_lease: Lease
+    reasons: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's output: the state to write (conditionally), then the actions to take."""
+
+    state: ControlState
+    actions: tuple[Action, ...]
+    reasons: tuple[str, ...]  # why, in words a user reads in the log and the CLI
+    transition: Transition | None = None
+    probe_signal: str = "unknown"  # alive | failing | down | unknown
+    heartbeat_signal: str = "unknown"  # alive | down
+
+
+@dataclass(frozen=True)
+class Ec2Outcome:
+    """What an EC2 start or stop did. `error` is a class, `detail` human-readable."""
+
+    ok: bool
+    action: str  # start_requested | already_running | waiting | stop_requested | already_stopped | none
+    state: InstanceState
+    instance_type: str | None = None
+    error: str | None = None  # insufficient_capacity | terminated | missing | aws_error
+    detail: str = ""
