@@ -1,0 +1,92 @@
+"""Builders shared by the watchdog runtime's tests: AWS resources in the moto server, signed
+heartbeats and Lambda Function URL events shaped like the ones AWS delivers."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import boto3
+from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
+from hfo_protocol.keys import Keyring
+from hfo_protocol.nonce import new_nonce
+from hfo_watchdog.store import ensure_table
+
+TABLE = "hfo-state"
+SECRET_TEXT = "test-shared-secret-0123456789-abcdefghij"
+KEYRING = Keyring.from_secret_string(SECRET_TEXT)
+
+
+def create_table(name: str = TABLE) -> Any:
+    client = boto3.client("dynamodb")
+    ensure_table(client, name)
+    return client
+
+
+def create_standby_instance(instance_type: str = "t3.small") -> str:
+    """A stopped instance, as Terraform leaves the standby."""
+    ec2 = boto3.client("ec2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type)["Instances"][0][
+        "InstanceId"
+    ]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    return str(instance_id)
+
+
+def instance_state(instance_id: str) -> str:
+    ec2 = boto3.client("ec2")
+    return str(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+
+def create_secret(text: str = SECRET_TEXT, name: str = "hfo/hmac") -> str:
+    return str(boto3.client("secretsmanager").create_secret(Name=name, SecretString=text)["ARN"])
+
+
+def heartbeat(site: str = "primary", sent_at: float | None = None, **overrides: Any) -> Heartbeat:
+    fields: dict[str, Any] = {
+        "site": site,
+        "sent_at": time.time() if sent_at is None else sent_at,
+        "nonce": new_nonce(),
+        "seq": 1,
+        "workload": "running",
+        "epoch_seen": 1,
+        "ready": True,
+        "agent": "hfo-agent/test",
+    }
+    fields.update(overrides)
+    return Heartbeat(**fields)
+
+
+def function_url_event(
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    method: str = "POST",
+    as_base64: bool = False,
+) -> dict[str, Any]:
+    """A Lambda Function URL (payload format 2.0) event: lower-cased header names."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghij",
+            "domainName": "abcdefghij.lambda-url.us-east-1.on.aws",
+            "http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"},
+            "requestId": "00000000-0000-0000-0000-000000000000",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": base64.b64encode(body).decode("ascii") if as_base64 else body.decode("utf-8", "replace"),
+        "isBase64Encoded": as_base64,
+    }
+
+
+def signed_heartbeat_event(hb: Heartbeat, keyring: Keyring = KEYRING, *, as_base64: bool = False) -> dict[str, Any]:
+    body = build_heartbeat(hb)
+    headers = {"Content-Type": "application/json", "X-HFO-Signature": sign_heartbeat(keyring, body)}
+    return function_url_event(body, headers, as_base64=as_base64)
