@@ -90,3 +90,25 @@ def signed_heartbeat_event(hb: Heartbeat, keyring: Keyring = KEYRING, *, as_base
     body = build_heartbeat(hb)
     headers = {"Content-Type": "application/json", "X-HFO-Signature": sign_heartbeat(keyring, body)}
     return function_url_event(body, headers, as_base64=as_base64)
+
+
+class JsonLog:
+    """A real Powertools Logger writing to memory; `records()` parses its JSON lines."""
+
+    def __init__(self, level: str = "DEBUG") -> None:
+        import io
+        import uuid
+
+        from aws_lambda_powertools import Logger
+
+        self.stream = io.StringIO()
+        self.logger = Logger(service=f"test-{uuid.uuid4().hex[:8]}", level=level, stream=self.stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
+
+    def records(self, message: str | None = None) -> list[dict[str, Any]]:
+        import json
+
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+        return [r for r in lines if message is None or r["message"] == message]

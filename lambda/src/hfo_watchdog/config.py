@@ -19,8 +19,8 @@ from hfo_watchdog.model import Policy
 
 T = TypeVar("T", int, float)
 
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+INSTANCE_ID_RE = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _SECRET_ID = re.compile(
     r"^(?:arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"
 )
@@ -90,8 +90,8 @@ class Settings:
             standby_max_runtime_s=float(r.number("HFO_STANDBY_MAX_RUNTIME_S", int, 86400, 600, 2592000)),
         )
         settings = cls(
-            table_name=r.pattern("HFO_TABLE_NAME", _TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
-            instance_id=r.pattern("HFO_INSTANCE_ID", _INSTANCE_ID, "an EC2 instance id: i- followed by 8 or 17 hex"),
+            table_name=r.pattern("HFO_TABLE_NAME", TABLE_NAME_RE, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+            instance_id=r.pattern("HFO_INSTANCE_ID", INSTANCE_ID_RE, "an EC2 instance id: i- followed by 8 or 17 hex"),
             health_url=r.https_url("HFO_HEALTH_URL"),
             hmac_secret_id=r.pattern("HFO_HMAC_SECRET_ARN", _SECRET_ID, "a Secrets Manager secret ARN or name"),
             discord_webhook_secret_id=r.optional_pattern(
@@ -169,19 +169,7 @@ class _Reader:
         return value
 
     def https_url(self, name: str) -> str:
-        value = self.required(name, "an https:// URL of the primary's health endpoint")
-        try:
-            parts = urlsplit(value)
-            _ = parts.port  # raises ValueError on a bad port
-        except ValueError:
-            raise SettingsError(name, f"must be an https:// URL, got {_show(value)}") from None
-        if parts.scheme != "https" or not parts.hostname:
-            raise SettingsError(name, f"must be an https:// URL with a host, got {_show(value)}")
-        if parts.username or parts.password:
-            raise SettingsError(name, "must not carry credentials (user:password@)")
-        if parts.query or parts.fragment:
-            raise SettingsError(name, "must have no query or fragment (the watchdog adds ?nonce=)")
-        return value
+        return check_https_url(name, self.required(name, "an https:// URL of the primary's health endpoint"))
 
     def optional_file(self, name: str) -> str | None:
         value = self._raw(name)
@@ -245,6 +233,22 @@ class _Reader:
         if len(types) > 10:
             raise SettingsError(name, f"must list at most 10 instance types, got {len(types)}")
         return types
+
+
+def check_https_url(name: str, value: str) -> str:
+    """The health endpoint's URL: https, a host, no credentials, no query (the prober adds ?nonce=)."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(name, f"must be an https:// URL, got {_show(value)}") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(name, f"must be an https:// URL with a host, got {_show(value)}")
+    if parts.username or parts.password:
+        raise SettingsError(name, "must not carry credentials (user:password@)")
+    if parts.query or parts.fragment:
+        raise SettingsError(name, "must have no query or fragment (the watchdog adds ?nonce=)")
+    return value
 
 
 def _show(value: str) -> str:
