@@ -286,16 +286,12 @@ class SecretError(RuntimeError):
 
 
 def fetch_secret_string(client: Any, variable: str, secret_id: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Read one secret through the adapters' reader (it keeps wire-level debug logs, which would
+    hold the value, quiet), and name the variable that pointed at it when that fails."""
+    from hfo_watchdog.notify import SecretError as ReadError
+    from hfo_watchdog.notify import load_secret_string
 
     try:
-        answer = client.get_secret_value(SecretId=secret_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "ClientError")
-        raise SecretError(f"{variable}: cannot read secret {secret_id!r} ({code})") from None
-    except BotoCoreError as exc:
-        raise SecretError(f"{variable}: cannot read secret {secret_id!r} ({type(exc).__name__})") from None
-    value = answer.get("SecretString")
-    if not isinstance(value, str) or not value.strip():
-        raise SecretError(f"{variable}: secret {secret_id!r} has no SecretString")
-    return value
+        return load_secret_string(client, secret_id)
+    except ReadError as exc:
+        raise SecretError(f"{variable}: {exc}") from None

@@ -200,7 +200,7 @@ def tick(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     from hfo_watchdog.tick import run_tick
 
     rt = runtime()
-    logger.append_keys(trigger=str(event.get("source") or event.get("detail-type") or "schedule"))
+    logger.append_keys(event_source=str(event.get("source") or event.get("detail-type") or "schedule"))
     return run_tick(rt.tick_deps()).to_dict()
 
 
