@@ -181,7 +181,7 @@ def test_a_bad_configuration_fails_loudly_every_time_until_fixed(
     handlers.reset_runtime()
     monkeypatch.setenv("HFO_LEASE_TTL_S", "4")
     for _ in range(2):
-        with pytest.raises(SettingsError, match="^HFO_LEASE_TTL_S: must be an integer from 5 to 3600"):
+        with pytest.raises(SettingsError, match=r"^HFO_LEASE_TTL_S: must be an integer from 5 to 3600"):
             handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
         with pytest.raises(SettingsError):
             handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())

@@ -67,6 +67,10 @@ def _bounded_float(low: float, high: float, what: str) -> Callable[[str], float]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--secret x` must never be read as --secret-file
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -329,14 +333,22 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def change_mode(store: Any, mode: Mode, until: float | None, clock: Callable[[], float] = time.time) -> ControlState:
-    """Conditional write of a mode change, retried on a lost race with a fresh read."""
+def change_mode(
+    store: Any, mode: Mode, until: float | None, clock: Callable[[], float] = time.time
+) -> tuple[ControlState, bool]:
+    """Conditional write of a mode change, retried on a lost race with a fresh read. Returns the
+    state and whether it was written (False: the mode already was `mode`, nothing to do)."""
     from hfo_watchdog import engine
 
     for _ in range(_MODE_ATTEMPTS):
         state = store.load_control()
+        if state.mode == mode and until is None:
+            return state, False
         now = clock()
-        changed = engine.set_mode(state, mode, now, until=until)
+        try:
+            changed = engine.set_mode(state, mode, now, until=until)
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
         new_state = replace(changed, version=state.version + 1)
         what = f"mode {state.mode.value} -> {mode.value}"
         if until is not None:
@@ -350,7 +362,7 @@ def change_mode(store: Any, mode: Mode, until: float | None, clock: Callable[[],
             at=now,
         )
         if store.save(state.version, new_state, transition):
-            return new_state
+            return new_state, True
     raise CliError(f"the state kept changing under {_MODE_ATTEMPTS} attempts to write; nothing changed, retry")
 
 
@@ -358,7 +370,10 @@ def _mode_command(mode: Mode, until_minutes: int | None = None) -> Callable[[arg
     def run(args: argparse.Namespace, out: TextIO) -> int:
         store = _store(args, _session(args))
         until = None if until_minutes is None else time.time() + until_minutes * 60
-        state = change_mode(store, mode, until)
+        state, written = change_mode(store, mode, until)
+        if not written:
+            out.write(f"mode is already {state.mode.value}; nothing changed\n")
+            return EXIT_OK
         line = f"mode is now {state.mode.value}"
         if state.mode_until is not None:
             line += f" until {format_ts(state.mode_until)}"

@@ -239,7 +239,12 @@ class Story:
             45,
         )
         standby_epoch = r()["lease_epoch"]
-        self.until("the standby serves the bot", lambda: self.standby.workload == "running", 20)
+        self.until(
+            "on standby: the standby serves the bot",
+            lambda: r()["phase"] == "on_standby" and self.standby.workload == "running",
+            20,
+        )
+        self.step()  # one more tick on the standby, for the timeline
 
         self.timeline.say("== the laptop comes back: health server up, its agent heartbeats (bot kept stopped)")
         self.health.start()
@@ -357,7 +362,10 @@ def run(out: TextIO, verbose: bool = False) -> int:
 
         hfo(["--table", res.table, "history", "--limit", "12"], out=out)
         out.write("\nDEMO PASSED: failover and handback played out; never two bots at once.\n")
+        out.write("shutting down the laptop stand-in and the AWS emulator\n")
         out.flush()
+        primary.quiet()
+        standby.quiet()
         return 0
 
 

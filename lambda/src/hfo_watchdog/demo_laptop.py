@@ -131,6 +131,10 @@ class SiteAgent:
     def revive(self) -> None:
         self.start()
 
+    def quiet(self) -> None:
+        """Stop reporting events (the demo is over; shutting down is not part of the story)."""
+        self._on_event = lambda _text: None
+
     stop = kill
 
     def _loop(self) -> None:
