@@ -55,6 +55,14 @@ class Runtime:
                 self._built[name] = build()
             return self._built[name]
 
+    def use(self, name: str, component: Any) -> None:
+        """Put a ready-made component in place of one this runtime would build ("prober",
+        "standby", "notifier"): the benchmark's instant prober, a demo's stand-ins."""
+        if name not in ("prober", "standby", "notifier"):
+            raise ValueError(f"unknown component {name!r}")
+        with self._lock:
+            self._built[name] = component
+
     def client(self, service: str) -> Any:
         from botocore.config import Config
 
