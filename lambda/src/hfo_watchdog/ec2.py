@@ -36,7 +36,8 @@ INCORRECT_STATE_CODE = "IncorrectInstanceState"
 MAX_ATTEMPTS_RANGE = (1, 10)
 
 
-def _config(max_attempts: int, connect_timeout: float, read_timeout: float) -> Config:
+def client_config(max_attempts: int, connect_timeout: float = 3.0, read_timeout: float = 10.0) -> Config:
+    """botocore Config shared by the watchdog's AWS clients: standard retries, bounded timeouts."""
     lo, hi = MAX_ATTEMPTS_RANGE
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not lo <= max_attempts <= hi:
         raise ValueError(f"max_attempts must be an integer from {lo} to {hi}, got {max_attempts!r}")
@@ -55,7 +56,7 @@ def ec2_client(
     """A boto3 EC2 client with botocore's ``standard`` retries: ``max_attempts`` (1-10) counts every
     attempt, the first included. The endpoint comes from the standard environment: ``AWS_ENDPOINT_URL``
     (or ``AWS_ENDPOINT_URL_EC2``) when set, which is how tests and the demo reach moto."""
-    return boto3.client("ec2", region_name=region, config=_config(max_attempts, connect_timeout, read_timeout))
+    return boto3.client("ec2", region_name=region, config=client_config(max_attempts, connect_timeout, read_timeout))
 
 
 def _error_code(exc: ClientError) -> str:
