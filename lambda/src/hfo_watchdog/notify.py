@@ -167,7 +167,9 @@ def _ascii(text: str) -> str:
 def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    return text[: max(0, limit - 1)] + "\u2026" if limit > 0 else ""
+    if limit <= 0:
+        return ""
+    return text[: limit - 1] + "\u2026"
 
 
 def sns_subject(n: Notification) -> str:
