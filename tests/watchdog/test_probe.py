@@ -232,6 +232,20 @@ def test_error_status_is_http_status(server: HttpsServer, prober: HttpsProber, s
     assert result.http_status == status
 
 
+def test_error_status_is_classified_without_waiting_for_the_body(
+    server: HttpsServer, ca: TestCA, keyring: Keyring
+) -> None:
+    def behave(ex: Exchange) -> None:
+        if ex.send_head(502, {"Content-Type": "text/html", "Content-Length": "100000"}):
+            ex.drip(b"<html>" * 100, 0.05)  # a slow error page
+
+    server.behaviour = behave
+    result = make_prober(server.url("/healthz"), keyring, ca.bundle, read_timeout=5.0).probe()
+    assert_failure(result, ProbeFailure.HTTP_STATUS)
+    assert result.http_status == 502
+    assert result.latency_ms is not None and result.latency_ms < 3000, "the slow error body was not awaited"
+
+
 def test_redirect_is_not_followed(server: HttpsServer, prober: HttpsProber, keyring: Keyring) -> None:
     def behave(ex: Exchange) -> None:
         if ex.request.path == "/elsewhere":

@@ -344,6 +344,8 @@ class HttpsProber:
             status = resp.status_code
             if 300 <= status < 400:
                 raise _Failed(ProbeFailure.REDIRECT, f"HTTP {status} redirect (not followed)", status)
+            if status not in (200, 503):  # only these can carry a document worth reading
+                raise _Failed(ProbeFailure.HTTP_STATUS, f"HTTP {status}", status)
             body = self._read_capped(resp, deadline, status)
             return status, resp.headers, body
         finally:
