@@ -3,6 +3,7 @@ docs/protocol.md#probe, produced by a server that really behaves that way."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -260,9 +261,22 @@ def test_redirect_is_not_followed(server: HttpsServer, prober: HttpsProber, keyr
     assert server.requests_to("/elsewhere") == [], "the redirect target was never asked"
 
 
-def test_unresolvable_name_is_dns(ca: TestCA, keyring: Keyring) -> None:
+def test_unresolvable_name_is_dns(ca: TestCA, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests stay on loopback, so no query goes to a real resolver: the resolver answers
+    # NXDOMAIN for this one name exactly as getaddrinfo reports it, everything else resolves.
+    real_getaddrinfo = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host, *args, **kwargs):
+        if host == "hfo-primary.invalid":
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
     result = make_prober("https://hfo-primary.invalid/healthz", keyring, ca.bundle).probe()
     assert_failure(result, ProbeFailure.DNS)
+    assert asked, "the probe really tried to resolve the name"
 
 
 # --- TLS ---------------------------------------------------------------------------------------
