@@ -18,7 +18,7 @@ from hfo_protocol.heartbeat import build_heartbeat, parse_lease_answer, sign_hea
 from hfo_protocol.keys import Keyring
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
-from hfo_watchdog.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult
+from hfo_watchdog.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
 from hfo_watchdog.store import DynamoStateStore, scan_all
 from hfo_watchdog.tick import Effects
 from testsupport.moto import MotoServer
@@ -233,25 +233,45 @@ def _ts(t: float) -> str:
 BAD = _bad_events()
 
 
+_SEEDED: dict[str, Any] = {}
+
+
+@pytest.fixture
+def seeded(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Endpoint:
+    """A realistic table (control item, both site items, one history item), built once and reused
+    while it is intact: refusals must leave it so, which each test checks."""
+    for key, value in moto.env().items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("dynamodb")
+    try:
+        intact = scan_all(client, TABLE) == _SEEDED.get("items")
+    except client.exceptions.ResourceNotFoundException:
+        intact = False
+    if not intact:
+        moto.reset()
+        client = create_table()
+        endpoint = Endpoint(client=client, store=DynamoStateStore(client, TABLE, steady_gap_s=30))
+        now = time.time()
+        endpoint.post(signed_heartbeat_event(heartbeat("primary", now - 5)))
+        endpoint.post(signed_heartbeat_event(heartbeat("standby", now - 5, workload="stopped")))
+        state = ControlState(version=1, phase=Phase.HEALTHY, lease=Lease(LeaseSite.PRIMARY, 1, now - 100))
+        t = Transition(Phase.HEALTHY, Phase.HEALTHY, state.lease, state.lease, ("seed",), now - 50)
+        assert endpoint.store.save(0, state, t)
+        _SEEDED["items"] = scan_all(client, TABLE)
+        assert len(_SEEDED["items"]) == 4
+    return Endpoint(client=client, store=DynamoStateStore(client, TABLE, steady_gap_s=30))
+
+
 @pytest.mark.parametrize(("name", "make", "status", "code"), BAD, ids=[b[0] for b in BAD])
 def test_every_bad_input_is_refused_without_changing_state(
-    endpoint: Endpoint, name: str, make: Callable[[], dict[str, Any]], status: int, code: str
+    seeded: Endpoint, name: str, make: Callable[[], dict[str, Any]], status: int, code: str
 ) -> None:
-    # A realistic table: a control item, both site items and one history item.
-    now = time.time()
-    endpoint.post(signed_heartbeat_event(heartbeat("primary", now - 5)))
-    endpoint.post(signed_heartbeat_event(heartbeat("standby", now - 5, workload="stopped")))
-    from hfo_watchdog.model import Transition
-
-    state = ControlState(version=1, phase=Phase.HEALTHY, lease=Lease(LeaseSite.PRIMARY, 1, now - 100))
-    t = Transition(Phase.HEALTHY, Phase.HEALTHY, state.lease, state.lease, ("seed",), now - 50)
-    assert endpoint.store.save(0, state, t)
-    before = endpoint.table()
+    before = seeded.table()
     assert len(before) == 4
-    answer = endpoint.post(make())
+    answer = seeded.post(make())
     assert _refusal(answer) == (status, code), name
-    assert endpoint.table() == before
-    [refused] = endpoint.log.records("heartbeat_refused")
+    assert seeded.table() == before
+    [refused] = seeded.log.records("heartbeat_refused")
     assert refused["error"] == code
 
 

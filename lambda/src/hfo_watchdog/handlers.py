@@ -64,10 +64,12 @@ class Runtime:
             self._built[name] = component
 
     def client(self, service: str) -> Any:
-        from botocore.config import Config
+        """One boto3 client per service and container, with the watchdog's retry policy; the
+        endpoint comes from the standard environment (AWS_ENDPOINT_URL in tests and the demo)."""
+        from hfo_watchdog.ec2 import client_config
 
-        config = Config(
-            retries={"mode": "standard", "total_max_attempts": self.settings.aws_max_attempts},
+        config = client_config(
+            self.settings.aws_max_attempts,
             connect_timeout=_CLIENT_CONNECT_TIMEOUT_S,
             read_timeout=_CLIENT_READ_TIMEOUT_S,
         )
@@ -112,11 +114,10 @@ class Runtime:
 
     def standby(self) -> StandbyInstance:
         def build() -> StandbyInstance:
-            from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
+            from hfo_watchdog.ec2 import Ec2StandbyInstance
 
             s = self.settings
-            client = ec2_client(s.aws_max_attempts, region=self._session.region_name)
-            return Ec2StandbyInstance(client, s.instance_id, s.fallback_instance_types)
+            return Ec2StandbyInstance(self.client("ec2"), s.instance_id, s.fallback_instance_types)
 
         return self._once("standby", build)  # type: ignore[no-any-return]
 
