@@ -20,8 +20,9 @@ import pytest
 import trustme
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
 from hfo_watchdog import handlers
-from hfo_watchdog.config import SettingsError
+from hfo_watchdog.config import SecretError, SettingsError
 from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
+from hfo_watchdog.store import StoreUnavailable
 from testsupport.lambda_context import FakeLambdaContext
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
@@ -33,6 +34,7 @@ from testsupport.watchdog import (
     create_table,
     function_url_event,
     heartbeat,
+    instance_state,
     signed_heartbeat_event,
 )
 
@@ -174,7 +176,6 @@ def test_heartbeat_handler_answers_with_the_signed_lease(deployed: dict[str, str
     assert refused["statusCode"] == 405 and json.loads(refused["body"])["error"] == "method_not_allowed"
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_bad_configuration_fails_loudly_every_time_until_fixed(
     deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
 ) -> None:
@@ -224,3 +225,34 @@ def test_importing_the_handlers_loads_no_aws_sdk_and_no_tracer() -> None:
 def test_tracing_is_opt_in() -> None:
     loaded = _imported_after({"HFO_TRACING": "true", "POWERTOOLS_TRACE_DISABLED": "true"})
     assert "aws_xray_sdk" in {m.split(".")[0] for m in loaded}
+
+
+def test_an_unreadable_keyring_refuses_heartbeats_with_503_and_fails_ticks(
+    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+) -> None:
+    boto3.client("secretsmanager").create_secret(Name="too-short", SecretString="short")
+    for secret, why in [("no-such-secret", "ResourceNotFoundException"), ("too-short", "at least 32")]:
+        handlers.reset_runtime()
+        monkeypatch.setenv("HFO_HMAC_SECRET_ARN", secret)
+        answer = handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())
+        assert answer["statusCode"] == 503 and json.loads(answer["body"])["error"] == "unavailable"
+        with pytest.raises(SecretError, match=f"^HFO_HMAC_SECRET_ARN: .*{why}"):
+            handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+        logged = [r for r in output.lines() if r.get("message") == "keyring_unavailable"]
+        assert logged and "HFO_HMAC_SECRET_ARN" in logged[-1]["why"]
+    assert "short" not in " ".join(r.get("why", "") for r in output.lines()).replace("too-short", "")
+    assert boto3.client("dynamodb").scan(TableName=TABLE)["Items"] == []
+
+
+def test_an_unreachable_table_fails_the_tick_loudly(
+    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+) -> None:
+    monkeypatch.setenv("HFO_TABLE_NAME", "missing-table")
+    monkeypatch.setenv("HFO_AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
+        handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    lines = output.lines()
+    [logged] = [r for r in lines if r.get("message") == "store_unavailable"]
+    assert "batch_get_item" in logged["why"]
+    assert not [r for r in lines if "_aws" in r]  # nothing was measured, nothing is published
+    assert instance_state(deployed["HFO_INSTANCE_ID"]) == "stopped"

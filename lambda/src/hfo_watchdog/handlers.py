@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hfo_watchdog.observability import Metric, logger, metrics, put_metric, traced
+from hfo_watchdog.observability import Metric, logger, publishing_metrics, put_metric, traced
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -91,9 +91,17 @@ class Runtime:
         )
 
     def keyring(self) -> Keyring:
-        from hfo_protocol.keys import Keyring
+        def build() -> Keyring:
+            from hfo_protocol.keys import Keyring
 
-        return self._once("keyring", lambda: Keyring.from_secret_string(self.secrets.hmac_secret()))
+            from hfo_watchdog.config import SecretError
+
+            try:
+                return Keyring.from_secret_string(self.secrets.hmac_secret())
+            except ValueError as exc:  # the keyring's messages name the problem, never the secret
+                raise SecretError(f"HFO_HMAC_SECRET_ARN: {exc}") from None
+
+        return self._once("keyring", build)  # type: ignore[no-any-return]
 
     def prober(self) -> Prober:
         def build() -> Prober:
@@ -201,22 +209,37 @@ def reset_runtime() -> None:
         _runtime = None
 
 
-@metrics.log_metrics
+@publishing_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced
 def tick(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge Scheduler target: one tick. Returns the tick's report (visible in the console)."""
+    from hfo_watchdog.store import StoreError
     from hfo_watchdog.tick import run_tick
 
     rt = runtime()
     logger.append_keys(event_source=str(event.get("source") or event.get("detail-type") or "schedule"))
-    return run_tick(rt.tick_deps()).to_dict()
+    try:
+        return run_tick(rt.tick_deps()).to_dict()
+    except StoreError as exc:
+        # Nothing was decided or done; the invocation fails (Lambda's Errors metric counts it) and
+        # the next tick starts over from the stored state.
+        logger.error("store_unavailable", extra={"why": str(exc)})
+        raise
 
 
 @logger.inject_lambda_context(clear_state=True)
 @traced
 def heartbeat(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Function URL target: one heartbeat in, one lease answer (or a refusal) out."""
-    from hfo_watchdog.heartbeat import handle
+    from hfo_watchdog.config import SecretError
+    from hfo_watchdog.heartbeat import handle, refusal
 
-    return handle(event, runtime().heartbeat_deps())
+    try:
+        deps = runtime().heartbeat_deps()
+    except SecretError as exc:
+        # Without the keyring no heartbeat can be checked: refuse like any unavailable dependency,
+        # so the agent retries (and keeps fencing by its lease TTL meanwhile).
+        logger.error("keyring_unavailable", extra={"why": str(exc)})
+        return refusal("unavailable", "the watchdog cannot read its keyring now; retry")
+    return handle(event, deps)
