@@ -6,7 +6,7 @@ current state) so code that works with the fake works with the real adapter."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hfo_watchdog.model import Ec2Outcome, InstanceState, Notification, ProbeFailure, ProbeResult
@@ -52,33 +52,17 @@ class FakeProber:
             return good_probe(now) if self.alive else failed_probe(now, self.failure)
 
 
-class SequenceProber:
-    """ports.Prober answering a fixed script; after the script, the last answer repeats."""
-
-    def __init__(self, clock: Callable[[], float], script: Iterable[bool | ProbeFailure]) -> None:
-        self.clock = clock
-        self._script: Iterator[bool | ProbeFailure] = iter(script)
-        self._last: bool | ProbeFailure = True
-
-    def probe(self) -> ProbeResult:
-        self._last = next(self._script, self._last)
-        now = self.clock()
-        if self._last is True:
-            return good_probe(now)
-        failure = ProbeFailure.CONNECT_REFUSED if self._last is False else self._last
-        return failed_probe(now, failure)
-
-
 _RUNNING_OR_STARTING = (InstanceState.PENDING, InstanceState.RUNNING)
 _GONE = (InstanceState.SHUTTING_DOWN, InstanceState.TERMINATED)
 
 
 @dataclass
 class FakeStandby:
-    """ports.StandbyInstance modelled on EC2: start only from stopped, stop only from pending or
-    running, `settle()` finishes pending -> running and stopping -> stopped as EC2 does after a
-    while. Instance types without capacity fail with insufficient capacity, and the fake falls
-    back through `fallback_types` like the real adapter (modify the stopped instance's type)."""
+    """ports.StandbyInstance modelled on EC2 and on the real adapter's outcomes: start only from
+    stopped, stop only from running (pending and stopping answer `waiting`); `settle()` finishes
+    pending -> running and stopping -> stopped, as EC2 does after a while. Instance types without
+    capacity fail with insufficient capacity, and the fake falls back through `fallback_types`
+    like the real adapter (which changes the stopped instance's type)."""
 
     current: InstanceState = InstanceState.STOPPED
     instance_type: str = "t3.small"
@@ -131,11 +115,14 @@ class FakeStandby:
         self.calls.append("ensure_stopped")
         if self.aws_error:
             return Ec2Outcome(False, "none", InstanceState.UNKNOWN, error="aws_error", detail="scripted 5xx")
-        if self.current in _RUNNING_OR_STARTING:
+        if self.current == InstanceState.RUNNING:
             self.current = InstanceState.STOPPING
             return Ec2Outcome(True, "stop_requested", self.current, self.instance_type)
-        if self.current in (InstanceState.STOPPED, InstanceState.STOPPING):
+        if self.current == InstanceState.STOPPED:
             return Ec2Outcome(True, "already_stopped", self.current, self.instance_type)
+        if self.current in (InstanceState.STOPPING, InstanceState.PENDING):
+            # EC2 refuses to stop a pending instance; the next tick tries again once it runs.
+            return Ec2Outcome(True, "waiting", self.current, self.instance_type)
         if self.current == InstanceState.MISSING:
             return Ec2Outcome(False, "none", self.current, error="missing", detail="no such instance")
         return Ec2Outcome(False, "none", self.current, error="terminated", detail="instance terminated")
