@@ -67,6 +67,13 @@ def test_agent_role_names_exactly_the_scaled_workloads(overlay: str) -> None:
         assert set(rule["resourceNames"]) == names, f"{resources}: {rule['resourceNames']} != {names}"
         want = {"get", "patch", "update"} if resources[0].endswith("/scale") else {"get", "patch"}
         assert set(rule["verbs"]) == want
+    health_role = find(docs, "Role", "hfo-site-health")
+    assert health_role["rules"] == [
+        {"apiGroups": ["apps"], "resources": sorted(plural), "resourceNames": sorted(names), "verbs": ["get"]}
+    ]
+    site_doc = find(docs, "Deployment", "hfo-site")
+    health_env = parse_workloads(env_value(container(site_doc, "health"), "HFO_K8S_WORKLOADS", docs))
+    assert health_env == workloads(overlay), "health and agent must watch the same workloads"
     binding = find(docs, "RoleBinding", "hfo-site-agent")
     site = pod_spec(find(docs, "Deployment", "hfo-site"))
     assert site is not None
@@ -116,6 +123,8 @@ def test_shards_cover_the_desired_pods(overlay: str) -> None:
 def test_workload_ready_url_points_at_the_bot_readiness_endpoint(overlay: str) -> None:
     agent_c, docs = agent(overlay)
     url = env_value(agent_c, "HFO_WORKLOAD_READY_URL", docs)
+    health_c = container(find(docs, "Deployment", "hfo-site"), "health")
+    assert env_value(health_c, "HFO_WORKLOAD_READY_URL", docs) == url
     bot = find(docs, "StatefulSet", "bot")
     service = find(docs, "Service", bot["spec"]["serviceName"])
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
@@ -417,6 +426,12 @@ def test_sealed_secrets_feed_the_volumes_that_use_them() -> None:
     for overlay in ("laptop", "aws"):
         docs = render(overlay)
         sealed = {d["metadata"]["name"]: set(d["spec"]["encryptedData"]) for d in of_kind(docs, "SealedSecret")}
+        # service-account-token Secrets are filled in by the cluster with these keys
+        sealed |= {
+            d["metadata"]["name"]: {"token", "ca.crt", "namespace"}
+            for d in of_kind(docs, "Secret")
+            if d.get("type") == "kubernetes.io/service-account-token"
+        }
         for d in docs:
             spec = pod_spec(d)
             for vol in (spec or {}).get("volumes", []):

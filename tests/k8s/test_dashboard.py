@@ -60,8 +60,9 @@ def test_dashboard_shows_lease_signals_heartbeats_and_failovers() -> None:
         "hfo_agent_lease_info",
         "hfo_agent_lease_epoch",
         "hfo_agent_heartbeats_total",
-        "hfo_health_probe_answers_total",
-        "hfo_agent_scale_actions_total",
+        "hfo_health_requests_total",
+        "hfo_agent_workload_actions_total",
+        "hfo_agent_self_fences_total",
         "hfo_bot_gateway_ready",
     ):
         assert needed in queried
@@ -86,3 +87,17 @@ def test_bot_exposes_exactly_its_contract() -> None:
     exposed = {m for m in METRIC.findall(text) if not m.endswith("_created")}
     documented = {m for m, src in contract().items() if src == "bot"}
     assert exposed == documented
+
+
+def test_site_image_exposes_the_contract_it_owns() -> None:
+    """Runs once healthcheck/ (package hfo_site) is part of the tree; skipped on a branch without it."""
+    site_metrics = pytest.importorskip("hfo_site.metrics", reason="hfo_site (healthcheck/) is not installed here")
+    from prometheus_client import generate_latest
+
+    exposed: set[str] = set()
+    for cls in (site_metrics.HealthMetrics, site_metrics.AgentMetrics):
+        exposed |= set(METRIC.findall(generate_latest(cls().registry).decode()))
+    text = (REPO_ROOT / "docs/kubernetes.md").read_text()
+    requested = set(re.findall(r"\| `(hfo_[a-z_]+)` \|[^\n]*\*requested\*", text))
+    owned = {m for m, src in contract().items() if src in {"agent", "health"}} - requested
+    assert owned - exposed == set()

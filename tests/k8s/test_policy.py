@@ -9,13 +9,15 @@ import copy
 import re
 
 import pytest
-from testsupport.k8s import ContainerRef, Doc, all_docs, containers, find, pod_spec, render
+from testsupport.k8s import ContainerRef, Doc, all_docs, containers, find, of_kind, pod_spec, render
 
 pytestmark = pytest.mark.k8s
 
 # registry/owner/name:exact-version[@sha256:...] or name@sha256:...
 PINNED = re.compile(r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:v?\d+\.\d+\.\d+[-+.\w]*)?(@sha256:[0-9a-f]{64})?$")
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Containers that talk to the Kubernetes API, each with its own identity (checked below).
+TOKEN_HOLDERS = {"agent", "health"}
 
 
 def violations(ref: ContainerRef) -> list[str]:
@@ -68,8 +70,8 @@ def violations(ref: ContainerRef) -> list[str]:
         if pod.get(flag):
             out.append(flag)
     mounts_token = any(m.get("mountPath") == SA_TOKEN_PATH for m in c.get("volumeMounts", []))
-    if mounts_token and c.get("name") != "agent":
-        out.append("mounts a Kubernetes API token but is not the site agent")
+    if mounts_token and c.get("name") not in TOKEN_HOLDERS:
+        out.append("mounts a Kubernetes API token but is neither the site agent nor the health service")
     return out
 
 
@@ -88,20 +90,38 @@ def test_container_follows_the_security_policy(ref: ContainerRef) -> None:
     assert violations(ref) == []
 
 
-def test_only_the_agent_gets_an_api_token_and_only_through_a_projected_volume() -> None:
+def _mounted_volume(spec: Doc, container_name: str, path: str) -> Doc:
+    c = next(c for c in spec["containers"] if c["name"] == container_name)
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == path)
+    return next(v for v in spec["volumes"] if v["name"] == mount["name"])
+
+
+def test_api_tokens_agent_gets_the_pod_identity_health_a_read_only_one_bot_none() -> None:
     for name in ("laptop", "aws"):
         docs = render(name)
         site = pod_spec(find(docs, "Deployment", "hfo-site"))
         assert site is not None
-        token_volumes = [
-            v["name"]
-            for v in site["volumes"]
-            if any("serviceAccountToken" in s for s in v.get("projected", {}).get("sources", []))
-        ]
-        assert token_volumes == ["kube-api-access"]
-        users = [c["name"] for c in site["containers"] for m in c.get("volumeMounts", []) if m["name"] in token_volumes]
-        assert users == ["agent"]
-        for sa in (d for d in docs if d["kind"] == "ServiceAccount"):
+        # the agent: the Pod's own ServiceAccount, as a short-lived projected token
+        agent_vol = _mounted_volume(site, "agent", SA_TOKEN_PATH)
+        assert any("serviceAccountToken" in s for s in agent_vol["projected"]["sources"])
+        # the health service: a separate ServiceAccount whose Role can only read
+        health_vol = _mounted_volume(site, "health", SA_TOKEN_PATH)
+        token = find(docs, "Secret", health_vol["secret"]["secretName"])
+        assert token["type"] == "kubernetes.io/service-account-token"
+        health_sa = token["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+        assert health_sa != site["serviceAccountName"]
+        binding = next(b for b in of_kind(docs, "RoleBinding") if b["subjects"][0]["name"] == health_sa)
+        role = find(docs, "Role", binding["roleRef"]["name"])
+        assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get"}
+        # nothing else holds a token, and no ServiceAccount automounts one
+        holders = {
+            c["name"] for c in site["containers"] for m in c.get("volumeMounts", []) if m["mountPath"] == SA_TOKEN_PATH
+        }
+        assert holders == TOKEN_HOLDERS
+        bot = pod_spec(find(docs, "StatefulSet", "bot"))
+        assert bot is not None
+        assert not [m for c in bot["containers"] for m in c.get("volumeMounts", []) if m["mountPath"] == SA_TOKEN_PATH]
+        for sa in of_kind(docs, "ServiceAccount"):
             assert sa.get("automountServiceAccountToken") is False, sa["metadata"]["name"]
 
 
