@@ -8,9 +8,12 @@ import math
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
 from hfo_bot.gateway import GatewayStatus
 from hfo_bot.health import HealthServer
 from hfo_bot.metrics import BotMetrics
+
+pytestmark = pytest.mark.network
 
 READY = GatewayStatus(True, 0.042, "2 shard(s) connected")
 NOT_READY = GatewayStatus(False, math.nan, "gateway not connected yet (waiting for READY)")
