@@ -462,7 +462,10 @@ def _fresh_active(rec: SiteRecord | None, now: float, policy: Policy) -> bool:
 def _anomalies(d: _Draft, t: _Tick) -> None:
     st, sig, obs, policy = d.state, t.sig, t.obs, d.policy
     active: dict[str, str] = {}
-    if sig.probe == "down" and sig.heartbeat == "alive":
+    # "Heartbeats arrive" = the primary's agent still holds its lease (last one younger than the
+    # TTL): a probe outage then is Funnel's, not the primary's. An older heartbeat is an outage
+    # on its way to DOWN, not a degradation.
+    if sig.probe == "down" and sig.heartbeat_age is not None and sig.heartbeat_age < policy.lease_ttl_s:
         active[alerts.DEGRADED_PROBE] = f"{sig.probe_reason}, but {sig.heartbeat_reason}: no failover"
     if sig.heartbeat == "down" and sig.probe == "alive":
         active[alerts.DEGRADED_HEARTBEAT] = f"{sig.heartbeat_reason}, but {sig.probe_reason}: no failover"

@@ -29,6 +29,7 @@ class Signals:
     heartbeat: str  # alive | down
     probe_reason: str
     heartbeat_reason: str
+    heartbeat_age: float | None = None  # seconds since the primary's last accepted heartbeat
 
     @property
     def down(self) -> bool:
@@ -109,7 +110,8 @@ def heartbeat_signal(primary: SiteRecord | None, now: float, policy: Policy) -> 
 def read_signals(state: ControlState, primary: SiteRecord | None, now: float, policy: Policy) -> Signals:
     probe, probe_reason = probe_signal(state, policy)
     heartbeat, heartbeat_reason = heartbeat_signal(primary, now, policy)
-    return Signals(probe, heartbeat, probe_reason, heartbeat_reason)
+    age = None if primary is None else now - primary.received_at
+    return Signals(probe, heartbeat, probe_reason, heartbeat_reason, age)
 
 
 def recovery_check(
