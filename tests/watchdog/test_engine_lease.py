@@ -39,7 +39,9 @@ def test_primary_silent_longer_than_ttl_and_grace_is_fenced_even_while_named():
     lease = Lease(LeaseSite.PRIMARY, 1, T0 - 5000)
     f = fencing(Site.PRIMARY, lease, rec(age=WINDOW), InstanceState.STOPPED, T0, POLICY)
     assert f.fenced
-    assert f.reason == "primary cannot hold a fresh lease any more (lease_ttl_s 60 s + stop_grace_s 30 s passed 0 s ago)"
+    assert f.reason == (
+        "primary cannot hold a fresh lease any more (lease_ttl_s 60 s + stop_grace_s 30 s passed 0 s ago)"
+    )
 
 
 def test_primary_heard_recently_may_still_hold_its_lease():
