@@ -131,5 +131,6 @@ def test_no_outcomes_still_bumps_the_version_and_ignores_notifications():
     d2 = apply_outcomes(st, [(note, STARTED)], T0, POLICY)
     assert d.state.version == d2.state.version == st.version + 1
     assert d.actions == d2.actions == ()
+    assert d.reasons == d2.reasons == ("no EC2 outcome to record",)
     assert d2.state.start_failures == st.start_failures
     assert d.probe_signal == "down"

@@ -608,6 +608,8 @@ def apply_outcomes(
             _start_outcome(d, outcome)
         elif action.kind == ActionKind.STOP_STANDBY:
             _stop_outcome(d, outcome)
+    if not d.reasons:
+        d.reasons.append("no EC2 outcome to record")
     return d.finish(probe_signal(state, policy)[0], "unknown")
 
 
