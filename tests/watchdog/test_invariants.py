@@ -13,7 +13,7 @@ by someone else, and random operator commands.
 And liveness: once the primary is up for long enough in auto mode, the workload is back home and
 the standby is stopped.
 
-Examples: HFO_ENGINE_EXAMPLES (default 60) per property; derandomized under CI=true, random
+Examples: HFO_ENGINE_EXAMPLES (default 100) per property; derandomized under CI=true, random
 otherwise (a failure prints the example and `@reproduce_failure`).
 """
 
@@ -30,7 +30,7 @@ from watchdog.sim import Command, Segment, Sim, Timing
 
 _CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SETTINGS = settings(
-    max_examples=int(os.environ.get("HFO_ENGINE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("HFO_ENGINE_EXAMPLES", "100")),
     deadline=None,
     derandomize=_CI,
     suppress_health_check=[HealthCheck.too_slow],
