@@ -276,6 +276,7 @@ def test_drill_takes_a_future_end_time():
         (Mode.DRILL, T0 - 1, "must be a finite time after now"),
         (Mode.DRILL, math.inf, "drill end time until=inf must be a finite time after now"),
         (Mode.DRILL, math.nan, "drill end time until=nan must be a finite time after now"),
+        (Mode.DRILL, "tomorrow", "drill end time until='tomorrow' must be a number (epoch seconds)"),
         (Mode.PAUSED, T0 + 60, "until is only for drill mode; mode paused must not have one"),
         (Mode.AUTO, T0 + 60, "until is only for drill mode; mode auto must not have one"),
         ("sideways", None, "mode 'sideways' is not one of: auto, pin_primary, pin_standby, paused, drill"),
