@@ -25,6 +25,7 @@ from hfo_watchdog.model import (
 from hfo_watchdog.store import (
     DynamoStateStore,
     HeartbeatReplay,
+    SiteUnchanged,
     StoreUnavailable,
     ensure_table,
     history_sort_key,
@@ -289,3 +290,24 @@ def test_ensure_table_is_idempotent_and_enables_ttl(aws: MotoServer) -> None:
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = client.describe_time_to_live(TableName="t1")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_a_guarded_write_fails_when_the_site_heartbeated_after_the_read(ddb: Any) -> None:
+    s = store(ddb)
+    assert s.save(0, rich_state(1), None, unchanged=SiteUnchanged(Site.PRIMARY, None))  # no record yet: ok
+    s.record_heartbeat(heartbeat("primary", T0), T0)
+    _, primary, _ = s.load()
+    assert primary is not None
+    guard = SiteUnchanged(Site.PRIMARY, primary.received_at)
+    assert s.save(1, rich_state(2), _transition(), unchanged=guard)
+    s.record_heartbeat(heartbeat("primary", T0 + 5), T0 + 5)  # lands after the read
+    before = scan_all(ddb, TABLE)
+    assert not s.save(2, rich_state(3), _transition(at=T0 + 20, epoch=9), unchanged=guard)
+    assert s.last_conflict == "a heartbeat from the primary arrived after the state was read"
+    assert scan_all(ddb, TABLE) == before
+    assert not s.save(2, rich_state(3), None, unchanged=SiteUnchanged(Site.STANDBY, T0))  # no standby item
+    assert s.last_conflict == "a heartbeat from the standby arrived after the state was read"
+    assert not s.save(1, rich_state(2), None)
+    assert s.last_conflict == "the control item is no longer at version 1"
+    assert s.save(2, rich_state(3), None, unchanged=SiteUnchanged(Site.PRIMARY, T0 + 5))
+    assert s.last_conflict is None

@@ -219,6 +219,10 @@ class _PausedStore:
     def save(self, expected_version: int, state: ControlState, transition: Transition | None, **kw: Any) -> bool:
         return self.inner.save(expected_version, state, transition, **kw)
 
+    @property
+    def last_conflict(self) -> str | None:
+        return self.inner.last_conflict
+
 
 @dataclass
 class _Counting:
@@ -280,6 +284,7 @@ def test_race_between_two_ticks_only_the_winner_acts(world: World) -> None:
     assert winner["notifier"].sent and loser["notifier"].sent == []
     [lost] = loser["log"].records("lost_race")
     assert "start_standby" in lost["would_act"]
+    assert lost["conflict"].startswith("the control item is no longer at version 2")
     assert lost["reasons"] and lost["expected_version"] == 2
     assert loser["log"].records("decision") == []
     history = world.store.history(100)
@@ -336,3 +341,41 @@ def test_handback_stops_the_instance(world: World) -> None:
     assert world.control().lease.site == LeaseSite.PRIMARY
     assert world.ec2() in ("stopping", "stopped")
     assert [h.to_lease.site for h in reversed(world.store.history(20))][-2:] == [LeaseSite.NONE, LeaseSite.PRIMARY]
+
+
+@dataclass
+class _HeartbeatInBetween:
+    """The real store; between this tick's read and its write, the primary's agent heartbeats
+    (through the heartbeat handler's store call) and is answered with the lease as stored."""
+
+    inner: DynamoStateStore
+    clock: FakeClock
+
+    def load(self) -> tuple[ControlState, SiteRecord | None, SiteRecord | None]:
+        return self.inner.load()
+
+    def save(self, expected_version: int, state: ControlState, transition: Transition | None, **kw: Any) -> bool:
+        other = DynamoStateStore(boto3.client("dynamodb"), TABLE, writer="heartbeat")
+        other.record_heartbeat(heartbeat("primary", self.clock.now), self.clock.now)
+        return self.inner.save(expected_version, state, transition, **kw)
+
+    @property
+    def last_conflict(self) -> str | None:
+        return self.inner.last_conflict
+
+
+def test_a_heartbeat_between_read_and_write_cancels_taking_the_lease_away(world: World) -> None:
+    healthy_start(world)
+    world.prober.alive = False
+    world.tick()
+    world.clock.advance(60)  # silent and unreachable for long enough: this tick would fail over
+    report = world.tick(store=_HeartbeatInBetween(world.store, world.clock))
+    assert report.outcome == "lost_race"
+    [lost] = world.log.records("lost_race")
+    assert lost["conflict"] == "a heartbeat from the primary arrived after the state was read"
+    assert "start_standby" in lost["would_act"]
+    assert world.ec2() == "stopped" and world.control().lease.site == LeaseSite.PRIMARY
+    # The next tick sees the heartbeat: the primary is alive, no failover.
+    world.clock.advance(1)
+    again = world.tick()
+    assert again.outcome == "saved" and again.lease_site == "primary" and world.ec2() == "stopped"

@@ -35,8 +35,8 @@ from hfo_protocol.timefmt import format_ts
 
 from hfo_watchdog import engine
 from hfo_watchdog.model import ControlState, InstanceState, Policy, Site, SiteRecord, Transition
-from hfo_watchdog.store import HeartbeatReplay, StoreUnavailable
-from hfo_watchdog.tick import Effects, Log, commit_and_act
+from hfo_watchdog.store import HeartbeatReplay, SiteUnchanged, StoreUnavailable
+from hfo_watchdog.tick import Effects, Log, commit_and_act, lease_guard
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
 _SIGNATURE_CODES = {"missing": "unsigned", "malformed": "bad_signature", "mismatch": "bad_signature"}
@@ -56,7 +56,11 @@ class HeartbeatStore(Protocol):
         transition: Transition | None,
         *,
         instance: InstanceState | None = None,
+        unchanged: SiteUnchanged | None = None,
     ) -> bool: ...
+
+    @property
+    def last_conflict(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,10 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
 def _decide_and_save(deps: HeartbeatDeps, record: SiteRecord, now: float) -> ControlState:
     """Let the engine complete a handover this heartbeat fulfils; return the state to answer with."""
     state, primary, standby = deps.store.load()
-    other = standby if record.site == Site.PRIMARY else primary
+    if record.site == Site.PRIMARY:
+        primary, other = record, standby
+    else:
+        standby, other = record, primary
     decision = engine.on_heartbeat(state, record, other, now, deps.policy)
     if decision is None:
         return state
@@ -221,6 +228,7 @@ def _decide_and_save(deps: HeartbeatDeps, record: SiteRecord, now: float) -> Con
         deps.policy,
         deps.clock,
         deps.log,
+        guard=lease_guard(decision, primary, standby),
         context={"trigger": f"heartbeat:{record.site.value}"},
     )
     if committed is None:

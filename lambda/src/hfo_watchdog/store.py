@@ -8,6 +8,7 @@ trips and no resource layer to import at cold start.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,17 @@ class HeartbeatReplay(StoreError):
         self.site = site
         self.sent_at = sent_at
         self.last_sent_at = last_sent_at
+
+
+@dataclass(frozen=True)
+class SiteUnchanged:
+    """A guard for a control write: the site's item must still hold the heartbeat the writer read
+    (`received_at`), or still be absent (None). A tick that takes the lease away from a site uses
+    it, so that a heartbeat of that site answered with the old lease between the tick's read and
+    its write cancels the write instead of leaving the site believing it holds the lease."""
+
+    site: Site
+    received_at: float | None
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,12 @@ class DynamoStateStore:
         self._writer = writer
         self._clock = clock
         self.calls = 0  # AWS calls made, for the benchmark and the logs
+        self._local = threading.local()
+
+    @property
+    def last_conflict(self) -> str | None:
+        """Why this thread's last save() returned False (for the `lost_race` log)."""
+        return getattr(self._local, "conflict", None)
 
     # -- reads
 
@@ -324,10 +342,14 @@ class DynamoStateStore:
         transition: Transition | None,
         *,
         instance: InstanceState | None = None,
+        unchanged: SiteUnchanged | None = None,
     ) -> bool:
-        """Conditional write of the control item (+ the history item, in one transaction)."""
+        """Conditional write of the control item, in one transaction with the transition's history
+        item and the `unchanged` guard when given. False when a condition failed: then nothing was
+        written, and `last_conflict` says which."""
         if state.version != expected_version + 1:
             raise ValueError(f"state.version must be {expected_version + 1}, got {state.version}")
+        self._local.conflict = None
         now = self._clock()
         put: dict[str, Any] = {
             "TableName": self.table_name,
@@ -338,28 +360,38 @@ class DynamoStateStore:
         else:
             put["ConditionExpression"] = "version = :expected"
             put["ExpressionAttributeValues"] = {":expected": _n(expected_version)}
-        if transition is None:
-            try:
-                self._call("put_item", **put)
-            except _ConditionFailed:
-                return False
-            return True
-        history = self._history_item(state, transition, instance)
-        try:
-            self._call(
-                "transact_write_items",
-                TransactItems=[
-                    {"Put": put},
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": history,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ],
+        items: list[dict[str, Any]] = [{"Put": put}]
+        what = [f"the control item is no longer at version {expected_version}"]
+        if transition is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._history_item(state, transition, instance),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
             )
-        except _ConditionFailed:
+            what.append("the history item exists already")
+        if unchanged is not None:
+            check: dict[str, Any] = {"TableName": self.table_name, "Key": _site_key(unchanged.site.value)}
+            if unchanged.received_at is None:
+                check["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                check["ConditionExpression"] = "received_at = :seen"
+                check["ExpressionAttributeValues"] = {":seen": _n(unchanged.received_at)}
+            items.append({"ConditionCheck": check})
+            what.append(f"a heartbeat from the {unchanged.site.value} arrived after the state was read")
+        try:
+            if len(items) == 1:
+                self._call("put_item", **put)
+            else:
+                self._call("transact_write_items", TransactItems=items)
+        except _ConditionFailed as failed:
+            codes = failed.codes or ["ConditionalCheckFailed"]
+            self._local.conflict = "; ".join(
+                w for w, c in zip(what, codes + ["None"] * len(what), strict=False) if c == "ConditionalCheckFailed"
+            )
             return False
         return True
 
@@ -452,18 +484,22 @@ class DynamoStateStore:
         except ClientError as exc:
             code = _error_code(exc)
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
+                raise _ConditionFailed() from None
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                    raise _ConditionFailed from None
+                    raise _ConditionFailed([str(r.get("Code")) for r in reasons]) from None
             raise StoreUnavailable(f"DynamoDB {operation} failed: {code or type(exc).__name__}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc
 
 
 class _ConditionFailed(Exception):
-    """Internal: a conditional write lost."""
+    """Internal: a conditional write lost; `codes` are a transaction's per-item reasons."""
+
+    def __init__(self, codes: list[str] | None = None) -> None:
+        super().__init__("condition failed")
+        self.codes = codes or []
 
 
 def ensure_table(client: Any, name: str, *, timeout_s: float = 30.0) -> None:

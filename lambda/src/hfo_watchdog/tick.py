@@ -23,14 +23,17 @@ from hfo_watchdog.model import (
     Decision,
     Ec2Outcome,
     InstanceState,
+    LeaseSite,
     Observations,
     Policy,
     ProbeFailure,
     ProbeResult,
+    Site,
     SiteRecord,
     Transition,
 )
 from hfo_watchdog.ports import Notifier, Prober, StandbyInstance
+from hfo_watchdog.store import SiteUnchanged
 
 
 class TickStore(Protocol):
@@ -43,7 +46,22 @@ class TickStore(Protocol):
         transition: Transition | None,
         *,
         instance: InstanceState | None = None,
+        unchanged: SiteUnchanged | None = None,
     ) -> bool: ...
+
+    @property
+    def last_conflict(self) -> str | None: ...
+
+
+def lease_guard(decision: Decision, primary: SiteRecord | None, standby: SiteRecord | None) -> SiteUnchanged | None:
+    """When a decision takes the lease away from a site, its write must also find that site's
+    record as it was read: a heartbeat of that site in between was answered with the old lease."""
+    t = decision.transition
+    if t is None or t.to_lease.site == t.from_lease.site or t.from_lease.site == LeaseSite.NONE:
+        return None
+    site = Site(t.from_lease.site.value)
+    record = primary if site == Site.PRIMARY else standby
+    return SiteUnchanged(site, None if record is None else record.received_at)
 
 
 class Log(Protocol):
@@ -226,16 +244,19 @@ def commit_and_act(
     log: Log,
     *,
     instance: InstanceState | None = None,
+    guard: SiteUnchanged | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> Committed | None:
-    """Write the decision (conditional on `expected_version`), then perform its actions, then let the
-    engine record what they did. None when the first write lost its race: then nothing was done."""
+    """Write the decision (conditional on `expected_version`, and on `guard`), then perform its
+    actions, then let the engine record what they did. None when the first write lost its race:
+    then nothing was done."""
     new_state = _next(decision, expected_version)
-    if not store.save(expected_version, new_state, decision.transition, instance=instance):
+    if not store.save(expected_version, new_state, decision.transition, instance=instance, unchanged=guard):
         log.warning(
             "lost_race",
             extra={
                 "expected_version": expected_version,
+                "conflict": store.last_conflict,
                 "reasons": list(decision.reasons),
                 "would_transition": _transition_text(decision.transition),
                 "would_act": [a.kind.value for a in decision.actions],
@@ -324,6 +345,7 @@ def run_tick(deps: TickDeps) -> TickReport:
         deps.clock,
         deps.log,
         instance=instance,
+        guard=lease_guard(decision, primary, standby),
         context={"trigger": "tick", **signals},
     )
     deps.metric("ActionFailed", float(performer.failures))
