@@ -1,6 +1,6 @@
 """One tick of the watchdog: observe, decide, record (conditionally), then act.
 
-    load state -> probe -> describe the standby -> engine.decide -> save (conditional)
+    probe -> load state -> describe the standby -> engine.decide -> save (conditional)
       -> perform actions -> engine.apply_outcomes -> save (conditional) -> perform its alerts
 
 Write-ahead: actions happen only after the write recording the decision has succeeded, so an
@@ -316,8 +316,10 @@ def commit_and_act(
 
 
 def run_tick(deps: TickDeps) -> TickReport:
-    state, primary, standby = deps.store.load()
+    # The probe comes first: it may take seconds, and the window between reading the state and
+    # writing the decision must stay short (a heartbeat landing in it cancels a lease move).
     probe = _safe_probe(deps.prober, deps.clock)
+    state, primary, standby = deps.store.load()
     instance = _safe_state(deps.standby)
     now = deps.clock()
     obs = Observations(now=now, probe=probe, primary=primary, standby=standby, instance=instance)
