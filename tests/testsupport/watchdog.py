@@ -112,3 +112,39 @@ class JsonLog:
 
         lines = [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
         return [r for r in lines if message is None or r["message"] == message]
+
+
+class AlertInbox:
+    """A real SNS topic with an SQS queue subscribed: what the watchdog published, as delivered."""
+
+    def __init__(self, name: str = "hfo-alerts") -> None:
+        sns = boto3.client("sns")
+        self.sqs = boto3.client("sqs")
+        self.topic_arn = str(sns.create_topic(Name=name)["TopicArn"])
+        self.queue_url = self.sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn)
+        self.received: list[dict[str, str]] = []
+
+    def messages(self) -> list[dict[str, str]]:
+        """Every message so far: subject, severity and key (the SNS message attributes)."""
+        import json
+
+        for _ in range(20):  # bounded
+            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not batch.get("Messages"):
+                break
+            for m in batch["Messages"]:
+                envelope = json.loads(m["Body"])
+                attrs = envelope.get("MessageAttributes", {})
+                self.received.append(
+                    {
+                        "subject": envelope.get("Subject", ""),
+                        "severity": attrs.get("severity", {}).get("Value", ""),
+                        "key": attrs.get("key", {}).get("Value", ""),
+                    }
+                )
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return list(self.received)

@@ -1,7 +1,7 @@
 """Faithful fakes of the watchdog's ports (hfo_watchdog.ports), for what cannot be scripted on the
-real thing: a probe verdict on demand, EC2 states and capacity errors on demand, a notifier that
-fails. Each follows the port's contract (never raises, idempotent EC2 calls driven by the
-current state) so code that works with the fake works with the real adapter."""
+real thing: a probe verdict on demand, EC2 without capacity, a notifier that breaks its contract.
+The fakes follow the ports' contracts (the prober and EC2 never raise; EC2 calls are idempotent
+and driven by the current state) so code that works with them works with the real adapters."""
 
 from __future__ import annotations
 
@@ -126,23 +126,6 @@ class FakeStandby:
         if self.current == InstanceState.MISSING:
             return Ec2Outcome(False, "none", self.current, error="missing", detail="no such instance")
         return Ec2Outcome(False, "none", self.current, error="terminated", detail="instance terminated")
-
-
-@dataclass
-class FakeNotifier:
-    """ports.Notifier that records what it was asked to deliver. `fail` makes it report failure
-    (a webhook answering 500)."""
-
-    fail: bool = False
-    sent: list[Notification] = field(default_factory=list)
-    attempts: int = 0
-
-    def notify(self, notification: Notification) -> bool:
-        self.attempts += 1
-        if self.fail:
-            return False
-        self.sent.append(notification)
-        return True
 
 
 class BrokenNotifier:

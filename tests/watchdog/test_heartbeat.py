@@ -19,6 +19,7 @@ from hfo_protocol.keys import Keyring
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
 from hfo_watchdog.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
+from hfo_watchdog.notify import SnsNotifier, sns_client
 from hfo_watchdog.store import DynamoStateStore, scan_all
 from hfo_watchdog.tick import Effects
 from testsupport.moto import MotoServer
@@ -26,6 +27,7 @@ from testsupport.net import free_port
 from testsupport.watchdog import (
     KEYRING,
     TABLE,
+    AlertInbox,
     JsonLog,
     create_standby_instance,
     create_table,
@@ -34,7 +36,6 @@ from testsupport.watchdog import (
     instance_state,
     signed_heartbeat_event,
 )
-from watchdog.fakes import FakeNotifier
 
 pytestmark = pytest.mark.moto
 
@@ -45,7 +46,8 @@ POLICY = Policy(lease_ttl_s=60, heartbeat_interval_s=10, stop_grace_s=30, down_h
 class Endpoint:
     client: Any
     store: DynamoStateStore
-    notifier: FakeNotifier = field(default_factory=FakeNotifier)
+    notifier: Any = None
+    inbox: Any = None
     log: JsonLog = field(default_factory=JsonLog)
     standby: Any = None
     clock: Callable[[], float] = time.time
@@ -73,7 +75,13 @@ class Endpoint:
 @pytest.fixture
 def endpoint(aws: MotoServer) -> Endpoint:
     client = create_table()
-    return Endpoint(client=client, store=DynamoStateStore(client, TABLE, steady_gap_s=30, writer="heartbeat"))
+    inbox = AlertInbox()
+    return Endpoint(
+        client=client,
+        store=DynamoStateStore(client, TABLE, steady_gap_s=30, writer="heartbeat"),
+        notifier=SnsNotifier(sns_client(2), inbox.topic_arn),
+        inbox=inbox,
+    )
 
 
 def _refusal(answer: dict[str, Any]) -> tuple[int, str]:
@@ -350,7 +358,7 @@ def test_a_heartbeat_completes_the_handback_and_stops_the_standby(endpoint: Endp
     assert entry.writer == "heartbeat" and entry.to_lease.epoch == 9
     assert any("standby acknowledged epoch 8" in r for r in entry.reasons)
     # Both signals were good (last probe ok, primary heartbeating): home and healthy, notified once.
-    assert [n.key for n in endpoint.notifier.sent] == ["transition:handing_back->healthy"]
+    assert [m["key"] for m in endpoint.inbox.messages()] == ["transition:handing_back->healthy"]
     [decision] = endpoint.log.records("decision")
     assert decision["trigger"] == "heartbeat:standby" and decision["lease"] == "primary#9"
 
@@ -379,7 +387,7 @@ def test_a_handover_lost_to_a_concurrent_writer_answers_the_stored_lease(endpoin
     )
     lease = parse_lease_answer(answer["body"].encode())
     assert (lease.site, lease.epoch) == ("standby", 9)  # what is stored, not what this invocation decided
-    assert endpoint.log.records("lost_race") and endpoint.notifier.sent == []
+    assert endpoint.log.records("lost_race") and endpoint.inbox.messages() == []
 
 
 def test_the_raw_request_body_is_what_is_verified(endpoint: Endpoint) -> None:

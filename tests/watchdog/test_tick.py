@@ -1,5 +1,6 @@
-"""The tick orchestration against the moto server (DynamoDB, EC2) with the real engine and EC2
-adapter; only the probe is scripted (FakeProber) and the clock is moved by hand."""
+"""The tick orchestration against the moto server (DynamoDB, EC2, SNS) with the real engine, EC2
+adapter and SNS notifier; the probe is scripted (FakeProber) and the clock is moved by hand.
+Fakes stand in only where moto cannot act the part: EC2 without capacity, a notifier that raises."""
 
 from __future__ import annotations
 
@@ -23,11 +24,20 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
+from hfo_watchdog.notify import SnsNotifier, sns_client
 from hfo_watchdog.store import DynamoStateStore
 from hfo_watchdog.tick import TickDeps, TickReport, run_tick
 from testsupport.moto import MotoServer
-from testsupport.watchdog import TABLE, JsonLog, create_standby_instance, create_table, heartbeat, instance_state
-from watchdog.fakes import BrokenNotifier, FakeClock, FakeNotifier, FakeProber, FakeStandby
+from testsupport.watchdog import (
+    TABLE,
+    AlertInbox,
+    JsonLog,
+    create_standby_instance,
+    create_table,
+    heartbeat,
+    instance_state,
+)
+from watchdog.fakes import BrokenNotifier, FakeClock, FakeProber, FakeStandby
 
 pytestmark = pytest.mark.moto
 
@@ -55,6 +65,7 @@ class World:
     log: JsonLog = field(default_factory=JsonLog)
     metrics: list[tuple[str, float]] = field(default_factory=list)
     standby: Any = None
+    inbox: Any = None
 
     def deps(self, **overrides: Any) -> TickDeps:
         fields: dict[str, Any] = {
@@ -94,8 +105,10 @@ def world(aws: MotoServer) -> Iterator[World]:
         store=DynamoStateStore(client, TABLE, clock=clock),
         instance_id=instance_id,
         prober=FakeProber(clock),
-        notifier=FakeNotifier(),
+        notifier=None,
     )
+    w.inbox = AlertInbox()
+    w.notifier = SnsNotifier(sns_client(2), w.inbox.topic_arn)
     w.standby = Ec2StandbyInstance(ec2_client(2), instance_id, ())
     yield w
 
@@ -154,10 +167,12 @@ def test_failover_starts_the_instance_records_history_and_notifies_once(world: W
     history = world.store.history(10)
     assert history[0].to_lease.site == LeaseSite.STANDBY and history[0].instance == "stopped"
     assert any("no heartbeat from primary" in r for r in history[0].reasons)
-    keys = [n.key for n in world.notifier.sent]
+    delivered = world.inbox.messages()
+    keys = [m["key"] for m in delivered]
     assert len(keys) == len(set(keys)), keys
-    critical = [n for n in world.notifier.sent if n.severity == Severity.CRITICAL]
-    assert len(critical) == 1 and "standby" in critical[0].title
+    assert "transition:suspect->failing_over" in keys
+    critical = [m for m in delivered if m["severity"] == Severity.CRITICAL.value]
+    assert len(critical) == 1 and "lease primary -> standby" in critical[0]["subject"]
     [ec2_log] = world.log.records("ec2_action")
     assert ec2_log["result"] == "start_requested" and ec2_log["action"] == "start_standby"
     # The next ticks do not start it again: the cooldown and the instance state both say no.
@@ -177,13 +192,14 @@ def test_a_failing_notifier_never_blocks_the_failover(world: World) -> None:
 
 
 def test_a_notifier_reporting_failure_is_logged_and_counted(world: World) -> None:
-    world.notifier = FakeNotifier(fail=True)
+    gone = world.inbox.topic_arn.replace("hfo-alerts", "deleted-topic")
+    world.notifier = SnsNotifier(sns_client(1), gone)  # SNS answers NotFound: delivery fails
     report = fail_over(world)
     assert report.lease_site == "standby" and world.ec2() in ("pending", "running")
     failed = world.log.records("notify_failed")
-    assert failed and len(failed) == world.notifier.attempts
-    assert any(r["key"].startswith("transition:") for r in failed)
-    assert report.action_failures >= 1
+    assert any(r["key"] == "transition:suspect->failing_over" for r in failed)
+    assert report.action_failures >= 1 and ("ActionFailed", float(report.action_failures)) in world.metrics
+    assert world.inbox.messages() == []
 
 
 def test_a_failed_start_is_recorded_and_alerted_through_apply_outcomes(world: World) -> None:
@@ -194,7 +210,7 @@ def test_a_failed_start_is_recorded_and_alerted_through_apply_outcomes(world: Wo
     assert control.start_failures == 1
     assert control.last_start_at is None  # no start was made: the cooldown stamp is given back
     assert any("insufficient_capacity" in r for r in report.reasons)
-    assert any(n.severity != Severity.INFO and "start" in n.key for n in world.notifier.sent)
+    assert any(m["severity"] != Severity.INFO.value and "start" in m["key"] for m in world.inbox.messages())
     assert world.log.records("ec2_action_failed") and world.log.records("outcomes_recorded")
     # The next tick tries again (no cooldown was consumed), now with capacity.
     world.standby.no_capacity.clear()
@@ -254,11 +270,13 @@ def test_race_between_two_ticks_only_the_winner_acts(world: World) -> None:
     invocations = []
     for name in ("a", "b"):
         store = DynamoStateStore(boto3.client("dynamodb"), TABLE, clock=world.clock, writer=f"tick-{name}")
+        inbox = AlertInbox(f"alerts-{name}")  # one topic per invocation: who published what
         invocations.append(
             {
                 "name": name,
                 "log": JsonLog(),
-                "notifier": FakeNotifier(),
+                "inbox": inbox,
+                "notifier": SnsNotifier(sns_client(2), inbox.topic_arn),
                 "standby": _Counting(Ec2StandbyInstance(ec2_client(2), world.instance_id, ())),
                 "store": _PausedStore(store, barrier),
             }
@@ -281,7 +299,7 @@ def test_race_between_two_ticks_only_the_winner_acts(world: World) -> None:
     loser = next(i for i in invocations if reports[i["name"]].outcome == "lost_race")
     # Both decided to fail over; only the winner started EC2 and sent alerts.
     assert winner["standby"].calls == ["ensure_running"] and loser["standby"].calls == []
-    assert winner["notifier"].sent and loser["notifier"].sent == []
+    assert winner["inbox"].messages() and loser["inbox"].messages() == []
     [lost] = loser["log"].records("lost_race")
     assert "start_standby" in lost["would_act"]
     assert lost["conflict"].startswith("the control item is no longer at version 2")
