@@ -54,6 +54,7 @@ def publishing_metrics(handler: F) -> F:
         finally:
             if metrics.metric_set:
                 metrics.flush_metrics()
+                metrics.clear_metrics()  # also when POWERTOOLS_METRICS_DISABLED kept them
 
     return wrapper  # type: ignore[return-value]
 
