@@ -6,7 +6,7 @@ subresource (autoscaling/v1 Scale), in one namespace. Behaviour kept faithful to
 - bearer-token authentication (401), RBAC by verb, resource and resourceName (403 with the
   API's wording), 404 NotFound Status objects;
 - PATCH content types: merge-patch and strategic-merge-patch apply RFC 7386 merge semantics;
-  json-patch with an object body is a 400 (the classic client pitfall); others 415;
+  json-patch with an object body is a 400; other media types 415;
 - a patch that carries ``metadata.resourceVersion`` is a precondition: 409 Conflict when stale;
 - every write, and every status change made by the "controller", bumps the shared
   resourceVersion; spec changes bump ``metadata.generation``;
@@ -213,10 +213,14 @@ class FakeKubernetes:
         fields = {"replicas": counted, "readyReplicas": obj.ready, "availableReplicas": obj.ready}
         if obj.plural == "deployments":
             fields["updatedReplicas"] = obj.present
-            fields["terminatingReplicas"] = obj.terminating
         else:
             fields["currentReplicas"] = counted
         status.update({k: v for k, v in fields.items() if v})  # omitempty
+        if obj.plural == "statefulsets":
+            status["replicas"] = counted  # not omitempty in StatefulSetStatus
+        if obj.plural == "deployments":
+            # a pointer field: present (even when 0) on clusters that report terminating pods
+            status["terminatingReplicas"] = obj.terminating
         spec: dict[str, Any] = {
             "replicas": obj.replicas,
             "selector": {"matchLabels": {"app": obj.name}},
@@ -240,16 +244,15 @@ class FakeKubernetes:
         meta.pop("labels", None)
         meta.pop("annotations", None)
         meta.pop("generation", None)
-        status: dict[str, Any] = {"selector": f"app={obj.name}"}
         counted = obj.present + (obj.terminating if obj.plural == "statefulsets" else 0)
-        if counted:
-            status["replicas"] = counted
+        # autoscaling/v1: spec.replicas is omitempty, status.replicas is always present.
+        spec: dict[str, Any] = {"replicas": obj.replicas} if obj.replicas else {}
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": meta,
-            "spec": {"replicas": obj.replicas},
-            "status": status,
+            "spec": spec,
+            "status": {"replicas": counted, "selector": f"app={obj.name}"},
         }
 
     # -- request handling ----------------------------------------------------------------------

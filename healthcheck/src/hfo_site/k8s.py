@@ -27,7 +27,8 @@ def make_api_client(request_timeout_s: float = 5.0) -> Any:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(client_configuration=configuration)
+            # KUBECONFIG is read here, not when the library was imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
     except (config.ConfigException, OSError, ValueError) as exc:
         raise ConfigError(
             "HFO_BACKEND",
@@ -78,7 +79,7 @@ def explain(exc: Exception, namespace: str, ref: WorkloadRef, verb: str, resourc
         if status == 409:
             return ConflictError(f"{ref} was modified concurrently (409 Conflict)", 409)
         return WorkloadError(f"{verb} {resource} {ref}: Kubernetes API answered {status} {exc.reason}", status)
-    return WorkloadError(f"{verb} {resource} {ref}: Kubernetes API unreachable ({type(exc).__name__})")
+    return WorkloadError(f"{verb} {resource} {ref}: no usable answer from the Kubernetes API ({type(exc).__name__})")
 
 
 class WorkloadApi:
