@@ -182,3 +182,68 @@ def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) 
             if got == want:
                 return float(value)
     return None
+
+
+# -- a stand-in bot for the exec backend ---------------------------------------------------------
+
+WORKLOAD_SCRIPT = """
+import os, signal, sys, time
+out = sys.argv[1]
+def write(line):
+    with open(out, "a") as f:
+        f.write(line + "\\n")
+def bye(*_):
+    write(f"term {time.time():.6f} {os.getpid()}")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+write(f"start {time.time():.6f} {os.getpid()}")
+while True:
+    write(f"tick {time.time():.6f} {os.getpid()}")
+    time.sleep(0.02)
+"""
+
+
+@dataclass
+class Run:
+    """One life of the stand-in bot: from its first line to its last (``term`` when it was asked)."""
+
+    pid: int
+    start: float
+    end: float
+    terminated: bool
+
+
+def write_workload(directory: Path) -> Path:
+    path = directory / "workload.py"
+    path.write_text(WORKLOAD_SCRIPT)
+    return path
+
+
+def workload_command(script: Path, out: Path) -> str:
+    return f"{sys.executable} {script} {out}"
+
+
+def runs(out: Path) -> list[Run]:
+    result: dict[int, Run] = {}
+    if not out.exists():
+        return []
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue  # a line being written right now
+        kind, stamp, pid = parts[0], float(parts[1]), int(parts[2])
+        run = result.get(pid)
+        if run is None:
+            result[pid] = Run(pid, stamp, stamp, kind == "term")
+        else:
+            run.end = max(run.end, stamp)
+            run.terminated = run.terminated or kind == "term"
+    return sorted(result.values(), key=lambda r: r.start)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

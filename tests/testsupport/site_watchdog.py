@@ -50,6 +50,7 @@ class WatchdogState:
     mode: str = "auto"
     silent_sites: set[str] = field(default_factory=set)  # never answer these sites (hold, then drop)
     unavailable: bool = False  # answer 503 unavailable (after all checks, as the real one)
+    delay_s: float = 0.0  # answer this late (a slow network or a slow state store)
     epoch_override: int | None = None  # answer with this epoch instead (an epoch going backwards)
     site_override: str | None = None  # answer with this lease site instead (same epoch conflicts)
     tamper: str | None = None  # "signature" | "nonce" | "unsigned"
@@ -144,6 +145,10 @@ class StandInWatchdog:
             return None
         if unavailable:
             return self._refuse("unavailable", "state store unreachable")
+        with self.lock:
+            delay = self.state.delay_s
+        if delay:
+            time.sleep(delay)
         with self.lock:
             self.state.last_sent_at[hb.site] = hb.sent_at
         if self.hook is not None:
