@@ -62,7 +62,7 @@ def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings)
 
 
 async def run_agent(settings: AgentSettings) -> None:
-    keyring = SecretFile(settings.secret_file, parse_keyring)
+    keyring = SecretFile(settings.secret_file, parse_keyring, "HFO_HMAC_SECRET_FILE")
     metrics = AgentMetrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

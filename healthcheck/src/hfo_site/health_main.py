@@ -19,8 +19,8 @@ log = logging.getLogger("hfo_site.health")
 
 
 async def run_health(settings: HealthSettings) -> None:
-    keyring = SecretFile(settings.secret_file, parse_keyring)
-    token = SecretFile(settings.token_file, parse_token)
+    keyring = SecretFile(settings.secret_file, parse_keyring, "HFO_HMAC_SECRET_FILE")
+    token = SecretFile(settings.token_file, parse_token, "HFO_DETAILS_TOKEN_FILE")
     metrics = HealthMetrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

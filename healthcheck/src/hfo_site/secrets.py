@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 from hfo_protocol import Keyring
 
+from hfo_site.config import ConfigError
+
 log = logging.getLogger("hfo_site.secrets")
 
 T = TypeVar("T")
@@ -59,11 +61,14 @@ def parse_token(path: Path) -> bytes:
 class SecretFile(Generic[T]):
     """The parsed value of a secret file, refreshed by ``reload_if_changed``."""
 
-    def __init__(self, path: Path, parse: Callable[[Path], T]) -> None:
+    def __init__(self, path: Path, parse: Callable[[Path], T], variable: str) -> None:
         self.path = path
         self._parse = parse
         self._stamp = self._fingerprint()
-        self._value = parse(path)  # raises SecretError at start: no silent fallback
+        try:
+            self._value = parse(path)
+        except SecretError as exc:  # at start there is no previous value to keep: refuse to run
+            raise ConfigError(variable, str(exc)) from None
 
     def __repr__(self) -> str:
         return f"SecretFile(path={str(self.path)!r})"
