@@ -67,3 +67,11 @@ def test_checks_object_follows_the_ietf_format() -> None:
     }
     assert verdict.checks["agent:heartbeat"][0]["observedValue"] == 1.0
     assert verdict.lease_epoch == 4
+
+
+def test_public_answers_skip_the_checks_but_not_the_verdict() -> None:
+    for agent, checks in ((_agent(), UP), (_agent(**NOT_HELD), DOWN), (None, UP), (_agent(), None)):
+        full = decide("primary", NOW, agent, checks, heartbeat_stale_s=30)
+        public = decide("primary", NOW, agent, checks, heartbeat_stale_s=30, details=False)
+        assert (public.status, public.basis, public.lease_epoch) == (full.status, full.basis, full.lease_epoch)
+        assert public.checks == {} and full.checks

@@ -117,7 +117,7 @@ def make_public_app(state: HealthState) -> web.Application:
             details = True
 
         now = state.wall()
-        verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s)
+        verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s, details)
         doc = HealthDocument(
             status=verdict.status,
             site=state.site,
@@ -210,7 +210,7 @@ def refresh_gauges(state: HealthState) -> None:
     state.keyring.reload_if_changed()
     state.token.reload_if_changed()
     now = state.wall()
-    verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s)
+    verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s, details=False)
     for name in ("pass", "warn", "fail"):
         state.metrics.verdict.labels(name).set(1 if name == verdict.status else 0)
     if state.agent is not None and state.agent.last_heartbeat_ok is not None:

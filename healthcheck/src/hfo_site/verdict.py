@@ -60,62 +60,77 @@ def decide(
     agent: AgentStatus | None,
     workload_checks: Mapping[str, CheckResult] | None,
     heartbeat_stale_s: float,
+    details: bool = True,
 ) -> Verdict:
-    """``workload_checks`` is None until the first round of background checks has finished."""
-    checks: dict[str, list[dict[str, Any]]] = {}
-    for name, result in (workload_checks or {}).items():
-        checks[name] = [_entry(result)]
+    """``workload_checks`` is None until the first round of background checks has finished.
+    ``details=False`` skips building the IETF checks object (the public answer never shows it)."""
+    status, basis = _verdict(site, now, agent, workload_checks, heartbeat_stale_s)
+    checks = _checks(site, now, agent, workload_checks, heartbeat_stale_s) if details else {}
+    return Verdict(status, basis, None if agent is None else agent.lease_epoch, checks)
 
-    if agent is None:
-        checks["agent:heartbeat"] = [_entry(CheckResult(FAIL, now, None, "no report from the agent yet", "system"))]
-        return Verdict(FAIL, "none", None, checks)
 
-    hb_age = None if agent.last_heartbeat_ok is None else max(0.0, now - agent.last_heartbeat_ok)
-    heartbeat_ok = hb_age is not None and hb_age <= heartbeat_stale_s
-    checks["agent:heartbeat"] = [
-        _entry(
-            CheckResult(
-                PASS if heartbeat_ok else FAIL,
-                now,
-                None if hb_age is None else round(hb_age, 3),
-                "" if heartbeat_ok else f"no accepted heartbeat within {heartbeat_stale_s:g}s",
-                "system",
-            )
-        )
-    ]
-    held = (
+def _heartbeat_age(now: float, agent: AgentStatus) -> float | None:
+    return None if agent.last_heartbeat_ok is None else max(0.0, now - agent.last_heartbeat_ok)
+
+
+def _held(site: str, now: float, agent: AgentStatus) -> bool:
+    return (
         agent.lease_held
         and agent.lease_site == site
         and agent.lease_expires_at is not None
         and now < agent.lease_expires_at
     )
-    checks["agent:lease"] = [
+
+
+def _verdict(
+    site: str,
+    now: float,
+    agent: AgentStatus | None,
+    workload_checks: Mapping[str, CheckResult] | None,
+    heartbeat_stale_s: float,
+) -> tuple[str, str]:
+    if agent is None or workload_checks is None:
+        return FAIL, "none"
+    age = _heartbeat_age(now, agent)
+    if age is None or age > heartbeat_stale_s:
+        return FAIL, "none"
+    results = workload_checks.values()
+    if _held(site, now, agent):
+        if agent.workload == "running" and all(r.status == PASS for r in results):
+            return PASS, "workload"
+        return WARN, "none"
+    # Not holding the lease: ready to take it, and nothing of the workload may still answer here.
+    if agent.ready and agent.workload == "stopped" and not any(r.status == PASS for r in results):
+        return PASS, "ready"
+    return WARN, "none"
+
+
+def _checks(
+    site: str,
+    now: float,
+    agent: AgentStatus | None,
+    workload_checks: Mapping[str, CheckResult] | None,
+    heartbeat_stale_s: float,
+) -> dict[str, list[dict[str, Any]]]:
+    checks = {name: [_entry(result)] for name, result in (workload_checks or {}).items()}
+    if agent is None:
+        checks["agent:heartbeat"] = [_entry(CheckResult(FAIL, now, None, "no report from the agent yet", "system"))]
+        return checks
+    age = _heartbeat_age(now, agent)
+    ok = age is not None and age <= heartbeat_stale_s
+    checks["agent:heartbeat"] = [
         _entry(
             CheckResult(
-                PASS,
+                PASS if ok else FAIL,
                 now,
-                {"site": agent.lease_site, "epoch": agent.lease_epoch, "heldHere": held},
-                "",
+                None if age is None else round(age, 3),
+                "" if ok else f"no accepted heartbeat within {heartbeat_stale_s:g}s",
                 "system",
             )
         )
     ]
-    checks["agent:workload"] = [
-        _entry(CheckResult(PASS, now, {"state": agent.workload, "ready": agent.ready}, agent.detail, "system"))
-    ]
-
-    if workload_checks is None:
-        return Verdict(FAIL, "none", agent.lease_epoch, checks)
-    if not heartbeat_ok:
-        return Verdict(FAIL, "none", agent.lease_epoch, checks)
-
-    all_pass = all(r.status == PASS for r in workload_checks.values())
-    any_pass = any(r.status == PASS for r in workload_checks.values())
-    if held:
-        if agent.workload == "running" and all_pass:
-            return Verdict(PASS, "workload", agent.lease_epoch, checks)
-        return Verdict(WARN, "none", agent.lease_epoch, checks)
-    # Not holding the lease: ready to take it, and nothing of the workload may still answer here.
-    if agent.ready and agent.workload == "stopped" and not any_pass:
-        return Verdict(PASS, "ready", agent.lease_epoch, checks)
-    return Verdict(WARN, "none", agent.lease_epoch, checks)
+    lease = {"site": agent.lease_site, "epoch": agent.lease_epoch, "heldHere": _held(site, now, agent)}
+    checks["agent:lease"] = [_entry(CheckResult(PASS, now, lease, "", "system"))]
+    workload = {"state": agent.workload, "ready": agent.ready}
+    checks["agent:workload"] = [_entry(CheckResult(PASS, now, workload, agent.detail, "system"))]
+    return checks
