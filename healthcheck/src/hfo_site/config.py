@@ -221,7 +221,7 @@ def parse_workloads(value: str) -> tuple[WorkloadRef, ...]:
     return tuple(refs)
 
 
-def _backend(env: _Env) -> BackendSettings:
+def _backend(env: _Env, need_command: bool = True) -> BackendSettings:
     kind = env.choice("HFO_BACKEND", BACKENDS)
     if kind == "kubernetes":
         namespace = env.required("HFO_K8S_NAMESPACE", "the namespace of the workloads")
@@ -229,6 +229,8 @@ def _backend(env: _Env) -> BackendSettings:
             raise ConfigError("HFO_K8S_NAMESPACE", f"{namespace!r} is not a valid namespace name")
         workloads = parse_workloads(env.required("HFO_K8S_WORKLOADS", "e.g. deployment/bot,statefulset/bot-shards"))
         return BackendSettings(kind=kind, namespace=namespace, workloads=workloads)
+    if not need_command:  # the health service never runs the command
+        return BackendSettings(kind=kind)
     text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload")
     try:
         argv = tuple(shlex.split(text))
@@ -262,7 +264,7 @@ def load_health_settings(environ: Mapping[str, str]) -> HealthSettings:
     secret_file = env.readable_file("HFO_HMAC_SECRET_FILE", "the shared HMAC keyring, docs/protocol.md format")
     token_file = env.readable_file("HFO_DETAILS_TOKEN_FILE", "the bearer token that unlocks details")
     assert secret_file is not None and token_file is not None
-    backend = _backend(env)
+    backend = _backend(env, need_command=False)
     check_interval = env.number("HFO_CHECK_INTERVAL_S", 5.0, 0.05, 300.0)
     check_timeout = env.number("HFO_CHECK_TIMEOUT_S", min(2.0, check_interval), 0.01, 60.0)
     if check_timeout > check_interval:
