@@ -279,3 +279,44 @@ def test_status_report_format_is_what_the_health_service_parses(start_agent, wat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kubernetes_backend_follows_the_lease_through_the_scale_subresource(
+    tmp_path: Path, watchdog: StandInWatchdog, secret_file: Path, ca_bundle: Path
+) -> None:
+    from testsupport.fake_k8s import fake_kubernetes
+
+    with fake_kubernetes(ready_after_s=0.05, terminate_after_s=0.1) as k8s:
+        k8s.add("deployments", "bot", 0, {"hfo.dev/desired-replicas": "2"})
+        (tmp_path / "kubeconfig").write_text(k8s.kubeconfig())
+        watchdog.update(ttl_s=TTL, heartbeat_interval_s=1)
+        env, _, _ = agent_env(
+            tmp_path,
+            watchdog,
+            secret_file,
+            ca_bundle,
+            HFO_BACKEND="kubernetes",
+            HFO_K8S_NAMESPACE="hfo",
+            HFO_K8S_WORKLOADS="deployment/bot",
+            KUBECONFIG=str(tmp_path / "kubeconfig"),
+        )
+        env["KUBERNETES_SERVICE_HOST"] = ""
+        agent = SiteProcess("agent", env, tmp_path / "agent-k8s.log").start()
+        try:
+            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 2, timeout=8, what="scaled up")
+            wait_until(lambda: _reported_k8s(watchdog, "running"), timeout=5, what="running reported")
+            watchdog.set_lease("standby")
+            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 0, timeout=5, what="scaled down")
+            wait_until(lambda: _reported_k8s(watchdog, "stopped"), timeout=5, what="stopped reported")
+            assert k8s.obj("deployments", "bot").annotations["hfo.dev/desired-replicas"] == "2"
+            watchdog.set_lease("primary")
+            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 2, timeout=5, what="scaled up again")
+            assert agent.terminate(timeout=15) == 0  # HFO_FENCE_ON_EXIT defaults to true
+            assert k8s.obj("deployments", "bot").replicas == 0
+        finally:
+            agent.terminate()
+
+
+def _reported_k8s(watchdog: StandInWatchdog, state: str) -> bool:
+    accepted = watchdog.accepted("primary")
+    return bool(accepted) and accepted[-1].heartbeat.workload == state

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from testsupport.net import free_port
 
 HFO_SITE = shutil.which("hfo-site") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hfo-site")
 
@@ -51,3 +52,26 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = _run(["dance"], {})
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_a_taken_port_is_a_clear_start_error(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "secret").write_text("x" * 40)
+    (tmp_path / "token").write_text("t" * 20)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            "HFO_SITE": "primary",
+            "HFO_HMAC_SECRET_FILE": str(tmp_path / "secret"),
+            "HFO_DETAILS_TOKEN_FILE": str(tmp_path / "token"),
+            "HFO_BACKEND": "exec",
+            "HFO_HEALTH_BIND": "127.0.0.1",
+            "HFO_HEALTH_PORT": str(taken.getsockname()[1]),
+            "HFO_STATUS_PORT": str(free_port()),
+            "HFO_METRICS_PORT": str(free_port()),
+        }
+        result = _run(["health"], env)
+    assert result.returncode == 1
+    assert "hfo-site health: cannot start:" in result.stderr

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SecretError) as exc:
         print(f"hfo-site {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as exc:  # a port already taken, an address that does not exist here
+        print(f"hfo-site {args.command}: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
