@@ -26,6 +26,7 @@ log = logging.getLogger("hfo_site.checks")
 
 
 class Check(Protocol):
+    name: str  # for metrics and logs
     keys: tuple[str, ...]  # the IETF check names this check reports
 
     async def run(self) -> dict[str, CheckResult]: ...
@@ -36,6 +37,7 @@ class ReadyUrlCheck:
 
     def __init__(self, url: str, session: aiohttp.ClientSession, timeout_s: float) -> None:
         self.url = url
+        self.name = "workload_ready"
         self.keys = ("workload:ready",)
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -61,6 +63,7 @@ class KubernetesReplicasCheck:
     def __init__(self, api: WorkloadApi, workloads: Sequence[WorkloadRef]) -> None:
         self._api = api
         self._workloads = tuple(workloads)
+        self.name = "kubernetes_replicas"
         self.keys = tuple(f"{ref}:readyReplicas" for ref in self._workloads)
 
     def _run_sync(self) -> dict[str, CheckResult]:
@@ -106,7 +109,7 @@ class CheckRunner:
         self.before_round: Callable[[], None] | None = None
 
     async def _one(self, index: int, check: Check) -> dict[str, CheckResult]:
-        name = check.keys[0].split(":")[0] if check.keys else type(check).__name__
+        name = check.name
         if index in self._running:
             # A worker thread from the previous round is still blocked; never stack calls up.
             now = time.time()
@@ -114,7 +117,7 @@ class CheckRunner:
         self._running.add(index)
         started = self._clock()
         task = asyncio.ensure_future(check.run())
-        task.add_done_callback(lambda _t: self._running.discard(index))
+        task.add_done_callback(lambda t: self._finished(index, t))
         try:
             out = await asyncio.wait_for(asyncio.shield(task), self._timeout)
         except TimeoutError:
@@ -128,6 +131,11 @@ class CheckRunner:
         for key, result in out.items():
             self._metrics.checks.labels(key, result.status).inc()
         return out
+
+    def _finished(self, index: int, task: asyncio.Future[dict[str, CheckResult]]) -> None:
+        self._running.discard(index)
+        if not task.cancelled():
+            task.exception()  # retrieved, so a check that failed after its timeout is not reported as lost
 
     async def run_round(self) -> None:
         if self.before_round is not None:
