@@ -320,3 +320,15 @@ def test_kubernetes_backend_follows_the_lease_through_the_scale_subresource(
 def _reported_k8s(watchdog: StandInWatchdog, state: str) -> bool:
     accepted = watchdog.accepted("primary")
     return bool(accepted) and accepted[-1].heartbeat.workload == state
+
+
+def test_a_failing_start_backs_off_and_is_reported(start_agent, watchdog: StandInWatchdog, tmp_path: Path) -> None:
+    agent = start_agent(HFO_EXEC_COMMAND=str(tmp_path / "no-such-bot"))
+    time.sleep(2.0)
+    failures = [r for r in agent.proc.log_records() if r.get("msg") == "workload start failed"]
+    assert failures and "cannot start" in failures[0]["error"]
+    heartbeats = len(watchdog.accepted("primary"))
+    assert heartbeats >= 6
+    assert len(failures) <= 6 < heartbeats  # 0.2 s doubling: not one attempt per heartbeat
+    last = watchdog.accepted("primary")[-1].heartbeat
+    assert (last.workload, last.ready) == ("stopped", False)

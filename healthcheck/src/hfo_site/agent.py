@@ -99,7 +99,8 @@ class Agent:
         self.last_cycle_mono = mono()
         self._changed = asyncio.Event()
         self._beat_now = asyncio.Event()
-        self._action_failures = 0
+        self._start_failures = 0
+        self._retry_start_at = 0.0
 
     # -- timing --------------------------------------------------------------------------------
     def effective_interval(self) -> float:
@@ -208,6 +209,7 @@ class Agent:
     async def heartbeat_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             started = self._mono()
+            self._beat_now.clear()  # a start or stop from now on asks for the next round at once
             await self._observe()
             await self.beat(stop)
             self.first_round.set()
@@ -215,16 +217,18 @@ class Agent:
             await self._report()
             self.last_cycle_mono = self._mono()
             wait = self.effective_interval() * self._rng.uniform(0.9, 1.0) - (self._mono() - started)
-            self._beat_now.clear()
             await _wait_any((stop, self._beat_now), max(0.0, wait))
 
     # -- the workload --------------------------------------------------------------------------
     async def reconcile_once(self) -> None:
-        may_run = self.tracker.holds(self._mono())
+        now = self._mono()
+        may_run = self.tracker.holds(now)
         state = self.observation.state
         if may_run:
             if self.intent is True and state not in ("stopped", "stopping"):
                 return
+            if self._start_failures and now < self._retry_start_at:
+                return  # a failing start backs off; a stop never waits
             await self._act("start")
         else:
             if self.intent is False and state in ("stopped", "stopping"):
@@ -252,11 +256,15 @@ class Agent:
                 self.intent = False  # even if the stop fails: the next round tries again
                 await self.backend.stop()
         except WorkloadError as exc:
-            self._action_failures += 1
+            if action == "start":
+                self._start_failures += 1
+                backoff = min(self.effective_interval() * 2 ** (self._start_failures - 1), 60.0)
+                self._retry_start_at = self._mono() + backoff
             self.metrics.workload_actions.labels(action, "error").inc()
             log.error(f"workload {action} failed", extra={"error": str(exc)})
         else:
-            self._action_failures = 0
+            if action == "start":
+                self._start_failures = 0
             self.metrics.workload_actions.labels(action, "ok").inc()
         await self._observe()
         await self._report()
@@ -268,8 +276,6 @@ class Agent:
             self._changed.clear()
             await self.reconcile_once()
             timeout = self.effective_interval()
-            if self._action_failures:
-                timeout = min(self.effective_interval() * 2**self._action_failures, 60.0)
             deadline = self.tracker.expires_at()
             now = self._mono()
             if deadline is not None and deadline > now:

@@ -132,7 +132,11 @@ class ExecBackend:
             self._want = True
             if self._supervisor is not None and not self._supervisor.done():
                 return
-            proc = await self._spawn()  # the first spawn's failure is the caller's to see
+            try:
+                proc = await self._spawn()  # the first spawn's failure is the caller's to see
+            except WorkloadError:
+                self._want = False
+                raise
             self._supervisor = asyncio.create_task(self._supervise(proc))
 
     async def stop(self) -> None:
