@@ -176,8 +176,8 @@ def test_never_starts_without_an_answer(start_agent, watchdog: StandInWatchdog) 
 def test_never_starts_on_an_answer_older_than_the_ttl(start_agent, watchdog: StandInWatchdog) -> None:
     watchdog.update(delay_s=TTL + 0.2)  # every answer arrives after its lease already ran out
     agent = start_agent(HFO_HEARTBEAT_INTERVAL_S="2", HFO_HEARTBEAT_TIMEOUT_S="2")
-    wait_until(lambda: len(watchdog.accepted("primary")) >= 2, timeout=6, what="answered heartbeats")
-    time.sleep(0.3)
+    wait_until(lambda: len(watchdog.accepted("primary")) >= 1, timeout=6, what="an answered heartbeat")
+    time.sleep(0.4)  # the answer has arrived (and was refused as already expired)
     assert runs(agent.out) == []
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hfo_protocol import SIGNATURE_HEADER, Keyring
+from hfo_protocol import SIGNATURE_HEADER, Keyring, SignatureError
 from hfo_protocol.health import parse_health_body, verify_health
 from hfo_protocol.nonce import new_nonce
 from hfo_site.agent_status import AgentStatus, build_status
@@ -152,7 +152,7 @@ def test_pass_answer_is_signed_over_the_nonce_and_reveals_only_the_verdict(healt
 def test_a_signature_cannot_be_replayed_for_another_nonce(healthy: Health) -> None:
     _, answer = healthy.probe()
     other = new_nonce()
-    with pytest.raises(Exception, match="mismatch"):
+    with pytest.raises(SignatureError, match="mismatch"):
         verify_health(RING, answer.headers[SIGNATURE_HEADER.lower()], other, answer.body)
     _, again = healthy.probe()
     assert again.headers[SIGNATURE_HEADER.lower()] != answer.headers[SIGNATURE_HEADER.lower()]
