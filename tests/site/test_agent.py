@@ -95,6 +95,8 @@ def test_starts_the_workload_once_it_holds_the_lease_and_reports_it(start_agent,
     text = agent.metrics()
     assert metric_value(text, "hfo_agent_lease_held") == 1
     assert metric_value(text, "hfo_agent_lease_epoch") == 1
+    assert metric_value(text, "hfo_agent_lease_info", {"lease_site": "primary"}) == 1
+    assert metric_value(text, "hfo_agent_lease_info", {"lease_site": "standby"}) == 0
     assert metric_value(text, "hfo_agent_workload_state", {"state": "running"}) == 1
     assert request(agent.metrics_port, "/readyz").status == 200
     assert len(runs(agent.out)) == 1  # started once, kept running

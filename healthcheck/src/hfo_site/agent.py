@@ -180,6 +180,7 @@ class Agent:
             )
         self.last_ok_wall = self._wall()
         self.metrics.last_success.set(self.last_ok_wall)
+        self.metrics.set_lease_site(answer.site)
         self.server_interval = float(answer.heartbeat_interval_s)
         self._changed.set()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hfo_protocol.heartbeat import WORKLOAD_STATES
+from hfo_protocol.heartbeat import LEASE_SITES, WORKLOAD_STATES
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -77,6 +77,12 @@ class AgentMetrics:
         )
         self.lease_epoch = Gauge("hfo_agent_lease_epoch", "Highest lease epoch seen", registry=r)
         self.lease_held = Gauge("hfo_agent_lease_held", "1 while this site holds a fresh lease", registry=r)
+        self.lease_info = Gauge(
+            "hfo_agent_lease_info",
+            "1 for the site named by the last accepted lease answer, 0 for the others",
+            ["lease_site"],
+            registry=r,
+        )
         self.lease_remaining = Gauge(
             "hfo_agent_lease_remaining_seconds", "Time left on the held lease (0 when not held)", registry=r
         )
@@ -97,6 +103,12 @@ class AgentMetrics:
         )
         for state in WORKLOAD_STATES:
             self.workload_state.labels(state).set(0)
+        for site in LEASE_SITES:
+            self.lease_info.labels(site).set(0)
+
+    def set_lease_site(self, lease_site: str) -> None:
+        for name in LEASE_SITES:
+            self.lease_info.labels(name).set(1 if name == lease_site else 0)
 
     def set_workload_state(self, state: str) -> None:
         for name in WORKLOAD_STATES:
