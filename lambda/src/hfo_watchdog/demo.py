@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -324,7 +324,8 @@ def run(out: TextIO, opts: Options) -> int:
         seconds = time.monotonic() - wall
         out.write(f"wall time     {seconds:.0f} s (AWS side {aws.seconds:.0f} s, by {aws.how})\n")
         if opts.out_dir is not None:
-            _write_outputs(opts.out_dir, history_json, verdict.to_json(), aws, seconds, logs)
+            extra = {"marks": asdict(story.marks), "function_env": env, "accelerated_env": fast}
+            _write_outputs(opts.out_dir, history_json, {**verdict.to_json(), **extra}, aws, seconds, logs)
         if not verdict.passed:
             out.write("\nDRILL FAILED: " + "; ".join(verdict.failures) + "\n")
             return 1

@@ -216,3 +216,8 @@ class LedgerTail:
         (within 1.5 periods, plus half a second for a loaded machine)."""
         fresh = now - 1.5 * period_s - 0.5
         return sorted({r.site for r in runs(self.records) if not r.stopped and r.last >= fresh})
+
+    def poll_all(self) -> list[Record]:
+        """Every complete line read so far, after reading what is new."""
+        self.poll()
+        return list(self.records)
