@@ -4,7 +4,6 @@
 BENCH_ARGS ?=
 
 .PHONY: bench bench-failover
-bench:
 
 bench-failover: $(STAMP) ## Failover quality vs the seed: downtime, false failovers, two bots, EC2 cost (table + PNG)
 	$(PY) bench/failover_quality.py $(BENCH_ARGS)
