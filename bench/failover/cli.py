@@ -13,6 +13,7 @@ from failover.metrics import figures
 from failover.traces import CATALOGUE
 
 DEFAULT_OUT = Path("build/bench/timeline.png")
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLOT_TRACE = "outage-10m"
 
 
@@ -81,6 +82,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shown(path: Path) -> str:
+    """A path as the reader knows it: relative to the repository when it lies inside."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def headline(rows: Sequence[runner.Row]) -> list[str]:
     """Our defaults against the seed on the traces the README quotes (when they were run)."""
     by = {(r.trace.name, r.policy): r.figures for r in rows}
@@ -96,7 +105,7 @@ def headline(rows: Sequence[runner.Row]) -> list[str]:
         if (name, ours) in by and (name, seed) in by:
             a, b = by[name, ours], by[name, seed]
             out.append(
-                f"{name}: false failovers {table._count(a.false_failovers)} vs {table._count(b.false_failovers)};"
+                f"{name}: false failovers {table.count(a.false_failovers)} vs {table.count(b.false_failovers)};"
                 f" two bots {a.two_bots_s:.0f} s vs {b.two_bots_s:.0f} s;"
                 f" EC2 {a.ec2_running_min:.1f} min vs {b.ec2_running_min:.1f} min"
             )
@@ -115,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Failover quality: the real decision engine replayed on health traces (docs/benchmarks.md)")
     print(
         f"runs per trace: {args.runs}, seed: {args.seed}; laptop agent's clock: {args.agent_clock};"
-        f" figures: {args.figures}"
+        f" figures: {_shown(args.figures)}"
     )
     for p in chosen:
         print(f"  {policies.describe(p)}")

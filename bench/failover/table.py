@@ -28,7 +28,7 @@ def _seconds(value: float | None, got: int, runs: int) -> str:
     return text if got == runs else f"{text} ({got}/{runs})"
 
 
-def _count(value: float) -> str:
+def count(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
@@ -39,8 +39,8 @@ def cells(policy: str, f: Figures) -> list[str]:
         _seconds(f.back_s, f.back_runs, f.runs),
         f"{f.downtime_s:.0f} s",
         f"{f.worst_downtime_s:.0f} s",
-        _count(f.false_failovers),
-        _count(f.ec2_starts),
+        count(f.false_failovers),
+        count(f.ec2_starts),
         f"{f.ec2_running_min:.1f}",
         f"{f.cost_usd:.4f}",
         f"{f.two_bots_s:.0f} s",
