@@ -20,7 +20,7 @@ from failover.metrics import Figures
 from failover.ours import HEARTBEAT_SIGNALS, PHASE_CODES, PROBE_SIGNALS
 from failover.world import EC2_CODES, LEASE_CODES, Run
 
-UP, DOWN, ASLEEP = "#4caf50", "#d32f2f", "#ff9800"
+UP, DOWN, ASLEEP = "#4caf50", "#d32f2f", "#78909c"
 PHASE_COLOURS = {
     "healthy": "#c8e6c9",
     "suspect": "#fff59d",
