@@ -57,6 +57,7 @@ resource "aws_route_table_association" "public" {
 }
 
 resource "aws_security_group" "standby" {
+  #checkov:skip=CKV2_AWS_5:Attached to the standby instance by the standby module (a cross-module reference the check cannot follow)
   name        = "${var.name}-standby"
   description = "hybrid-failover standby: no inbound by default, egress limited to what the node needs"
   vpc_id      = aws_vpc.this.id

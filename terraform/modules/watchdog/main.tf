@@ -134,8 +134,8 @@ resource "aws_lambda_function" "fn" {
   memory_size      = var.lambda_memory_mb
   timeout          = each.value.timeout
 
-  # null or -1: no reservation.
-  reserved_concurrent_executions = each.value.concurrency == null ? -1 : each.value.concurrency
+  # -1: no reservation.
+  reserved_concurrent_executions = each.value.concurrency
 
   environment {
     variables = local.environment
@@ -155,24 +155,18 @@ resource "aws_lambda_function" "fn" {
 # handler checks before it reads anything else. IAM auth would need AWS credentials on the
 # laptop and on the standby.
 resource "aws_lambda_function_url" "heartbeat" {
+  #checkov:skip=CKV_AWS_258:Public by design: the handler authenticates every request by its HMAC signature before reading it (docs/protocol.md); IAM auth would need AWS credentials on the laptop
   function_name      = aws_lambda_function.fn["heartbeat"].function_name
   authorization_type = "NONE"
   invoke_mode        = "BUFFERED"
 }
 
-resource "aws_lambda_permission" "heartbeat_url" {
-  #checkov:skip=CKV_AWS_301:The Function URL is public by design; the handler authenticates every request by its HMAC signature (docs/protocol.md)
-  statement_id           = "FunctionUrlPublic"
-  action                 = "lambda:InvokeFunctionUrl"
-  function_name          = aws_lambda_function.fn["heartbeat"].function_name
-  principal              = "*"
-  function_url_auth_type = "NONE"
-}
-
-# Since October 2025 a new Function URL also needs lambda:InvokeFunction. Provider 6.x can
-# limit that statement to URL calls (invoked_via_function_url); 5.x cannot, so this one lets
-# any authenticated AWS principal invoke the function directly, which grants nothing the
-# public URL does not: the same handler, the same signature check (docs/terraform.md).
+# The provider adds the lambda:InvokeFunctionUrl statement itself when it creates a URL with
+# authorization NONE (statement FunctionURLAllowPublicAccess). Since October 2025 a new
+# Function URL also needs lambda:InvokeFunction. Provider 6.x can limit that statement to URL
+# calls (invoked_via_function_url); 5.x cannot, so this one lets any authenticated AWS
+# principal invoke the function directly, which grants nothing the public URL does not: the
+# same handler, the same signature check (docs/terraform.md).
 resource "aws_lambda_permission" "heartbeat_url_invoke" {
   #checkov:skip=CKV_AWS_301:Required next to InvokeFunctionUrl for public Function URLs; every request is authenticated by HMAC in the handler
   statement_id  = "FunctionUrlInvoke"
@@ -232,6 +226,7 @@ resource "aws_iam_role_policy" "scheduler" {
 }
 
 resource "aws_scheduler_schedule" "tick" {
+  #checkov:skip=CKV_AWS_297:The schedule holds only a constant input; a customer managed key would add 1 USD a month
   name                         = "${var.name}-tick"
   description                  = "hybrid-failover: run the watchdog tick"
   schedule_expression          = "rate(${var.tick_interval_minutes} ${var.tick_interval_minutes == 1 ? "minute" : "minutes"})"

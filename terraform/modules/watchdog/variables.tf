@@ -74,26 +74,26 @@ variable "heartbeat_timeout_s" {
 }
 
 variable "tick_reserved_concurrency" {
-  description = "Reserved concurrency of the tick function: 1 (default) means one tick at a time. Null or -1: no reservation (new AWS accounts with a concurrency quota of 10 cannot reserve any; the state table's conditional writes still stop two ticks from both acting)."
+  description = "Reserved concurrency of the tick function: 1 (default) means one tick at a time. -1: no reservation (new AWS accounts, whose concurrency quota is 10, cannot reserve any; the state table's conditional writes still stop two ticks from both acting). Null means the default."
   type        = number
   default     = 1
-  nullable    = true
+  nullable    = false
 
   validation {
-    condition     = var.tick_reserved_concurrency == null || try(var.tick_reserved_concurrency == -1 || (var.tick_reserved_concurrency >= 1 && var.tick_reserved_concurrency <= 1000), false)
-    error_message = "tick_reserved_concurrency must be null or -1 (no reservation) or from 1 to 1000; 0 would stop the watchdog."
+    condition     = var.tick_reserved_concurrency == -1 || (var.tick_reserved_concurrency >= 1 && var.tick_reserved_concurrency <= 1000 && floor(var.tick_reserved_concurrency) == var.tick_reserved_concurrency)
+    error_message = "tick_reserved_concurrency must be -1 (no reservation) or a whole number from 1 to 1000; 0 would stop the watchdog."
   }
 }
 
 variable "heartbeat_reserved_concurrency" {
-  description = "Reserved concurrency of the heartbeat function. Null (default) or -1: no reservation. A cap bounds what a flood of requests on the public URL can cost, but a cap too low throttles real heartbeats."
+  description = "Reserved concurrency of the heartbeat function. -1 (default): no reservation. A cap bounds what a flood of requests on the public URL can cost, but a cap too low throttles real heartbeats. Null means the default."
   type        = number
-  default     = null
-  nullable    = true
+  default     = -1
+  nullable    = false
 
   validation {
-    condition     = var.heartbeat_reserved_concurrency == null || try(var.heartbeat_reserved_concurrency == -1 || (var.heartbeat_reserved_concurrency >= 2 && var.heartbeat_reserved_concurrency <= 1000), false)
-    error_message = "heartbeat_reserved_concurrency must be null or -1 (no reservation) or from 2 to 1000 (two sites heartbeat at once)."
+    condition     = var.heartbeat_reserved_concurrency == -1 || (var.heartbeat_reserved_concurrency >= 2 && var.heartbeat_reserved_concurrency <= 1000 && floor(var.heartbeat_reserved_concurrency) == var.heartbeat_reserved_concurrency)
+    error_message = "heartbeat_reserved_concurrency must be -1 (no reservation) or a whole number from 2 to 1000 (two sites heartbeat at once)."
   }
 }
 
