@@ -190,20 +190,19 @@ def test_security_group_has_no_inbound_rule(instance: dict[str, Any], aws: dict[
     assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
 
 
-def test_node_role_reads_only_its_two_secrets(instance: dict[str, Any], aws: dict[str, Any], stack: Stack) -> None:
+def test_node_role_reads_only_the_tailscale_secret(instance: dict[str, Any], aws: dict[str, Any], stack: Stack) -> None:
     profile_arn = instance["IamInstanceProfile"]["Arn"]
     profile = aws["iam"].get_instance_profile(InstanceProfileName=profile_arn.rsplit("/", 1)[-1])["InstanceProfile"]
     role = profile["Roles"][0]["RoleName"]
     attached = [p["PolicyName"] for p in aws["iam"].list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
     assert attached == ["AmazonSSMManagedInstanceCore"]
     document = statements(role_policy(aws, role))
-    secret_statement = next(s for s in document if "secretsmanager:GetSecretValue" in s["Action"])
-    names = stack.outputs["secret_names"]
-    assert len(secret_statement["Resource"]) == 2
-    assert any(names["hmac_keyring"] in arn for arn in secret_statement["Resource"])
-    assert any(names["tailscale_auth_key"] in arn for arn in secret_statement["Resource"])
-    assert not any(names["discord_webhook"] in arn for arn in secret_statement["Resource"])
-    assert all(r != "*" for s in document for r in s["Resource"])
+    # The keyring and heartbeat URL reach the standby's agent from Git, sealed: the node
+    # itself needs only its Tailscale auth key.
+    assert len(document) == 1
+    assert document[0]["Action"] == ["secretsmanager:GetSecretValue"]
+    (resource,) = document[0]["Resource"]
+    assert stack.outputs["secret_names"]["tailscale_auth_key"] in resource
 
 
 def test_user_data_is_small_valid_cloud_config_without_secrets(
@@ -224,6 +223,7 @@ def test_user_data_is_small_valid_cloud_config_without_secrets(
     env = files["/etc/hfo/bootstrap.env"]["content"]
     assert "HFO_K3S_VERSION='v1." in env
     assert "HFO_TS_HOSTNAME='hfo-standby'" in env
+    assert "HFO_TS_SSH='true'" in env
     assert "/usr/local/sbin/hfo-bootstrap" in files
     # Manifests from argocd/bootstrap, if the repository holds any, are dropped for K3s.
     bootstrap = sorted(p.name for p in (REPO_ROOT / "argocd" / "bootstrap").glob("*.yaml"))
@@ -323,9 +323,6 @@ def test_heartbeat_url_is_public_with_both_permissions(stack: Stack, aws: dict[s
     by_action = {s["Action"]: s for s in policy["Statement"]}
     assert sorted(s["Action"] for s in policy["Statement"]) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
     assert by_action["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
-    # The standby reads the URL from SSM at boot.
-    parameter = aws["ssm"].get_parameter(Name="/hfo/heartbeat-url")["Parameter"]
-    assert parameter["Value"] == stack.outputs["heartbeat_url"]
 
 
 def test_state_table_on_demand_with_ttl_and_pitr(stack: Stack, aws: dict[str, Any]) -> None:
@@ -377,7 +374,9 @@ def test_outputs_tell_the_next_steps(stack: Stack) -> None:
     assert stack.outputs["heartbeat_url"].startswith("https://")
     assert re.fullmatch(r"i-[0-9a-f]{17}", stack.outputs["instance_id"])
     assert stack.outputs["instance_id"] in stack.outputs["argocd_ui"]
-    assert "port-forward" in stack.outputs["argocd_ui"]
+    assert "port-forward svc/argocd-server 8080:80" in stack.outputs["argocd_ui"]
+    assert stack.outputs["hmac_secret_name"] == stack.outputs["secret_names"]["hmac_keyring"]
+    assert stack.outputs["heartbeat_url"] in stack.outputs["next_steps"]
     for name in stack.outputs["secret_names"].values():
         assert f"--secret-id {name}" in stack.outputs["next_steps"]
 

@@ -29,8 +29,7 @@ locals {
     for f in fileset(local.manifests_dir, "*.yaml") : f => file("${local.manifests_dir}/${f}")
   }
   # The laptop's Tailscale host name is the first label of its Funnel URL.
-  primary_hostname    = lower(split(".", regex("^https://([^/:]+)", var.health_url)[0])[0])
-  heartbeat_url_param = "/${var.name}/heartbeat-url"
+  primary_hostname = lower(split(".", regex("^https://([^/:]+)", var.health_url)[0])[0])
 }
 
 module "network" {
@@ -57,23 +56,22 @@ module "secrets" {
 module "standby" {
   source = "../../modules/standby"
 
-  name                         = var.name
-  subnet_id                    = module.network.subnet_id
-  security_group_id            = module.network.security_group_id
-  architecture                 = var.architecture
-  instance_type                = var.instance_type
-  cpu_credits                  = var.cpu_credits
-  root_volume_size_gib         = var.root_volume_size_gib
-  ami_id                       = var.ami_id
-  k3s_version                  = var.k3s_version
-  tailscale_version            = var.tailscale_version
-  tailscale_hostname           = var.tailscale_hostname
-  primary_hostname             = local.primary_hostname
-  hmac_secret_arn              = module.secrets.hmac_secret_arn
-  tailscale_secret_arn         = module.secrets.tailscale_secret_arn
-  heartbeat_url_parameter_name = local.heartbeat_url_param
-  bootstrap_manifests          = local.bootstrap_manifests
-  termination_protection       = var.termination_protection
+  name                   = var.name
+  subnet_id              = module.network.subnet_id
+  security_group_id      = module.network.security_group_id
+  architecture           = var.architecture
+  instance_type          = var.instance_type
+  cpu_credits            = var.cpu_credits
+  root_volume_size_gib   = var.root_volume_size_gib
+  ami_id                 = var.ami_id
+  k3s_version            = var.k3s_version
+  tailscale_version      = var.tailscale_version
+  tailscale_hostname     = var.tailscale_hostname
+  primary_hostname       = local.primary_hostname
+  tailscale_secret_arn   = module.secrets.tailscale_secret_arn
+  tailscale_ssh          = var.tailscale_ssh
+  bootstrap_manifests    = local.bootstrap_manifests
+  termination_protection = var.termination_protection
 }
 
 module "watchdog" {
@@ -88,7 +86,6 @@ module "watchdog" {
   instance_arn                   = module.standby.instance_arn
   hmac_secret_arn                = module.secrets.hmac_secret_arn
   discord_secret_arn             = module.secrets.discord_secret_arn
-  heartbeat_url_parameter_name   = local.heartbeat_url_param
   alert_email                    = var.alert_email
   tick_interval_minutes          = var.tick_interval_minutes
   tick_reserved_concurrency      = var.tick_reserved_concurrency

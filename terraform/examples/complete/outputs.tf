@@ -1,7 +1,7 @@
 # Everything a user needs next. No secret value is ever an output: only names and ARNs.
 
 output "heartbeat_url" {
-  description = "Give this to both sites' agents (HFO_HEARTBEAT_URL); the standby reads it itself."
+  description = "Both sites' agents POST their heartbeats here (HFO_HEARTBEAT_URL in k8s/base/kustomization.yaml)."
   value       = module.watchdog.heartbeat_url
 }
 
@@ -29,6 +29,11 @@ output "secret_names" {
   }
 }
 
+output "hmac_secret_name" {
+  description = "The Secrets Manager secret holding the shared HMAC keyring (its name, never its value)."
+  value       = module.secrets.hmac_secret_name
+}
+
 output "function_names" {
   description = "The watchdog's functions."
   value       = module.watchdog.function_names
@@ -40,32 +45,36 @@ output "user_data_bytes" {
 }
 
 output "argocd_ui" {
-  description = "How to reach the standby's Argo CD UI while it runs (no inbound port: through SSM Session Manager)."
+  description = "How to reach the standby's Argo CD UI while it runs (it has no inbound port: Tailscale SSH or SSM Session Manager)."
   value       = <<-EOT
-    The standby runs only during a failover (or after you start it). Then:
-      1. aws ssm start-session --region ${var.region} --target ${module.standby.instance_id}
-         sudo k3s kubectl -n argocd port-forward svc/argocd-server 8080:443
-      2. in a second terminal:
-         aws ssm start-session --region ${var.region} --target ${module.standby.instance_id} \
-           --document-name AWS-StartPortForwardingSession \
-           --parameters '{"portNumber":["8080"],"localPortNumber":["8080"]}'
-      3. open https://localhost:8080 (user admin; password:
-         sudo k3s kubectl -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d)
-    Over the tailnet, https://${module.standby.tailscale_hostname} works the same way once you expose argocd-server there.
+    The standby runs only during a failover (or while you bootstrap it). Argo CD serves plain HTTP on
+    port 80 inside the cluster (server.insecure); reach it through a tunnel, either
+      Tailscale SSH:  ssh -L 8080:localhost:8080 <user>@${module.standby.tailscale_hostname} \
+                        sudo k3s kubectl -n argocd port-forward svc/argocd-server 8080:80
+      or SSM:         aws ssm start-session --region ${var.region} --target ${module.standby.instance_id}
+                        (then: sudo k3s kubectl -n argocd port-forward svc/argocd-server 8080:80)
+                      and in a second terminal:
+                      aws ssm start-session --region ${var.region} --target ${module.standby.instance_id} \
+                        --document-name AWS-StartPortForwardingSession \
+                        --parameters '{"portNumber":["8080"],"localPortNumber":["8080"]}'
+    then open http://localhost:8080 (user admin; password:
+      sudo k3s kubectl -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d)
   EOT
 }
 
 output "next_steps" {
-  description = "What to do after the first apply."
+  description = "What to do after the first apply (docs/walkthrough.md, steps 6 and 7)."
   value       = <<-EOT
-    1. Put the secret values (skip those Terraform wrote with secret_values_version > 0):
+    1. Put the secret values (skip this if Terraform wrote them, secret_values_version > 0). From files,
+       never literals, which would stay in your shell history:
          aws secretsmanager put-secret-value --region ${var.region} --secret-id ${module.secrets.hmac_secret_name} --secret-string file://hmac-keyring.txt
          aws secretsmanager put-secret-value --region ${var.region} --secret-id ${module.secrets.tailscale_secret_name} --secret-string file://tailscale-authkey.txt%{if module.secrets.discord_secret_name != null}
          aws secretsmanager put-secret-value --region ${var.region} --secret-id ${module.secrets.discord_secret_name} --secret-string file://discord-webhook.txt%{endif}
-       (files, not literals: a literal would stay in your shell history)
-    2. Give the laptop's site agent the same HMAC keyring and HFO_HEARTBEAT_URL=${module.watchdog.heartbeat_url}
-    3. Optional warm-up: start ${module.standby.instance_id} once so it installs K3s, Tailscale and Argo CD
-       before the first real failover, then stop it.
+    2. Both sites' agents: HFO_HEARTBEAT_URL=${module.watchdog.heartbeat_url} in k8s/base/kustomization.yaml,
+       and the same HMAC keyring sealed into k8s/base/secrets/sealedsecret-site.yaml; commit and push.
+    3. Bootstrap the standby once (load the sealing key): pause the watchdog (hfo mode), then
+         aws ec2 start-instances --region ${var.region} --instance-ids ${module.standby.instance_id}
+       follow docs/walkthrough.md step 7, stop the instance, set the watchdog back to auto.
     4. Watch the watchdog: aws logs tail /aws/lambda/${module.watchdog.function_names.tick} --follow --region ${var.region}
   EOT
 }

@@ -174,6 +174,12 @@ variable "tailscale_hostname" {
   default     = null
 }
 
+variable "tailscale_ssh" {
+  description = "Tailscale SSH on the standby (default on)."
+  type        = bool
+  default     = null
+}
+
 variable "termination_protection" {
   description = "EC2 termination protection on the standby."
   type        = bool

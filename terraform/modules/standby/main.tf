@@ -5,7 +5,6 @@
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
 
 locals {
   default_instance_type = { arm64 = "t4g.small", x86_64 = "t3.small" }
@@ -46,7 +45,8 @@ data "aws_ec2_instance_type" "this" {
 
 # ---------------------------------------------------------------------------------------
 # Instance role: SSM Session Manager (shell access without any inbound port) and read access
-# to exactly the two secrets and the one parameter the node needs.
+# to exactly one secret, the Tailscale auth key. The site agent's keyring and heartbeat URL reach
+# the standby from Git, sealed, like on the laptop (docs/kubernetes.md).
 
 data "aws_iam_policy_document" "assume_ec2" {
   statement {
@@ -60,7 +60,7 @@ data "aws_iam_policy_document" "assume_ec2" {
 
 resource "aws_iam_role" "node" {
   name_prefix        = "${var.name}-standby-"
-  description        = "hybrid-failover standby node: SSM core, its two secrets, the heartbeat URL parameter"
+  description        = "hybrid-failover standby node: SSM core and the Tailscale auth key"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
   tags               = var.tags
 }
@@ -72,17 +72,9 @@ resource "aws_iam_role_policy_attachment" "ssm_core" {
 
 data "aws_iam_policy_document" "node" {
   statement {
-    sid       = "ReadNodeSecrets"
+    sid       = "ReadTailscaleAuthKey"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.hmac_secret_arn, var.tailscale_secret_arn]
-  }
-
-  statement {
-    sid     = "ReadHeartbeatUrl"
-    actions = ["ssm:GetParameter"]
-    resources = [
-      "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.heartbeat_url_parameter_name, "/")}",
-    ]
+    resources = [var.tailscale_secret_arn]
   }
 }
 
@@ -120,16 +112,12 @@ locals {
   # Not secret: names, ARNs and versions. Values are single-quoted for the shell; every one of
   # them is validated above to hold no quote.
   bootstrap_env = {
-    AWS_REGION          = data.aws_region.current.name
-    HFO_K3S_VERSION     = var.k3s_version
-    HFO_TAILSCALE_VER   = var.tailscale_version
-    HFO_TS_HOSTNAME     = var.tailscale_hostname
-    HFO_TS_SECRET_ARN   = var.tailscale_secret_arn
-    HFO_HMAC_SECRET_ARN = var.hmac_secret_arn
-    HFO_HEARTBEAT_PARAM = var.heartbeat_url_parameter_name
-    HFO_SITE_NAMESPACE  = var.site_namespace
-    HFO_SITE_SECRET     = var.site_secret_name
-    HFO_SITE_CONFIGMAP  = var.site_configmap_name
+    AWS_REGION        = data.aws_region.current.name
+    HFO_K3S_VERSION   = var.k3s_version
+    HFO_TAILSCALE_VER = var.tailscale_version
+    HFO_TS_HOSTNAME   = var.tailscale_hostname
+    HFO_TS_SECRET_ARN = var.tailscale_secret_arn
+    HFO_TS_SSH        = var.tailscale_ssh ? "true" : "false"
   }
 
   cloud_config = {

@@ -127,69 +127,23 @@ variable "tailscale_hostname" {
   }
 }
 
+variable "tailscale_ssh" {
+  description = "Turn on Tailscale SSH on the standby (access governed by your tailnet policy; the way docs/walkthrough.md loads the sealing key). SSM Session Manager works either way."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "primary_hostname" {
   description = "The laptop's Tailscale host name (the first label of its Funnel URL), checked to differ from tailscale_hostname. Null: not checked."
   type        = string
   default     = null
 }
 
-variable "hmac_secret_arn" {
-  description = "ARN of the HMAC keyring secret; the node hands it to its site agent as a Kubernetes Secret at every boot."
-  type        = string
-  nullable    = false
-}
-
 variable "tailscale_secret_arn" {
-  description = "ARN of the Tailscale auth key secret; read at boot only while the node is not yet on the tailnet."
+  description = "ARN of the Tailscale auth key secret: the only secret the node can read, and only while it is not yet on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
   type        = string
   nullable    = false
-}
-
-variable "heartbeat_url_parameter_name" {
-  description = "SSM parameter (String) holding the watchdog's heartbeat URL; the node hands it to its site agent at every boot."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^/[A-Za-z0-9_.\\-/]+$", var.heartbeat_url_parameter_name))
-    error_message = "heartbeat_url_parameter_name must be an SSM parameter path such as /hfo/heartbeat-url."
-  }
-}
-
-variable "site_namespace" {
-  description = "Kubernetes namespace of the site agent; the node creates the HMAC Secret and the site ConfigMap there."
-  type        = string
-  default     = "hfo"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.site_namespace))
-    error_message = "site_namespace must be a Kubernetes namespace name (DNS label)."
-  }
-}
-
-variable "site_secret_name" {
-  description = "Name of the Kubernetes Secret (key `keyring`) the node creates from the HMAC secret for its site agent."
-  type        = string
-  default     = "hfo-hmac"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$", var.site_secret_name))
-    error_message = "site_secret_name must be a Kubernetes object name."
-  }
-}
-
-variable "site_configmap_name" {
-  description = "Name of the Kubernetes ConfigMap (HFO_SITE, HFO_HEARTBEAT_URL) the node creates for its site agent."
-  type        = string
-  default     = "hfo-site"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$", var.site_configmap_name))
-    error_message = "site_configmap_name must be a Kubernetes object name."
-  }
 }
 
 variable "bootstrap_manifests" {

@@ -175,17 +175,6 @@ resource "aws_lambda_permission" "heartbeat_url_invoke" {
   principal     = "*"
 }
 
-# The standby node reads the heartbeat URL from here at boot (the instance cannot get it in
-# its user data: the function needs the instance id first).
-resource "aws_ssm_parameter" "heartbeat_url" {
-  #checkov:skip=CKV2_AWS_34:The heartbeat URL is public (its requests are authenticated by HMAC); a SecureString would add KMS calls for nothing
-  name        = var.heartbeat_url_parameter_name
-  description = "hybrid-failover: the watchdog's heartbeat URL, read by the standby node at boot"
-  type        = "String"
-  value       = aws_lambda_function_url.heartbeat.function_url
-  tags        = var.tags
-}
-
 # ---------------------------------------------------------------------------------------
 # Schedule: one tick per interval, never retried (a late tick is worse than the next one).
 

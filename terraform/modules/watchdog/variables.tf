@@ -168,17 +168,6 @@ variable "discord_secret_arn" {
   default     = null
 }
 
-variable "heartbeat_url_parameter_name" {
-  description = "SSM parameter (String) this module writes the heartbeat URL to, for the standby node to read at boot."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^/[A-Za-z0-9_.\\-/]+$", var.heartbeat_url_parameter_name))
-    error_message = "heartbeat_url_parameter_name must be an SSM parameter path such as /hfo/heartbeat-url."
-  }
-}
-
 variable "alert_email" {
   description = "E-mail address subscribed to the alert topic (AWS sends a confirmation mail first). Null: no subscription."
   type        = string

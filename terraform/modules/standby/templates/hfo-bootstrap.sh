@@ -3,8 +3,12 @@
 # and is idempotent: each step checks what is already there. A step that fails is reported
 # and the others still run, so the bot's K3s comes up even when, say, Tailscale cannot.
 #
-# Secrets are read from AWS Secrets Manager with the instance role, written to files on a
-# tmpfs with mode 0600 and removed after use: never on a command line, never in a log.
+# K3s then applies the Argo CD bootstrap manifests cloud-init dropped in its manifests
+# directory, and Argo CD brings up the site (agent, bot) from Git, sealed secrets included.
+#
+# The one secret the node reads, the Tailscale auth key, comes from AWS Secrets Manager with
+# the instance role, only while the node is not on the tailnet yet; it goes to a file on a
+# tmpfs with mode 0600, removed after use: never on a command line, never in a log.
 set -uo pipefail
 
 ENV_FILE="${HFO_BOOTSTRAP_ENV:-/etc/hfo/bootstrap.env}"
@@ -38,14 +42,16 @@ step_tailscale() {
   systemctl enable --now tailscaled || return 1
   if tailscale status >/dev/null 2>&1; then
     log "tailscale: already on the tailnet"
-    return 0
+  else
+    local key="$RUN_DIR/tailscale-authkey"
+    fetch_secret "$HFO_TS_SECRET_ARN" "$key" || { rm -f "$key"; return 1; }
+    tailscale up --auth-key="file:$key" --hostname="$HFO_TS_HOSTNAME" --ssh="$HFO_TS_SSH"
+    local rc=$?
+    rm -f "$key"
+    [ $rc -eq 0 ] || return 1
   fi
-  local key="$RUN_DIR/tailscale-authkey"
-  fetch_secret "$HFO_TS_SECRET_ARN" "$key" || { rm -f "$key"; return 1; }
-  tailscale up --auth-key="file:$key" --hostname="$HFO_TS_HOSTNAME"
-  local rc=$?
-  rm -f "$key"
-  return $rc
+  # Keep the settings Terraform asked for, also on a node that joined earlier.
+  tailscale set --hostname="$HFO_TS_HOSTNAME" --ssh="$HFO_TS_SSH"
 }
 
 step_k3s() {
@@ -74,33 +80,8 @@ step_k3s() {
   log "k3s ready ($(ls "$K3S_MANIFESTS" 2>/dev/null | wc -l) auto-deploy manifests)"
 }
 
-# The site agent's configuration: the shared HMAC keyring as a Secret, the site name and the
-# heartbeat URL as a ConfigMap. Refreshed at every boot, so a rotated keyring reaches the
-# standby the next time it starts.
-step_site_config() {
-  local kubectl="k3s kubectl"
-  local url
-  url="$(aws ssm get-parameter --name "$HFO_HEARTBEAT_PARAM" --query Parameter.Value --output text)" || return 1
-  $kubectl create namespace "$HFO_SITE_NAMESPACE" --dry-run=client -o yaml | $kubectl apply -f - >/dev/null || return 1
-  local key="$RUN_DIR/hmac-keyring"
-  fetch_secret "$HFO_HMAC_SECRET_ARN" "$key" || { rm -f "$key"; return 1; }
-  $kubectl -n "$HFO_SITE_NAMESPACE" create secret generic "$HFO_SITE_SECRET" --from-file=keyring="$key" \
-    --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
-  local rc=$?
-  rm -f "$key"
-  [ $rc -eq 0 ] || return 1
-  $kubectl -n "$HFO_SITE_NAMESPACE" create configmap "$HFO_SITE_CONFIGMAP" \
-    --from-literal=HFO_SITE=standby --from-literal=HFO_HEARTBEAT_URL="$url" \
-    --dry-run=client -o yaml | $kubectl apply -f - >/dev/null || return 1
-  log "site configuration applied in namespace $HFO_SITE_NAMESPACE"
-}
-
 step_tailscale || fail "tailscale"
-if step_k3s; then
-  step_site_config || fail "site configuration"
-else
-  fail "k3s"
-fi
+step_k3s || fail "k3s"
 
 if [ "$failed" -ne 0 ]; then
   log "finished with failures (systemd retries in 30 s)"
