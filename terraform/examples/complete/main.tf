@@ -68,6 +68,7 @@ module "standby" {
   tailscale_version      = var.tailscale_version
   tailscale_hostname     = var.tailscale_hostname
   primary_hostname       = local.primary_hostname
+  tailscale_secret_name  = module.secrets.tailscale_secret_name
   tailscale_secret_arn   = module.secrets.tailscale_secret_arn
   tailscale_ssh          = var.tailscale_ssh
   bootstrap_manifests    = local.bootstrap_manifests

@@ -17,7 +17,7 @@ variable "discord_alerts" {
 }
 
 variable "recovery_window_days" {
-  description = "Days a deleted secret can still be restored (0 deletes at once; AWS allows 0 or 7-30)."
+  description = "Days a deleted secret can still be restored (0 deletes at once; AWS allows 0 or 7-30). Until then its name cannot be reused by a new apply."
   type        = number
   default     = 7
   nullable    = false

@@ -116,7 +116,7 @@ locals {
     HFO_K3S_VERSION   = var.k3s_version
     HFO_TAILSCALE_VER = var.tailscale_version
     HFO_TS_HOSTNAME   = var.tailscale_hostname
-    HFO_TS_SECRET_ARN = var.tailscale_secret_arn
+    HFO_TS_SECRET     = var.tailscale_secret_name
     HFO_TS_SSH        = var.tailscale_ssh ? "true" : "false"
   }
 

@@ -140,6 +140,17 @@ variable "primary_hostname" {
   default     = null
 }
 
+variable "tailscale_secret_name" {
+  description = "Name of the Tailscale auth key secret, as the node's boot script asks Secrets Manager for it (a name is known at plan time, so the user data and its size check are too)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_+=.@-]{1,512}$", var.tailscale_secret_name))
+    error_message = "tailscale_secret_name must be a Secrets Manager secret name (letters, digits and /_+=.@-)."
+  }
+}
+
 variable "tailscale_secret_arn" {
   description = "ARN of the Tailscale auth key secret: the only secret the node can read, and only while it is not yet on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
   type        = string

@@ -44,7 +44,7 @@ step_tailscale() {
     log "tailscale: already on the tailnet"
   else
     local key="$RUN_DIR/tailscale-authkey"
-    fetch_secret "$HFO_TS_SECRET_ARN" "$key" || { rm -f "$key"; return 1; }
+    fetch_secret "$HFO_TS_SECRET" "$key" || { rm -f "$key"; return 1; }
     tailscale up --auth-key="file:$key" --hostname="$HFO_TS_HOSTNAME" --ssh="$HFO_TS_SSH"
     local rc=$?
     rm -f "$key"
