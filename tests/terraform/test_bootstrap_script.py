@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from testsupport.tools import REPO_ROOT
 
-pytestmark = pytest.mark.terraform
-
 MODULE = REPO_ROOT / "terraform" / "modules" / "standby"
 SCRIPT = MODULE / "templates" / "hfo-bootstrap.sh"
 K3S_VERSION = "v1.33.1+k3s1"
