@@ -1,0 +1,36 @@
+"""Prometheus metrics of the bot, in their own registry (no process-global state). Names are part of the
+monitoring contract in docs/kubernetes.md."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from hfo_bot.gateway import GatewayStatus
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class BotMetrics:
+    def __init__(self, site: str, pod: str, shard_count: int, shards_here: int) -> None:
+        self.registry = CollectorRegistry()
+        info = Gauge("hfo_bot_info", "Always 1; labels say where the bot runs", ["site", "pod"], registry=self.registry)
+        info.labels(site=site, pod=pod).set(1)
+        Gauge("hfo_bot_shard_count", "Total shards of the bot", registry=self.registry).set(shard_count)
+        Gauge("hfo_bot_shards_assigned", "Shards run by this pod", registry=self.registry).set(shards_here)
+        self._ready = Gauge(
+            "hfo_bot_gateway_ready", "1 when every shard of this pod is connected", registry=self.registry
+        )
+        self._latency = Gauge(
+            "hfo_bot_gateway_latency_seconds",
+            "Worst shard heartbeat latency (NaN while unknown)",
+            registry=self.registry,
+        )
+        self._draining = Gauge("hfo_bot_draining", "1 once a stop signal was received", registry=self.registry)
+        self.commands = Counter("hfo_bot_commands", "Commands answered", ["command"], registry=self.registry)
+
+    def render(self, status: GatewayStatus, draining: bool) -> bytes:
+        self._ready.set(1 if status.ready else 0)
+        self._latency.set(status.latency_s)
+        self._draining.set(1 if draining else 0)
+        return generate_latest(self.registry)

@@ -1,0 +1,321 @@
+"""The site agent: heartbeats in, lease out, and the workload runs only under a fresh lease.
+
+Two loops on one asyncio loop:
+
+- **heartbeat**: every interval (jittered down by up to 10 %), observe the workload, send a
+  signed heartbeat, retry transient failures a bounded number of times within the interval,
+  feed verified answers to the LeaseTracker, report to the health service.
+- **reconcile**: whenever something changed, and at the exact monotonic instant the held lease
+  runs out, compare "may run" (LeaseTracker.holds) with what runs, and start or stop.
+
+The workload is never started before the first heartbeat round has finished, never on a lease
+older than its TTL (measured from the send time), never on an epoch lower than one seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from hfo_site.agent_status import AgentStatus, build_status
+from hfo_site.backends.base import Observation, WorkloadBackend, WorkloadError
+from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
+from hfo_site.lease import LeaseTracker, Outcome
+from hfo_site.metrics import AgentMetrics
+
+log = logging.getLogger("hfo_site.agent")
+
+
+class StatusReporter:
+    """POSTs the agent's status to the health service. Failures are counted, never fatal."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, metrics: AgentMetrics, timeout_s: float = 1.0):
+        self.url = url
+        self._session = session
+        self._metrics = metrics
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._last_error_log = 0.0
+
+    async def report(self, status: AgentStatus) -> bool:
+        try:
+            async with self._session.post(
+                self.url,
+                data=build_status(status),
+                headers={"Content-Type": "application/json"},
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                await resp.read()
+                ok = resp.status == 204
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            ok = False
+            error = type(exc).__name__
+        else:
+            error = "" if ok else f"http_{resp.status}"
+        self._metrics.status_reports.labels("ok" if ok else "error").inc()
+        if not ok and time.monotonic() - self._last_error_log > 60:
+            self._last_error_log = time.monotonic()
+            log.warning("cannot report to the health service", extra={"url": self.url, "error": error})
+        return ok
+
+
+class Agent:
+    def __init__(
+        self,
+        site: str,
+        backend: WorkloadBackend,
+        client: HeartbeatClient,
+        reporter: StatusReporter | None,
+        metrics: AgentMetrics,
+        interval_s: float,
+        retries: int,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.site = site
+        self.backend = backend
+        self.client = client
+        self.reporter = reporter
+        self.metrics = metrics
+        self.interval = interval_s
+        self.retries = retries
+        self.tracker = LeaseTracker(site)
+        self._mono = mono
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self.seq = 0
+        self.observation = Observation("unknown", False, "not observed yet")
+        self.intent: bool | None = None  # what this process last asked the backend for
+        self.last_ok_wall: float | None = None
+        self.server_interval: float | None = None
+        self.first_round = asyncio.Event()
+        self.last_cycle_mono = mono()
+        self._changed = asyncio.Event()
+        self._beat_now = asyncio.Event()
+        self._start_failures = 0
+        self._retry_start_at = 0.0
+
+    # -- timing --------------------------------------------------------------------------------
+    def effective_interval(self) -> float:
+        """Never slower than configured, than the watchdog asks, or than a third of the TTL."""
+        interval = self.interval
+        if self.server_interval is not None:
+            interval = min(interval, self.server_interval)
+        view = self.tracker.view
+        if view is not None:
+            interval = min(interval, view.ttl_s / 3)
+        return interval
+
+    # -- status --------------------------------------------------------------------------------
+    def status(self) -> AgentStatus:
+        now_mono = self._mono()
+        view = self.tracker.view
+        held = self.tracker.holds(now_mono)
+        return AgentStatus(
+            site=self.site,
+            backend=self.backend.name,
+            workload=self.observation.state,
+            ready=self.observation.ready,
+            lease_site=view.site if view else None,
+            lease_epoch=view.epoch if view else None,
+            lease_held=held,
+            lease_expires_at=self._wall() + self.tracker.remaining(now_mono) if held else None,
+            last_heartbeat_ok=self.last_ok_wall,
+            reported_at=self._wall(),
+            detail=self.observation.detail,
+        )
+
+    def _update_gauges(self) -> None:
+        now = self._mono()
+        self.metrics.lease_epoch.set(self.tracker.highest_epoch)
+        self.metrics.lease_held.set(1 if self.tracker.holds(now) else 0)
+        self.metrics.lease_remaining.set(self.tracker.remaining(now))
+        self.metrics.set_workload_state(self.observation.state)
+
+    async def _report(self) -> None:
+        self._update_gauges()
+        if self.reporter is not None:
+            await self.reporter.report(self.status())
+
+    async def _observe(self) -> None:
+        self.observation = await self.backend.observe()
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def _record(self, result: BeatResult) -> None:
+        self.metrics.heartbeats.labels(
+            result.kind.value if not result.code else f"{result.kind.value}:{result.code}"
+        ).inc()
+        if result.kind is not BeatKind.ACCEPTED or result.answer is None:
+            log.warning(
+                "heartbeat failed",
+                extra={
+                    "kind": result.kind.value,
+                    "code": result.code,
+                    "detail": result.detail,
+                    "http": result.http_status,
+                },
+            )
+            return
+        answer = result.answer
+        self.metrics.heartbeat_seconds.observe(max(0.0, self._mono() - result.sent_at_mono))
+        outcome = self.tracker.observe(answer, result.sent_at_mono)
+        if outcome is Outcome.LOWER_EPOCH:
+            self.metrics.lower_epochs.inc()
+            log.warning(
+                "lease answer ignored: epoch went backwards",
+                extra={"epoch": answer.epoch, "highest_epoch": self.tracker.highest_epoch},
+            )
+            return
+        if outcome is Outcome.CONFLICT:
+            log.error(
+                "two different lease sites for one epoch: holding no lease until a higher epoch",
+                extra={"epoch": answer.epoch, "site": answer.site},
+            )
+        self.last_ok_wall = self._wall()
+        self.metrics.last_success.set(self.last_ok_wall)
+        self.metrics.set_lease_site(answer.site)
+        self.server_interval = float(answer.heartbeat_interval_s)
+        self._changed.set()
+
+    async def beat(self, stop: asyncio.Event) -> BeatResult:
+        """One heartbeat, retried on transient failures within a fraction of the interval."""
+        result: BeatResult | None = None
+        for attempt in range(1 + self.retries):
+            self.seq += 1
+            result = await self.client.send(
+                site=self.site,
+                seq=self.seq,
+                workload=self.observation.state,
+                epoch_seen=self.tracker.highest_epoch,
+                ready=self.observation.ready,
+            )
+            self._record(result)
+            if result.kind is BeatKind.ACCEPTED or not result.transient or attempt == self.retries:
+                break
+            pause = min(self.effective_interval() / 4, 0.25 * 2**attempt) * self._rng.uniform(0.5, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            if stop.is_set():
+                break
+        assert result is not None
+        return result
+
+    async def heartbeat_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = self._mono()
+            self._beat_now.clear()  # a start or stop from now on asks for the next round at once
+            await self._observe()
+            await self.beat(stop)
+            self.first_round.set()
+            self._changed.set()
+            await self._report()
+            self.last_cycle_mono = self._mono()
+            wait = self.effective_interval() * self._rng.uniform(0.9, 1.0) - (self._mono() - started)
+            await _wait_any((stop, self._beat_now), max(0.0, wait))
+
+    # -- the workload --------------------------------------------------------------------------
+    async def reconcile_once(self) -> None:
+        now = self._mono()
+        may_run = self.tracker.holds(now)
+        state = self.observation.state
+        if may_run:
+            if self.intent is True and state not in ("stopped", "stopping"):
+                return
+            if self._start_failures and now < self._retry_start_at:
+                return  # a failing start backs off; a stop never waits
+            await self._act("start")
+        else:
+            if self.intent is False and state in ("stopped", "stopping"):
+                return
+            view = self.tracker.view
+            if self.intent is True and view is not None and view.site == self.site:
+                self.metrics.self_fences.inc()
+                log.warning(
+                    "lease expired without a fresh answer: self-fencing",
+                    extra={"epoch": view.epoch, "ttl_s": view.ttl_s},
+                )
+            await self._act("stop")
+
+    async def _act(self, action: str) -> None:
+        view = self.tracker.view
+        log.info(
+            f"workload {action}",
+            extra={"lease_site": view.site if view else None, "epoch": view.epoch if view else None},
+        )
+        try:
+            if action == "start":
+                await self.backend.start()
+                self.intent = True
+            else:
+                self.intent = False  # even if the stop fails: the next round tries again
+                await self.backend.stop()
+        except WorkloadError as exc:
+            if action == "start":
+                self._start_failures += 1
+                backoff = min(self.effective_interval() * 2 ** (self._start_failures - 1), 60.0)
+                self._retry_start_at = self._mono() + backoff
+            self.metrics.workload_actions.labels(action, "error").inc()
+            log.error(f"workload {action} failed", extra={"error": str(exc)})
+        else:
+            if action == "start":
+                self._start_failures = 0
+            self.metrics.workload_actions.labels(action, "ok").inc()
+        await self._observe()
+        await self._report()
+        self._beat_now.set()  # tell the watchdog at once (a handover waits for "stopped")
+
+    async def reconcile_loop(self, stop: asyncio.Event) -> None:
+        await _wait_any((stop, self.first_round), None)
+        while not stop.is_set():
+            self._changed.clear()
+            await self.reconcile_once()
+            timeout = self.effective_interval()
+            deadline = self.tracker.expires_at()
+            now = self._mono()
+            if deadline is not None and deadline > now:
+                timeout = min(timeout, deadline - now + 0.001)  # wake exactly when the lease runs out
+            await _wait_any((stop, self._changed), timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, fence_on_exit: bool, exit_timeout_s: float) -> None:
+        tasks = [
+            asyncio.create_task(self.heartbeat_loop(stop), name="heartbeat"),
+            asyncio.create_task(self.reconcile_loop(stop), name="reconcile"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if fence_on_exit or self.backend.name == "exec":
+                log.info("stopping the workload before exit")
+                try:
+                    await asyncio.wait_for(self.backend.stop(), exit_timeout_s)
+                except (WorkloadError, TimeoutError) as exc:
+                    log.error("could not stop the workload before exit", extra={"error": str(exc)})
+                self.intent = False
+                with contextlib.suppress(Exception):
+                    await self._observe()
+                    await asyncio.wait_for(self._report(), 2.0)
+            await self.backend.close()
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float | None) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

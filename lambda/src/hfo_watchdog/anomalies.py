@@ -1,0 +1,56 @@
+"""The anomaly conditions a tick checks (docs/state-machine.md#anomalies); alerts.py notifies
+each one once."""
+
+from __future__ import annotations
+
+from hfo_watchdog import alerts
+from hfo_watchdog.draft import Draft, Tick, fields
+from hfo_watchdog.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
+from hfo_watchdog.model import LeaseSite, Mode, Policy, SiteRecord
+from hfo_watchdog.signals import secs
+
+_ACTIVE_WORKLOAD = frozenset({"running", "starting"})
+_MANAGED = tuple(alerts.KINDS)
+
+
+def _fresh_active(rec: SiteRecord | None, now: float, policy: Policy) -> bool:
+    return rec is not None and now - rec.received_at < policy.lease_ttl_s and rec.workload in _ACTIVE_WORKLOAD
+
+
+def check(d: Draft, t: Tick) -> None:
+    st, sig, obs, policy = d.state, t.sig, t.obs, d.policy
+    active: dict[str, str] = {}
+    # "Heartbeats arrive" = the primary's agent still holds its lease (last one younger than the
+    # TTL): a probe outage then is Funnel's, not the primary's. An older heartbeat is an outage
+    # on its way to DOWN, not a degradation.
+    if sig.probe == "down" and sig.heartbeat_age is not None and sig.heartbeat_age < policy.lease_ttl_s:
+        active[alerts.DEGRADED_PROBE] = f"{sig.probe_reason}, but {sig.heartbeat_reason}: no failover"
+    if sig.heartbeat == "down" and sig.probe == "alive":
+        active[alerts.DEGRADED_HEARTBEAT] = f"{sig.heartbeat_reason}, but {sig.probe_reason}: no failover"
+    if d.start_blocked is not None:
+        active[alerts.START_BLOCKED] = d.start_blocked
+    if st.start_failures > 0 and st.phase in WANT_RUNNING and obs.instance not in GONE:
+        active[alerts.START_FAILED] = f"{st.start_failures} standby start attempts failed in a row"
+    if st.start_failures >= policy.max_start_failures and st.phase in WANT_RUNNING:
+        active[alerts.START_GAVE_UP] = f"no more start attempts after {st.start_failures} failures"
+    if alerts.STOP_FAILED in st.open_alerts and st.phase in WANT_STOPPED and obs.instance in UP:
+        active[alerts.STOP_FAILED] = f"the standby is still {obs.instance}"
+    if obs.instance in GONE:
+        active[alerts.INSTANCE_MISSING] = f"the standby instance is {obs.instance}: a failover cannot start it"
+    since = st.standby_running_since
+    if since is not None and d.now - since > policy.standby_max_runtime_s:
+        active[alerts.STANDBY_OVERTIME] = (
+            f"the standby has run for {secs(d.now - since)}, more than {secs(policy.standby_max_runtime_s)}"
+        )
+    if _fresh_active(obs.primary, d.now, policy) and _fresh_active(obs.standby, d.now, policy):
+        active[alerts.BOTH_RUNNING] = (
+            f"primary reports workload {obs.primary.workload if obs.primary else '?'} and standby reports"
+            f" {obs.standby.workload if obs.standby else '?'} within the last {secs(policy.lease_ttl_s)}"
+        )
+    if sig.down and st.lease.site == LeaseSite.PRIMARY and st.mode in (Mode.PAUSED, Mode.PIN_PRIMARY):
+        active[alerts.DOWN_NO_FAILOVER] = f"the primary is down and the mode is {st.mode}"
+    opened, actions = alerts.reconcile(st.open_alerts, active, _MANAGED, fields(st))
+    d.update(open_alerts=opened)
+    d.notify(actions)
+    for key in sorted(set(active) - st.open_alerts):
+        d.reasons.append(f"alert {key}: {active[key]}")

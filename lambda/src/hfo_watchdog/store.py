@@ -1,0 +1,545 @@
+"""DynamoDB state store (docs/state.md): the control item under optimistic concurrency, one item
+per site written only by the heartbeat handler, and transition history written in the same
+transaction as the transition it records.
+
+Items are encoded by hand (a fixed, small schema) with the low-level client: no Decimal round
+trips and no resource layer to import at cold start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from hfo_protocol.heartbeat import Heartbeat
+from hfo_protocol.timefmt import format_ts
+
+from hfo_watchdog.model import (
+    ControlState,
+    InstanceState,
+    Lease,
+    LeaseSite,
+    Mode,
+    Phase,
+    ProbeFailure,
+    ProbeResult,
+    Site,
+    SiteRecord,
+    Transition,
+)
+
+CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
+HISTORY_PK = "HISTORY"
+SITE_PK = "SITE"
+_RECORD_ATTEMPTS = 4
+_BATCH_ATTEMPTS = 4
+
+
+class StoreError(RuntimeError):
+    """Base class of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """DynamoDB could not be reached or refused the request (after botocore's own retries)."""
+
+
+class HeartbeatReplay(StoreError):
+    """A heartbeat whose sent_at is not later than the last accepted one of its site."""
+
+    def __init__(self, site: str, sent_at: float, last_sent_at: float) -> None:
+        super().__init__(
+            f"heartbeat of {site} sent at {format_ts(sent_at)} is not later than the last accepted "
+            f"one ({format_ts(last_sent_at)})"
+        )
+        self.site = site
+        self.sent_at = sent_at
+        self.last_sent_at = last_sent_at
+
+
+@dataclass(frozen=True)
+class SiteUnchanged:
+    """A guard for a control write: the site's item must still hold the heartbeat the writer read
+    (`received_at`), or still be absent (None). A tick that takes the lease away from a site uses
+    it, so that a heartbeat of that site answered with the old lease between the tick's read and
+    its write cancels the write instead of leaving the site believing it holds the lease."""
+
+    site: Site
+    received_at: float | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: float
+    from_phase: str
+    to_phase: str
+    from_lease: Lease
+    to_lease: Lease
+    reasons: tuple[str, ...]
+    mode: str
+    instance: str | None
+    writer: str
+
+
+# ----------------------------------------------------------------------------- codec
+
+
+def _n(value: float | int) -> dict[str, str]:
+    if isinstance(value, bool):
+        raise TypeError("booleans are not numbers here")
+    if isinstance(value, int):
+        return {"N": str(value)}
+    return {"N": repr(float(value))}
+
+
+def _opt_n(value: float | int | None) -> dict[str, Any]:
+    return {"NULL": True} if value is None else _n(value)
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _opt_s(value: str | None) -> dict[str, Any]:
+    return {"NULL": True} if value is None else _s(value)
+
+
+def _get_f(item: Mapping[str, Any], key: str) -> float | None:
+    attr = item.get(key)
+    if attr is None or "NULL" in attr:
+        return None
+    return float(attr["N"])
+
+
+def _get_i(item: Mapping[str, Any], key: str, default: int = 0) -> int:
+    attr = item.get(key)
+    if attr is None or "NULL" in attr:
+        return default
+    return int(attr["N"])
+
+
+def _get_s(item: Mapping[str, Any], key: str) -> str | None:
+    attr = item.get(key)
+    if attr is None or "NULL" in attr:
+        return None
+    return str(attr["S"])
+
+
+def _probe_to_item(p: ProbeResult) -> dict[str, Any]:
+    return {
+        "M": {
+            "ok": {"BOOL": p.ok},
+            "at": _n(p.at),
+            "failure": _opt_s(None if p.failure is None else p.failure.value),
+            "detail": _s(p.detail[:500]),
+            "http_status": _opt_n(p.http_status),
+            "latency_ms": _opt_n(p.latency_ms),
+        }
+    }
+
+
+def _probe_from_item(attr: Mapping[str, Any] | None) -> ProbeResult | None:
+    if attr is None or "M" not in attr:
+        return None
+    m = attr["M"]
+    failure = _get_s(m, "failure")
+    status = _get_f(m, "http_status")
+    return ProbeResult(
+        ok=bool(m["ok"]["BOOL"]),
+        at=float(m["at"]["N"]),
+        failure=None if failure is None else ProbeFailure(failure),
+        detail=_get_s(m, "detail") or "",
+        http_status=None if status is None else int(status),
+        latency_ms=_get_f(m, "latency_ms"),
+    )
+
+
+def control_to_item(state: ControlState, *, updated_at: float, writer: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **CONTROL_KEY,
+        "version": _n(state.version),
+        "mode": _s(state.mode.value),
+        "mode_until": _opt_n(state.mode_until),
+        "phase": _s(state.phase.value),
+        "phase_since": _n(state.phase_since),
+        "lease_site": _s(state.lease.site.value),
+        "lease_epoch": _n(state.lease.epoch),
+        "lease_changed_at": _n(state.lease.changed_at),
+        "probe_fail_streak": _n(state.probe_fail_streak),
+        "probe_ok_streak": _n(state.probe_ok_streak),
+        "last_start_at": _opt_n(state.last_start_at),
+        "start_count": _n(state.start_count),
+        "start_failures": _n(state.start_failures),
+        "standby_running_since": _opt_n(state.standby_running_since),
+        "open_alerts": {"L": [_s(k) for k in sorted(state.open_alerts)]},
+        "last_tick_at": _opt_n(state.last_tick_at),
+        "updated_at": _n(updated_at),
+        "updated_by": _s(writer),
+    }
+    if state.last_probe is not None:
+        item["last_probe"] = _probe_to_item(state.last_probe)
+    return item
+
+
+def control_from_item(item: Mapping[str, Any]) -> ControlState:
+    return ControlState(
+        version=_get_i(item, "version"),
+        mode=Mode(_get_s(item, "mode") or Mode.AUTO.value),
+        mode_until=_get_f(item, "mode_until"),
+        phase=Phase(_get_s(item, "phase") or Phase.HEALTHY.value),
+        phase_since=_get_f(item, "phase_since") or 0.0,
+        lease=Lease(
+            site=LeaseSite(_get_s(item, "lease_site") or LeaseSite.PRIMARY.value),
+            epoch=_get_i(item, "lease_epoch", 1),
+            changed_at=_get_f(item, "lease_changed_at") or 0.0,
+        ),
+        probe_fail_streak=_get_i(item, "probe_fail_streak"),
+        probe_ok_streak=_get_i(item, "probe_ok_streak"),
+        last_probe=_probe_from_item(item.get("last_probe")),
+        last_start_at=_get_f(item, "last_start_at"),
+        start_count=_get_i(item, "start_count"),
+        start_failures=_get_i(item, "start_failures"),
+        standby_running_since=_get_f(item, "standby_running_since"),
+        open_alerts=frozenset(a["S"] for a in item.get("open_alerts", {}).get("L", [])),
+        last_tick_at=_get_f(item, "last_tick_at"),
+    )
+
+
+def site_from_item(item: Mapping[str, Any]) -> SiteRecord:
+    return SiteRecord(
+        site=Site(item["sk"]["S"]),
+        sent_at=float(item["sent_at"]["N"]),
+        received_at=float(item["received_at"]["N"]),
+        workload=item["workload"]["S"],
+        epoch_seen=int(item["epoch_seen"]["N"]),
+        ready=bool(item["ready"]["BOOL"]),
+        steady_since=float(item["steady_since"]["N"]),
+        count=_get_i(item, "count"),
+    )
+
+
+def _site_key(site: str) -> dict[str, Any]:
+    return {"pk": _s(SITE_PK), "sk": _s(site)}
+
+
+def history_sort_key(at: float, epoch: int, n: int) -> str:
+    """`<RFC 3339 time>#<epoch>#<n>`, zero-padded so that the order of keys is the order of events."""
+    return f"{format_ts(at)}#{epoch:010d}#{n:010d}"
+
+
+# ----------------------------------------------------------------------------- store
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class DynamoStateStore:
+    """ports.StateStore on one DynamoDB table. `client` is a boto3 DynamoDB client."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        history_ttl_s: float = 30 * 86400,
+        steady_gap_s: float = 30.0,
+        writer: str = "tick",
+        clock: Any = time.time,
+    ) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._history_ttl_s = history_ttl_s
+        self._steady_gap_s = steady_gap_s
+        self._writer = writer
+        self._clock = clock
+        self.calls = 0  # AWS calls made, for the benchmark and the logs
+        self._local = threading.local()
+
+    @property
+    def last_conflict(self) -> str | None:
+        """Why this thread's last save() returned False (for the `lost_race` log)."""
+        return getattr(self._local, "conflict", None)
+
+    # -- reads
+
+    def load(self) -> tuple[ControlState, SiteRecord | None, SiteRecord | None]:
+        """One consistent BatchGetItem for the control item and both site items."""
+        keys = [CONTROL_KEY, _site_key(Site.PRIMARY.value), _site_key(Site.STANDBY.value)]
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        for _ in range(_BATCH_ATTEMPTS):
+            answer = self._call("batch_get_item", RequestItems=request)
+            found.extend(answer.get("Responses", {}).get(self.table_name, []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise StoreUnavailable("DynamoDB left keys unprocessed after repeated BatchGetItem calls")
+        control = ControlState()
+        sites: dict[str, SiteRecord] = {}
+        for item in found:
+            if item["pk"]["S"] == "CONTROL":
+                control = control_from_item(item)
+            else:
+                record = site_from_item(item)
+                sites[record.site.value] = record
+        return control, sites.get(Site.PRIMARY.value), sites.get(Site.STANDBY.value)
+
+    def load_control(self) -> ControlState:
+        answer = self._call("get_item", TableName=self.table_name, Key=CONTROL_KEY, ConsistentRead=True)
+        item = answer.get("Item")
+        return ControlState() if item is None else control_from_item(item)
+
+    def history(self, limit: int = 20) -> list[HistoryEntry]:
+        """The latest `limit` transitions, newest first."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        answer = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(HISTORY_PK)},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [self._history_entry(item) for item in answer.get("Items", [])]
+
+    @staticmethod
+    def _history_entry(item: Mapping[str, Any]) -> HistoryEntry:
+        return HistoryEntry(
+            at=float(item["at"]["N"]),
+            from_phase=item["from_phase"]["S"],
+            to_phase=item["to_phase"]["S"],
+            from_lease=Lease(
+                LeaseSite(item["from_lease_site"]["S"]),
+                int(item["from_lease_epoch"]["N"]),
+                float(item["from_lease_changed_at"]["N"]),
+            ),
+            to_lease=Lease(
+                LeaseSite(item["to_lease_site"]["S"]),
+                int(item["to_lease_epoch"]["N"]),
+                float(item["to_lease_changed_at"]["N"]),
+            ),
+            reasons=tuple(r["S"] for r in item["reasons"]["L"]),
+            mode=item["mode"]["S"],
+            instance=_get_s(item, "instance"),
+            writer=_get_s(item, "writer") or "",
+        )
+
+    # -- writes
+
+    def save(
+        self,
+        expected_version: int,
+        state: ControlState,
+        transition: Transition | None,
+        *,
+        instance: InstanceState | None = None,
+        unchanged: SiteUnchanged | None = None,
+    ) -> bool:
+        """Conditional write of the control item, in one transaction with the transition's history
+        item and the `unchanged` guard when given. False when a condition failed: then nothing was
+        written, and `last_conflict` says which."""
+        if state.version != expected_version + 1:
+            raise ValueError(f"state.version must be {expected_version + 1}, got {state.version}")
+        self._local.conflict = None
+        now = self._clock()
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": control_to_item(state, updated_at=now, writer=self._writer),
+        }
+        if expected_version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :expected"
+            put["ExpressionAttributeValues"] = {":expected": _n(expected_version)}
+        items: list[dict[str, Any]] = [{"Put": put}]
+        what = [f"the control item is no longer at version {expected_version}"]
+        if transition is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._history_item(state, transition, instance),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+            what.append("the history item exists already")
+        if unchanged is not None:
+            check: dict[str, Any] = {"TableName": self.table_name, "Key": _site_key(unchanged.site.value)}
+            if unchanged.received_at is None:
+                check["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                check["ConditionExpression"] = "received_at = :seen"
+                check["ExpressionAttributeValues"] = {":seen": _n(unchanged.received_at)}
+            items.append({"ConditionCheck": check})
+            what.append(f"a heartbeat from the {unchanged.site.value} arrived after the state was read")
+        try:
+            if len(items) == 1:
+                self._call("put_item", **put)
+            else:
+                self._call("transact_write_items", TransactItems=items)
+        except _ConditionFailed as failed:
+            codes = failed.codes or ["ConditionalCheckFailed"]
+            self._local.conflict = "; ".join(
+                w for w, c in zip(what, codes + ["None"] * len(what), strict=False) if c == "ConditionalCheckFailed"
+            )
+            return False
+        return True
+
+    def _history_item(
+        self, state: ControlState, transition: Transition, instance: InstanceState | None
+    ) -> dict[str, Any]:
+        t = transition
+        return {
+            "pk": _s(HISTORY_PK),
+            "sk": _s(history_sort_key(t.at, t.to_lease.epoch, state.version)),
+            "at": _n(t.at),
+            "from_phase": _s(t.from_phase.value),
+            "to_phase": _s(t.to_phase.value),
+            "from_lease_site": _s(t.from_lease.site.value),
+            "from_lease_epoch": _n(t.from_lease.epoch),
+            "from_lease_changed_at": _n(t.from_lease.changed_at),
+            "to_lease_site": _s(t.to_lease.site.value),
+            "to_lease_epoch": _n(t.to_lease.epoch),
+            "to_lease_changed_at": _n(t.to_lease.changed_at),
+            "reasons": {"L": [_s(r[:1000]) for r in t.reasons]},
+            "mode": _s(state.mode.value),
+            "instance": _opt_s(None if instance is None else instance.value),
+            "writer": _s(self._writer),
+            "version": _n(state.version),
+            "expires_at": _n(int(t.at + self._history_ttl_s)),
+        }
+
+    def record_heartbeat(self, hb: Heartbeat, received_at: float) -> SiteRecord:
+        """Record an accepted heartbeat in its site's item only, conditional on `sent_at` increasing.
+
+        Raises HeartbeatReplay when the stored `sent_at` is not older, StoreUnavailable when
+        DynamoDB cannot be reached. `steady_since` restarts when the previous heartbeat is more
+        than `steady_gap_s` old (the run of heartbeats was broken).
+        """
+        site = Site(hb.site)
+        for _ in range(_RECORD_ATTEMPTS):
+            answer = self._call("get_item", TableName=self.table_name, Key=_site_key(site.value), ConsistentRead=True)
+            previous = answer.get("Item")
+            if previous is None:
+                steady_since, count = received_at, 1
+            else:
+                last = site_from_item(previous)
+                if hb.sent_at <= last.sent_at:
+                    raise HeartbeatReplay(site.value, hb.sent_at, last.sent_at)
+                broken = received_at - last.received_at > self._steady_gap_s
+                steady_since = received_at if broken else last.steady_since
+                count = last.count + 1
+            record = SiteRecord(
+                site=site,
+                sent_at=hb.sent_at,
+                received_at=received_at,
+                workload=hb.workload,
+                epoch_seen=hb.epoch_seen,
+                ready=hb.ready,
+                steady_since=steady_since,
+                count=count,
+            )
+            item = {
+                **_site_key(site.value),
+                "sent_at": _n(hb.sent_at),
+                "received_at": _n(received_at),
+                "workload": _s(hb.workload),
+                "epoch_seen": _n(hb.epoch_seen),
+                "ready": {"BOOL": hb.ready},
+                "steady_since": _n(steady_since),
+                "count": _n(count),
+                "seq": _n(hb.seq),
+                "agent": _s(hb.agent),
+            }
+            put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+            if previous is None:
+                put["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                # The exact value read: the write replaces what was read or nothing at all.
+                put["ConditionExpression"] = "sent_at = :previous"
+                put["ExpressionAttributeValues"] = {":previous": previous["sent_at"]}
+            try:
+                self._call("put_item", **put)
+            except _ConditionFailed:
+                continue  # another heartbeat of this site landed in between: read again
+            return record
+        raise StoreUnavailable(f"heartbeat of {site.value}: too much write contention on its site item")
+
+    # -- plumbing
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        try:
+            return dict(getattr(self._client, operation)(**kwargs))
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed() from None
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                    raise _ConditionFailed([str(r.get("Code")) for r in reasons]) from None
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {code or type(exc).__name__}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc
+
+
+class _ConditionFailed(Exception):
+    """Internal: a conditional write lost; `codes` are a transaction's per-item reasons."""
+
+    def __init__(self, codes: list[str] | None = None) -> None:
+        super().__init__("condition failed")
+        self.codes = codes or []
+
+
+def ensure_table(client: Any, name: str, *, timeout_s: float = 30.0) -> None:
+    """Create the state table as Terraform does (demo and tests only), with TTL on `expires_at`."""
+    try:
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if _error_code(exc) != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + timeout_s
+    while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} not ACTIVE within {timeout_s:.0f}s")
+        time.sleep(0.2)
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+
+
+def scan_all(client: Any, name: str) -> Sequence[dict[str, Any]]:
+    """Every item, sorted by key (tests and the demo compare whole tables with it)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
