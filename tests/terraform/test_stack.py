@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
-from collections.abc import Iterator
+import ssl
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import trustme
 import yaml
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
@@ -30,6 +34,20 @@ from testsupport.tools import REPO_ROOT
 pytestmark = [pytest.mark.terraform, pytest.mark.moto, pytest.mark.slow]
 
 USER_DATA_LIMIT = 16384
+# The watchdog's thresholds scaled down (as `make demo` does), set through Terraform's variables:
+# within every documented range and cross-field rule, so the end-to-end test can fail over and
+# back in seconds with the very configuration Terraform gives the functions.
+FAST_POLICY = {
+    "heartbeat_interval_s": 1,
+    "lease_ttl_s": 5,
+    "stop_grace_s": 2,
+    "down_heartbeat_s": 10,
+    "down_probes": 2,
+    "recovery_probes": 3,
+    "recovery_steady_s": 4,
+    "start_cooldown_s": 60,
+    "min_state_s": 2,
+}
 
 
 def documented_settings() -> set[str]:
@@ -92,6 +110,7 @@ def stack(
         "table_deletion_protection": False,
         "secret_recovery_window_days": 0,
         "cpu_credits": "standard",  # moto gap, see the module docstring
+        **FAST_POLICY,
     }
     result = make_stack(tfenv, tree / "examples" / "complete", variables, tf_moto.env(), secret_values.env())
     result.apply()
@@ -254,13 +273,23 @@ def test_tick_role_starts_stops_and_modifies_only_the_standby(stack: Stack, aws:
     assert topic["Resource"] == [stack.outputs["alert_topic_arn"]]
 
 
-def test_heartbeat_role_cannot_touch_ec2(stack: Stack, aws: dict[str, Any]) -> None:
+def test_heartbeat_role_may_only_stop_the_standby(stack: Stack, aws: dict[str, Any]) -> None:
+    """It completes handbacks (stop the standby, alert); it never starts or modifies it."""
     heartbeat = stack.outputs["function_names"]["heartbeat"]
     document = statements(role_policy(aws, function_role(aws, heartbeat)))
-    actions = {a for s in document for a in s["Action"]}
-    assert not any(a.startswith(("ec2:", "sns:")) for a in actions)
+    ec2_actions = {a for s in document for a in s["Action"] if a.startswith("ec2:")}
+    assert ec2_actions == {"ec2:StopInstances", "ec2:DescribeInstances"}
+    stop = next(s for s in document if "ec2:StopInstances" in s["Action"])
+    assert stop["Resource"] == [
+        f"arn:aws:ec2:{aws['ec2'].meta.region_name}:123456789012:instance/{stack.outputs['instance_id']}"
+    ]
+    for statement in document:
+        if "*" in statement["Resource"]:
+            assert statement["Action"] == ["ec2:DescribeInstances"], statement
     secret = next(s for s in document if "secretsmanager:GetSecretValue" in s["Action"])
-    assert len(secret["Resource"]) == 1 and stack.outputs["secret_names"]["hmac_keyring"] in secret["Resource"][0]
+    names = stack.outputs["secret_names"]
+    assert len(secret["Resource"]) == 2
+    assert all(any(names[k] in arn for arn in secret["Resource"]) for k in ("hmac_keyring", "discord_webhook"))
 
 
 def test_schedule_runs_the_tick_every_minute_without_retries(stack: Stack, aws: dict[str, Any]) -> None:
@@ -381,7 +410,143 @@ def test_outputs_tell_the_next_steps(stack: Stack) -> None:
         assert f"--secret-id {name}" in stack.outputs["next_steps"]
 
 
+# --- end to end: the real handlers on the Terraform-made stack ------------------------------
+
+
+class AlertQueue:
+    """An SQS queue subscribed to the stack's alert topic: what the watchdog published."""
+
+    def __init__(self, aws: dict[str, Any], sqs: Any, topic_arn: str) -> None:
+        self.sqs = sqs
+        self.sns = aws["sns"]
+        self.url = sqs.create_queue(QueueName="e2e-alerts")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.subscription = self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+        self.subjects: list[str] = []
+
+    def drain(self) -> list[str]:
+        for _ in range(10):  # bounded
+            batch = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not batch.get("Messages"):
+                break
+            for message in batch["Messages"]:
+                self.subjects.append(json.loads(message["Body"]).get("Subject", ""))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return self.subjects
+
+    def close(self) -> None:
+        self.sns.unsubscribe(SubscriptionArn=self.subscription)
+        self.sqs.delete_queue(QueueUrl=self.url)
+
+
+def test_end_to_end_failover_to_the_terraform_instance_and_back(
+    stack: Stack,
+    aws: dict[str, Any],
+    tf_moto: MotoServer,
+    health_port: int,
+    secret_values: Secrets,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The real tick and heartbeat handlers, in-process, with the environment Terraform gave the
+    functions (read back from the emulator), fail over to the Terraform-made instance when the
+    laptop's health server goes down and stop it when the laptop comes back."""
+    from hfo_protocol.keys import Keyring
+    from hfo_watchdog import handlers
+    from hfo_watchdog.demo import in_process_transport
+    from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
+    from testsupport.lambda_context import FakeLambdaContext
+
+    names = stack.outputs["function_names"]
+    env = aws["lambda"].get_function_configuration(FunctionName=names["tick"])["Environment"]["Variables"]
+    assert env == aws["lambda"].get_function_configuration(FunctionName=names["heartbeat"])["Environment"]["Variables"]
+    instance_id = env["HFO_INSTANCE_ID"]
+    assert instance_id == stack.outputs["instance_id"]
+    # Two additions, both because this runs on a test machine: the throwaway CA of the loopback
+    # health server, and no Discord alerts (the webhook would be on the internet; the alerts are
+    # checked on the SNS topic instead).
+    ca = trustme.CA()
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    env = {**env, "HFO_PROBE_CA_BUNDLE": str(ca_path)}
+    env.pop("HFO_DISCORD_WEBHOOK_SECRET_ARN")
+    for key in [k for k in os.environ if k.startswith(("HFO_", "POWERTOOLS_"))]:
+        monkeypatch.delenv(key)
+    for key, value in {**env, **tf_moto.env()}.items():
+        monkeypatch.setenv(key, value)
+    assert env["HFO_HEALTH_URL"] == f"https://127.0.0.1:{health_port}/healthz"
+
+    sqs = boto3.client("sqs", endpoint_url=tf_moto.endpoint, region_name=tf_moto.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    alerts = AlertQueue(aws, sqs, env["HFO_SNS_TOPIC_ARN"])
+    keyring = Keyring.from_secret_string(secret_values.hmac_keyring)  # the value Terraform wrote
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ledger = WorkloadLedger()
+    handlers.reset_runtime()
+    transport = in_process_transport(handlers.heartbeat)
+    primary = SiteAgent("primary", keyring, transport, ledger, interval_s=1.0)
+    standby = SiteAgent("standby", keyring, transport, ledger, interval_s=1.0)
+    health = HealthServer(primary, keyring, tls, health_port)
+
+    def state() -> str:
+        reservations = aws["ec2"].describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+    report: dict[str, Any] = {}
+
+    def tick() -> None:
+        report.update(handlers.tick({"source": "aws.scheduler"}, FakeLambdaContext(function_name=names["tick"])))
+        # The standby's agent runs while its instance runs (cloud-init starts K3s and the agent).
+        running = state() == "running"
+        if running and not standby.alive:
+            standby.start()
+        elif not running and standby.alive:
+            standby.kill()
+
+    def until(what: str, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            tick()
+            if done():
+                return
+            time.sleep(1.0)
+        raise AssertionError(f"not reached within {timeout_s:.0f} s: {what}; last tick: {report}")
+
+    try:
+        health.start()
+        primary.start()
+        until("the laptop holds the lease", lambda: report["phase"] == "healthy" and primary.workload == "running", 30)
+        assert state() == "stopped"
+        epoch = report["lease_epoch"]
+
+        health.stop()  # the laptop dies: probe refused, heartbeats stop, its bot is gone
+        primary.kill()
+        failed_over = lambda: report["lease_site"] == "standby" and state() == "running"  # noqa: E731
+        until("failover to the Terraform instance", failed_over, 60)
+        assert report["lease_epoch"] > epoch
+        until("the standby serves", lambda: standby.workload == "running", 30)
+        epoch = report["lease_epoch"]
+
+        health.start()  # the laptop is back
+        primary.revive()
+        until("handback", lambda: report["lease_site"] == "primary" and report["lease_epoch"] > epoch, 60)
+        until("the Terraform instance is stopped again", lambda: state() == "stopped", 30)
+        until("the laptop serves again", lambda: primary.workload == "running", 30)
+
+        assert ledger.overlaps == []  # never two bots at once
+        assert primary.refused == [] and standby.refused == []
+        assert len(alerts.drain()) >= 2  # failover and handback were announced on the topic
+    finally:
+        primary.kill()
+        standby.kill()
+        health.stop()
+        handlers.reset_runtime()
+        alerts.close()
+
+
 def test_second_plan_is_empty(stack: Stack) -> None:
+    """Also after the watchdog started and stopped the instance: Terraform does not fight it."""
     assert resource_changes(stack.plan()) == []
 
 

@@ -97,6 +97,7 @@ module "watchdog" {
   down_heartbeat_s               = var.down_heartbeat_s
   recovery_probes                = var.recovery_probes
   recovery_steady_s              = var.recovery_steady_s
+  stop_grace_s                   = var.stop_grace_s
   start_cooldown_s               = var.start_cooldown_s
   min_state_s                    = var.min_state_s
   standby_max_runtime_s          = var.standby_max_runtime_s

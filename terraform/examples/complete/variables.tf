@@ -254,6 +254,12 @@ variable "recovery_steady_s" {
   default     = null
 }
 
+variable "stop_grace_s" {
+  description = "Time an agent may take to stop its workload."
+  type        = number
+  default     = null
+}
+
 variable "start_cooldown_s" {
   description = "At most one EC2 start per this many seconds."
   type        = number

@@ -1,13 +1,16 @@
-# One role per function, each holding only what its handler does. Written with
-# aws_iam_policy_document; every resource is an ARN of this stack, except the EC2 describe
-# calls, which AWS does not allow to be scoped to a resource.
+# One role per function, each holding only what its handler does (docs/watchdog.md, "What the
+# function needs from AWS"). Written with aws_iam_policy_document; every resource is an ARN of
+# this stack, except the EC2 describe call, which AWS does not allow to be scoped to a resource.
+# Query (history) is the `hfo` CLI's, run with the operator's own credentials.
 
 locals {
   table_arns = [aws_dynamodb_table.state.arn]
   log_streams = {
     for k, lg in aws_cloudwatch_log_group.fn : k => "${lg.arn}:log-stream:*"
   }
-  tick_secret_arns = compact([var.hmac_secret_arn, var.discord_secret_arn == null ? "" : var.discord_secret_arn])
+  # Both handlers may alert (the heartbeat handler when it completes a handback), so both read
+  # the keyring and the Discord webhook.
+  secret_arns = compact([var.hmac_secret_arn, var.discord_secret_arn == null ? "" : var.discord_secret_arn])
 }
 
 data "aws_iam_policy_document" "assume_lambda" {
@@ -38,12 +41,10 @@ data "aws_iam_policy_document" "tick" {
   statement {
     sid = "StateTable"
     actions = [
-      "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
-      "dynamodb:Query",
+      "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:ConditionCheckItem",
+      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
     ]
     resources = local.table_arns
   }
@@ -61,7 +62,7 @@ data "aws_iam_policy_document" "tick" {
   statement {
     # EC2's Describe* actions support no resource-level permissions: AWS requires "*".
     sid       = "DescribeNeedsWildcard"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"]
+    actions   = ["ec2:DescribeInstances"]
     resources = ["*"]
   }
 
@@ -74,7 +75,7 @@ data "aws_iam_policy_document" "tick" {
   statement {
     sid       = "Secrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.tick_secret_arns
+    resources = local.secret_arns
   }
 
   dynamic "statement" {
@@ -96,24 +97,42 @@ data "aws_iam_policy_document" "heartbeat" {
   }
 
   statement {
-    # Its site's item (conditional on sent_at), the control item it reads for the lease
-    # answer, and the handover it may complete (docs/state.md).
+    # Its site's item (conditional on sent_at), the control and site items it reads for the
+    # lease answer, and the handover it may complete (docs/state.md).
     sid = "StateTable"
     actions = [
-      "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
-      "dynamodb:Query",
+      "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:ConditionCheckItem",
+      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
     ]
     resources = local.table_arns
   }
 
   statement {
-    sid       = "Keyring"
+    # Completing a handback: the standby acknowledged it stopped its workload, so the handler
+    # stops the instance at once instead of a tick later. It never starts or modifies it.
+    sid       = "StopTheStandbyOnly"
+    actions   = ["ec2:StopInstances"]
+    resources = [var.instance_arn]
+  }
+
+  statement {
+    sid       = "DescribeNeedsWildcard"
+    actions   = ["ec2:DescribeInstances"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "Alerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "Secrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.hmac_secret_arn]
+    resources = local.secret_arns
   }
 
   dynamic "statement" {
