@@ -2,11 +2,12 @@
 copy the repository's terraform/ tree to a scratch directory, and init + apply the complete
 example against the AWS emulator.
 
-The mirror lookup follows the Terraform tests' support code (tests/testsupport/terraform.py):
-HFO_TF_PROVIDER_MIRROR wins when set (and must then hold the provider), otherwise a bounded
-search of the usual places. A scratch CLI configuration installs hashicorp/aws from the mirror
-and from nowhere else, so nothing is fetched from the network and the user's ~/.terraformrc is
-never read. Everything Terraform writes (.terraform/, lock file, state) stays in the scratch copy.
+The mirror lookup, the CLI configuration and the working copy are shared with the Terraform
+tests (tests/testsupport/terraform.py uses them from here): HFO_TF_PROVIDER_MIRROR wins when set
+(and must then hold the provider), otherwise a bounded search of the usual places. A scratch
+CLI configuration installs hashicorp/aws from the mirror and from nowhere else, so nothing is
+fetched from the network and the user's ~/.terraformrc is never read. Everything Terraform
+writes (.terraform/, lock file, state) stays in the scratch copy.
 
 Anything missing (no terraform on PATH, no mirror, no terraform/ tree next to this package) is a
 `TerraformUnavailable` whose message says what and how to fix it; the drill then creates the
@@ -112,6 +113,18 @@ def write_cli_config(path: Path, mirror: Path) -> Path:
     return path
 
 
+def working_copy(repo: Path, dest: Path) -> Path:
+    """terraform/ (and argocd/bootstrap, which the example reads) copied under `dest` as laid out
+    in the repository, without any .terraform/, state or auto-loaded variable files of the
+    checkout, so init writes its files there and never in the checkout. Returns dest/terraform."""
+    ignore = shutil.ignore_patterns(".terraform*", "*.tfstate*", "*.auto.tfvars*")
+    shutil.copytree(repo / "terraform", dest / "terraform", ignore=ignore)
+    bootstrap = repo / "argocd" / "bootstrap"
+    if bootstrap.is_dir():
+        shutil.copytree(bootstrap, dest / "argocd" / "bootstrap")
+    return dest / "terraform"
+
+
 def lambda_package(repo: Path, scratch: Path) -> tuple[Path, str]:
     """The zip Terraform uploads: the real package when `make lambda-zip` has built it, else
     the watchdog's sources alone (moto stores the code and never runs it; the drill runs the
@@ -158,15 +171,8 @@ class Terraform:
         return cls(binary=binary, mirror=mirror, repo=repo, scratch=scratch, env=env)
 
     def working_copy(self) -> Path:
-        """terraform/ (and argocd/bootstrap, which the example reads) copied as laid out in the
-        repository, without any .terraform/ or state of the checkout."""
-        dest = self.scratch / "tree"
-        ignore = shutil.ignore_patterns(".terraform*", "*.tfstate*", "*.auto.tfvars*")
-        shutil.copytree(self.repo / "terraform", dest / "terraform", ignore=ignore)
-        bootstrap = self.repo / "argocd" / "bootstrap"
-        if bootstrap.is_dir():
-            shutil.copytree(bootstrap, dest / "argocd" / "bootstrap")
-        return dest / EXAMPLE
+        """The complete example in a scratch copy of the checkout's terraform/ tree."""
+        return working_copy(self.repo, self.scratch / "tree") / "examples" / "complete"
 
 
 @dataclass
