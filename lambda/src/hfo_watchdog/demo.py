@@ -303,8 +303,9 @@ def run(out: TextIO, opts: Options) -> int:
         ledger = LedgerTail(str(files.ledger))
         timings = Timings.from_env(fast, bot_period_s=BOT_PERIOD_S, boot_delay_s=opts.boot_delay_s)
         story = Story(timeline, tick, session, aws, inbox, store, primary, standby, funnel, url_server, ledger, timings)
-        timeline.header()
         try:
+            story.wait_for_first_bot(30)
+            timeline.header()
             story.run()
         except StoryFailed as exc:
             timeline.say(f"!! DRILL FAILED: {exc}")

@@ -220,8 +220,7 @@ def with_terraform(
     o = applied.outputs
     return AwsSide(
         how="terraform",
-        note=f"terraform apply of {tf.repo.name}/terraform/examples/complete (provider mirror {tf.mirror}); "
-        f"Lambda code: {zip_note}",
+        note=f"terraform apply of terraform/examples/complete (checkout {tf.repo}); Lambda code: {zip_note}",
         table=str(o["table_name"]),
         instance_id=str(o["instance_id"]),
         topic_arn=str(o["alert_topic_arn"]),

@@ -265,6 +265,16 @@ class Story:
 
     # -- the story
 
+    def wait_for_first_bot(self, timeout_s: float) -> None:
+        """Before the first tick: the laptop's agent has heartbeated, learned the lease (primary,
+        epoch 1, the default of a fresh table) and started its bot. The story starts from there."""
+        deadline = time.monotonic() + timeout_s
+        while "primary" not in self.bots():
+            if time.monotonic() > deadline:
+                raise StoryFailed(f"the laptop's bot did not start within {timeout_s:.0f}s")
+            time.sleep(0.1)
+        self.timeline.say("the laptop's agent holds the lease and its bot runs: the watchdog starts ticking")
+
     def _healthy_for(self, ticks: int) -> Callable[[], bool]:
         streak = [0]
 
