@@ -87,3 +87,74 @@ def test_no_terraform_on_path_is_a_reason_not_a_crash(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}
     with pytest.raises(TerraformUnavailable, match="terraform is not on PATH"):
         Terraform.locate(tmp_path / "scratch", env)
+
+
+# --- init/apply/output, with a stand-in terraform binary that records how it was called
+
+FAKE_TERRAFORM = """#!/usr/bin/env python3
+import json, os, sys
+calls = os.path.join(os.environ["FAKE_TF_RECORD"])
+with open(calls, "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(),
+                        "secret_in_env": "TF_VAR_hmac_keyring" in os.environ,
+                        "endpoint": os.environ.get("AWS_ENDPOINT_URL")}) + "\\n")
+command = sys.argv[1]
+if command == os.environ.get("FAKE_TF_FAIL"):
+    print("Error: the emulator said no"); sys.exit(1)
+if command == "apply":
+    print("Apply complete! Resources: 3 added, 0 changed, 0 destroyed.")
+if command == "output":
+    print(json.dumps({"table_name": {"value": "hfo-state", "sensitive": False, "type": "string"}}))
+"""
+
+
+@pytest.fixture
+def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Terraform:
+    binary = tmp_path / "bin" / "terraform"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_TERRAFORM)
+    binary.chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "terraform" / "examples" / "complete").mkdir(parents=True)
+    (repo / "terraform" / "examples" / "complete" / "main.tf").write_text("# example\n")
+    monkeypatch.setenv("FAKE_TF_RECORD", str(tmp_path / "calls.jsonl"))
+    env = {**os.environ}
+    return Terraform(binary=str(binary), mirror=tmp_path, repo=repo, scratch=tmp_path / "scratch", env=env)
+
+
+def calls(tmp_path: Path) -> list[dict[str, object]]:
+    import json
+
+    return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+
+
+def test_apply_runs_init_apply_output_in_a_scratch_copy_with_secrets_only_in_the_environment(
+    fake_tf: Terraform, tmp_path: Path
+) -> None:
+    from hfo_watchdog.drill_terraform import apply_example
+
+    registered = []
+    applied = apply_example(
+        fake_tf, {"health_url": "https://127.0.0.1:1/healthz"}, {"AWS_ENDPOINT_URL": "http://127.0.0.1:5"},
+        {"TF_VAR_hmac_keyring": "very-secret-keyring-value"}, registered.append,
+    )  # fmt: skip
+    assert applied.outputs == {"table_name": "hfo-state"}
+    assert applied.resources == "Apply complete! Resources: 3 added, 0 changed, 0 destroyed."
+    made = calls(tmp_path)
+    assert [c["argv"][0] for c in made] == ["init", "apply", "output"]
+    assert all(c["cwd"] == str(fake_tf.scratch / "tree" / "terraform" / "examples" / "complete") for c in made)
+    assert [c["secret_in_env"] for c in made] == [False, True, False]  # only apply gets the secret
+    assert all(c["endpoint"] == "http://127.0.0.1:5" for c in made)
+    assert len(registered) == 2  # init and apply are children the drill stops on Ctrl-C
+    for path in fake_tf.scratch.rglob("*"):
+        if path.is_file():
+            assert "very-secret-keyring-value" not in path.read_text(errors="replace"), path
+    assert (Path(made[0]["cwd"]) / "drill.auto.tfvars.json").read_text().count("health_url") == 1
+
+
+def test_a_failing_step_is_an_error_carrying_its_output(fake_tf: Terraform) -> None:
+    from hfo_watchdog.drill_terraform import TerraformFailed, apply_example
+
+    fake_tf.env["FAKE_TF_FAIL"] = "apply"
+    with pytest.raises(TerraformFailed, match=r"terraform apply failed \(exit 1\):\nError: the emulator said no"):
+        apply_example(fake_tf, {}, {}, {}, lambda child: None)
