@@ -81,8 +81,21 @@ def test_both_sites_running_is_a_critical_split_brain_alert():
     assert note.severity == Severity.CRITICAL
     stale = decide(state(), healthy_obs(standby=standby_rec(age=61), instance=InstanceState.RUNNING), POLICY)
     assert "both_running" not in notify_keys(stale)
-    starting = decide(state(), healthy_obs(standby=standby_rec(workload="starting")), POLICY)
+    starting = decide(
+        state(), healthy_obs(standby=standby_rec(workload="starting"), instance=InstanceState.PENDING), POLICY
+    )
     assert "both_running" in notify_keys(starting)
+
+
+def test_a_stopped_standby_instance_is_not_a_split_brain_whatever_its_last_record_said():
+    # The instance was stopped from outside before its agent could report the workload stopped:
+    # its last record still says running and is younger than the TTL, but nothing can run there.
+    for gone in (InstanceState.STOPPED, InstanceState.TERMINATED, InstanceState.MISSING):
+        d = decide(state(), healthy_obs(standby=standby_rec(age=2), instance=gone), POLICY)
+        assert "both_running" not in notify_keys(d), gone
+    # While it is stopping, the OS may still run the bot: that still counts.
+    d = decide(state(), healthy_obs(standby=standby_rec(age=2), instance=InstanceState.STOPPING), POLICY)
+    assert "both_running" in notify_keys(d)
 
 
 def test_standby_overtime_is_notified_once_and_resolved_when_it_stops():

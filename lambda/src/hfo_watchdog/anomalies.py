@@ -6,7 +6,7 @@ from __future__ import annotations
 from hfo_watchdog import alerts
 from hfo_watchdog.draft import Draft, Tick, fields
 from hfo_watchdog.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
-from hfo_watchdog.model import LeaseSite, Mode, Policy, SiteRecord
+from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Policy, SiteRecord
 from hfo_watchdog.signals import secs
 
 _ACTIVE_WORKLOAD = frozenset({"running", "starting"})
@@ -42,7 +42,10 @@ def check(d: Draft, t: Tick) -> None:
         active[alerts.STANDBY_OVERTIME] = (
             f"the standby has run for {secs(d.now - since)}, more than {secs(policy.standby_max_runtime_s)}"
         )
-    if _fresh_active(obs.primary, d.now, policy) and _fresh_active(obs.standby, d.now, policy):
+    # A standby whose instance is stopped or gone runs nothing, whatever its last record said
+    # (an instance stopped from outside never gets to report its workload stopped).
+    standby_can_run = obs.instance not in GONE and obs.instance != InstanceState.STOPPED
+    if _fresh_active(obs.primary, d.now, policy) and standby_can_run and _fresh_active(obs.standby, d.now, policy):
         active[alerts.BOTH_RUNNING] = (
             f"primary reports workload {obs.primary.workload if obs.primary else '?'} and standby reports"
             f" {obs.standby.workload if obs.standby else '?'} within the last {secs(policy.lease_ttl_s)}"

@@ -1,0 +1,309 @@
+# The knobs of a deployment. Module settings left null here take the module's default (see
+# terraform/modules/*/variables.tf, where every one is described and validated);
+# `make cost` reads the same defaults and your tfvars file.
+
+variable "region" {
+  description = "AWS region of the whole stack."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region code such as us-east-1 or eu-west-3."
+  }
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "hfo"
+}
+
+variable "tags" {
+  description = "Tags added to every resource (on top of Project and ManagedBy)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "aws_emulator" {
+  description = "Test suite only: talk to a local AWS emulator (moto, through AWS_ENDPOINT_URL) and skip the checks a real account needs. Never set it for a real deployment."
+  type        = bool
+  default     = false
+}
+
+variable "health_url" {
+  description = "The laptop's health endpoint through Tailscale Funnel, e.g. https://laptop.tailnet-name.ts.net/healthz."
+  type        = string
+}
+
+variable "alert_email" {
+  description = "E-mail address for alerts (confirm the subscription mail AWS sends). Null: none."
+  type        = string
+  default     = null
+}
+
+variable "lambda_zip_path" {
+  description = "The package built by `make lambda-zip`. Null: build/lambda/hfo-watchdog.zip at the repository root."
+  type        = string
+  default     = null
+}
+
+variable "bootstrap_manifests_dir" {
+  description = "Directory whose *.yaml files become K3s auto-deploy manifests on the standby (Argo CD and its root Application). Null: argocd/bootstrap at the repository root. An empty or missing directory gives a plain K3s node."
+  type        = string
+  default     = null
+}
+
+# --- secrets -----------------------------------------------------------------------------
+
+variable "discord_alerts" {
+  description = "Create the Discord webhook secret and send alerts to Discord (0.40 USD a month for the secret)."
+  type        = bool
+  default     = null
+}
+
+variable "secret_recovery_window_days" {
+  description = "Days a destroyed secret stays restorable (0 or 7-30)."
+  type        = number
+  default     = null
+}
+
+variable "secret_values_version" {
+  description = "0: put secret values yourself with the AWS CLI. N > 0: Terraform writes the three ephemeral values below (never stored in state); bump N to write new ones."
+  type        = number
+  default     = null
+}
+
+variable "hmac_keyring" {
+  description = "Ephemeral. The shared HMAC secret or keyring JSON; used only when secret_values_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "tailscale_auth_key" {
+  description = "Ephemeral. The standby's Tailscale auth key; used only when secret_values_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "discord_webhook_url" {
+  description = "Ephemeral. The Discord webhook URL; used only when secret_values_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+# --- network -----------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "CIDR block of the standby's VPC."
+  type        = string
+  default     = null
+}
+
+variable "availability_zone" {
+  description = "Availability zone of the standby. Null: AWS picks."
+  type        = string
+  default     = null
+}
+
+variable "inbound_rules" {
+  description = "Inbound rules of the standby's security group (none by default; see the network module)."
+  type = list(object({
+    description = string
+    protocol    = string
+    from_port   = number
+    to_port     = number
+    cidr        = string
+  }))
+  default = null
+}
+
+# --- standby -----------------------------------------------------------------------------
+
+variable "architecture" {
+  description = "arm64 or x86_64."
+  type        = string
+  default     = null
+}
+
+variable "instance_type" {
+  description = "Standby instance type. Null: t4g.small (arm64) or t3.small (x86_64)."
+  type        = string
+  default     = null
+}
+
+variable "cpu_credits" {
+  description = "standard or unlimited (burstable types)."
+  type        = string
+  default     = null
+}
+
+variable "root_volume_size_gib" {
+  description = "Root volume size in GiB (the main idle cost)."
+  type        = number
+  default     = null
+}
+
+variable "ami_id" {
+  description = "Pin the AMI. Null: newest Amazon Linux 2023."
+  type        = string
+  default     = null
+}
+
+variable "k3s_version" {
+  description = "K3s release of the standby."
+  type        = string
+  default     = null
+}
+
+variable "tailscale_version" {
+  description = "Tailscale version of the standby."
+  type        = string
+  default     = null
+}
+
+variable "tailscale_hostname" {
+  description = "The standby's tailnet name (must differ from the laptop's)."
+  type        = string
+  default     = null
+}
+
+variable "tailscale_ssh" {
+  description = "Tailscale SSH on the standby (default on)."
+  type        = bool
+  default     = null
+}
+
+variable "termination_protection" {
+  description = "EC2 termination protection on the standby."
+  type        = bool
+  default     = null
+}
+
+# --- watchdog ----------------------------------------------------------------------------
+
+variable "lambda_architecture" {
+  description = "arm64 or x86_64 for both functions."
+  type        = string
+  default     = null
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory of both functions."
+  type        = number
+  default     = null
+}
+
+variable "tick_interval_minutes" {
+  description = "Minutes between ticks (1-60)."
+  type        = number
+  default     = null
+}
+
+variable "tick_reserved_concurrency" {
+  description = "Reserved concurrency of the tick (default 1; -1 for none, e.g. on a new account)."
+  type        = number
+  default     = null
+}
+
+variable "heartbeat_reserved_concurrency" {
+  description = "Reserved concurrency of the heartbeat function (default none)."
+  type        = number
+  default     = null
+}
+
+variable "heartbeat_interval_s" {
+  description = "Seconds between heartbeats of each agent."
+  type        = number
+  default     = null
+}
+
+variable "lease_ttl_s" {
+  description = "Lease lifetime at the agent."
+  type        = number
+  default     = null
+}
+
+variable "down_probes" {
+  description = "Failed probes in a row before the probe signal says down."
+  type        = number
+  default     = null
+}
+
+variable "down_heartbeat_s" {
+  description = "Heartbeat silence before the heartbeat signal says down."
+  type        = number
+  default     = null
+}
+
+variable "recovery_probes" {
+  description = "Good probes in a row before the laptop counts as back."
+  type        = number
+  default     = null
+}
+
+variable "recovery_steady_s" {
+  description = "Seconds of steady heartbeats before handback."
+  type        = number
+  default     = null
+}
+
+variable "stop_grace_s" {
+  description = "Time an agent may take to stop its workload."
+  type        = number
+  default     = null
+}
+
+variable "start_cooldown_s" {
+  description = "At most one EC2 start per this many seconds."
+  type        = number
+  default     = null
+}
+
+variable "min_state_s" {
+  description = "Minimum time in a phase before a non-emergency transition."
+  type        = number
+  default     = null
+}
+
+variable "standby_max_runtime_s" {
+  description = "Alert when the standby has run longer than this."
+  type        = number
+  default     = null
+}
+
+variable "fallback_instance_types" {
+  description = "Instance types tried in order on insufficient capacity."
+  type        = list(string)
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' logs."
+  type        = number
+  default     = null
+}
+
+variable "log_level" {
+  description = "Log level of both functions."
+  type        = string
+  default     = null
+}
+
+variable "tracing" {
+  description = "X-Ray tracing on both functions."
+  type        = bool
+  default     = null
+}
+
+variable "table_deletion_protection" {
+  description = "Deletion protection on the state table (default on; `terraform destroy` fails until it is off)."
+  type        = bool
+  default     = null
+}

@@ -1,0 +1,19 @@
+output "vpc_id" {
+  description = "The standby VPC."
+  value       = aws_vpc.this.id
+}
+
+output "subnet_id" {
+  description = "The public subnet the standby instance lives in."
+  value       = aws_subnet.public.id
+}
+
+output "security_group_id" {
+  description = "The standby instance's security group (no inbound rule unless inbound_rules says so)."
+  value       = aws_security_group.standby.id
+}
+
+output "availability_zone" {
+  description = "The subnet's availability zone."
+  value       = aws_subnet.public.availability_zone
+}

@@ -1,0 +1,42 @@
+output "heartbeat_url" {
+  description = "The heartbeat endpoint (Lambda Function URL) both sites' agents POST to."
+  value       = aws_lambda_function_url.heartbeat.function_url
+}
+
+output "function_names" {
+  description = "The two functions: tick and heartbeat."
+  value       = { for k, fn in aws_lambda_function.fn : k => fn.function_name }
+}
+
+output "table_name" {
+  description = "The DynamoDB state table (HFO_TABLE_NAME)."
+  value       = aws_dynamodb_table.state.name
+}
+
+output "alert_topic_arn" {
+  description = "The SNS topic alarms and the watchdog publish alerts to."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "schedule_name" {
+  description = "The EventBridge Scheduler schedule that runs the tick."
+  value       = aws_scheduler_schedule.tick.name
+}
+
+output "log_group_names" {
+  description = "Log groups of the two functions."
+  value       = { for k, lg in aws_cloudwatch_log_group.fn : k => lg.name }
+}
+
+output "alarm_names" {
+  description = "The CloudWatch alarms."
+  value = concat(
+    [for a in aws_cloudwatch_metric_alarm.errors : a.alarm_name],
+    [aws_cloudwatch_metric_alarm.tick_silent.alarm_name, aws_cloudwatch_metric_alarm.standby_runtime.alarm_name],
+  )
+}
+
+output "role_names" {
+  description = "IAM roles of the two functions."
+  value       = { for k, r in aws_iam_role.fn : k => r.name }
+}

@@ -1,0 +1,339 @@
+"""`make cost` (tools/cost/cost.py): the arithmetic of every line against hand-computed figures
+on a synthetic price table, settings read from Terraform's own defaults and the user's tfvars,
+and refusals of bad settings and bad price tables that name the problem."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from testsupport.tools import REPO_ROOT
+
+COST_PY = REPO_ROOT / "tools" / "cost" / "cost.py"
+
+
+@pytest.fixture(scope="module")
+def cost() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hfo_cost", COST_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Round numbers, so every expected figure below can be checked by hand.
+PRICES: dict[str, Any] = {
+    "meta": {"currency": "USD", "compiled": "2026-01-01", "hours_per_month": 730, "usd_to_eur": 0.5},
+    "sources": {"all": "test"},
+    "regions": {
+        "test-1": {
+            "name": "Test",
+            "ebs_gp3_gb_month": 0.1,
+            "public_ipv4_hour": 0.005,
+            "lambda_requests_per_million": 1.0,
+            "lambda_gb_second": {"arm64": 0.00001, "x86_64": 0.00002},
+            "scheduler_invocations_per_million": 1.0,
+            "dynamodb_write_units_per_million": 1.0,
+            "dynamodb_read_units_per_million": 0.1,
+            "dynamodb_storage_gb_month": 0.25,
+            "dynamodb_pitr_gb_month": 0.2,
+            "logs_ingestion_gb": 0.5,
+            "logs_storage_gb_month": 0.03,
+            "custom_metric_month": 0.3,
+            "alarm_month": 0.1,
+            "secret_month": 0.4,
+            "secrets_api_per_10k": 0.05,
+            "kms_requests_per_10k": 0.03,
+            "cpu_credit_vcpu_hour": {"t4g": 0.04, "t3": 0.05},
+            "ec2_hour": {"t4g.small": 0.02, "t3.small": 0.03},
+            "unverified": ["ec2_hour"],
+        }
+    },
+    "instance_types": {
+        "t4g.small": {"vcpus": 2, "baseline": 0.2, "credit_family": "t4g"},
+        "t3.small": {"vcpus": 2, "baseline": 0.2, "credit_family": "t3"},
+    },
+    "free_tier": {
+        "lambda_requests": 1_000_000,
+        "lambda_gb_seconds": 400_000,
+        "scheduler_invocations": 14_000_000,
+        "custom_metrics": 10,
+        "alarms": 10,
+        "logs_gb": 5,
+        "dynamodb_storage_gb": 25,
+        "kms_requests": 20_000,
+    },
+    "usage": {
+        "sites_heartbeating_idle": 1,
+        "heartbeat_duration_ms": 100,
+        "tick_duration_ms": 1000,
+        "heartbeat_write_units": 1,
+        "heartbeat_read_units": 1,
+        "tick_write_units": 2,
+        "tick_read_units": 3,
+        "heartbeat_log_bytes": 1000,
+        "tick_log_bytes": 2000,
+        "custom_metrics": 6,
+        "cold_starts_per_day": 24,
+        "state_gb": 0.001,
+    },
+}
+
+
+def settings(cost: ModuleType, **overrides: Any):
+    values = {
+        "region": "test-1",
+        "architecture": "arm64",
+        "instance_type": "t4g.small",
+        "root_volume_size_gib": 10,
+        "cpu_credits": "unlimited",
+        "tick_interval_minutes": 1,
+        "heartbeat_interval_s": 10.0,
+        "lambda_memory_mb": 256,
+        "lambda_architecture": "arm64",
+        "log_retention_days": 14,
+        "discord_alerts": True,
+        **overrides,
+    }
+    return cost.Settings(**values)
+
+
+def lines(result) -> dict[str, Any]:
+    return {line.item.split(" (")[0]: line for line in result.idle + result.failover_hour}
+
+
+def test_idle_month_line_by_line(cost: ModuleType) -> None:
+    result = cost.estimate(settings(cost), PRICES)
+    by = lines(result)
+    # 730 h = 2,628,000 s: 262,800 heartbeats every 10 s and 43,800 ticks a minute apart.
+    assert by["EBS gp3 root volume"].usd == pytest.approx(1.0)  # 10 GiB x 0.1
+    assert by["Public IPv4 while stopped"].usd == 0
+    assert by["Lambda requests"].usd == pytest.approx(0.3066)  # 306,600 x 1/M
+    # 262,800 x 0.1 s + 43,800 x 1 s = 70,080 s, x 0.25 GB = 17,520 GB-s, x 0.00001
+    assert by["Lambda compute"].usd == pytest.approx(0.1752)
+    assert by["EventBridge Scheduler invocations"].usd == pytest.approx(0.0438)
+    assert by["DynamoDB on-demand writes"].usd == pytest.approx(0.3504)  # 262,800 + 87,600 WRU
+    assert by["DynamoDB on-demand reads"].usd == pytest.approx(0.03942)  # (262,800 + 131,400) x 0.1/M
+    assert by["DynamoDB storage + point-in-time recovery"].usd == pytest.approx(0.00045)
+    assert by["CloudWatch Logs ingestion"].usd == pytest.approx(0.1752)  # (262.8 + 87.6) MB = 0.3504 GB
+    assert by["CloudWatch Logs storage"].usd == pytest.approx(0.3504 * 14 / (365.25 / 12) * 0.03)
+    assert by["CloudWatch custom metrics"].usd == pytest.approx(1.8)
+    assert by["CloudWatch alarms"].usd == pytest.approx(0.4)
+    assert by["Secrets Manager secrets"].usd == pytest.approx(1.2)
+    # 24 cold starts a day per function, 3 secret reads per pair of cold starts.
+    reads = 24 * 365.25 / 12 * 3
+    assert by["Secrets Manager API calls + KMS"].usd == pytest.approx(reads / 1e4 * 0.08)
+    assert result.idle_total == pytest.approx(sum(line.usd for line in result.idle))
+
+
+def test_free_tier_column(cost: ModuleType) -> None:
+    by = lines(cost.estimate(settings(cost), PRICES))
+    for covered in (
+        "Lambda requests", "Lambda compute", "EventBridge Scheduler invocations", "CloudWatch Logs ingestion",
+        "CloudWatch Logs storage", "CloudWatch custom metrics", "CloudWatch alarms",
+    ):  # fmt: skip
+        assert by[covered].usd_free_tier == 0, covered
+    for uncovered in ("EBS gp3 root volume", "DynamoDB on-demand writes", "Secrets Manager secrets"):
+        assert by[uncovered].usd_free_tier == by[uncovered].usd
+    # Storage is free, PITR is not.
+    assert by["DynamoDB storage + point-in-time recovery"].usd_free_tier == pytest.approx(0.0002)
+    # Beyond an allowance only the excess is billed: 6 metrics against an allowance of 4.
+    prices = copy.deepcopy(PRICES)
+    prices["free_tier"]["custom_metrics"] = 4
+    assert lines(cost.estimate(settings(cost), prices))["CloudWatch custom metrics"].usd_free_tier == pytest.approx(0.6)
+
+
+def test_failover_hour(cost: ModuleType) -> None:
+    result = cost.estimate(settings(cost), PRICES)
+    by = lines(result)
+    assert by["EC2 t4g.small"].usd == 0.02
+    assert by["EC2 t4g.small"].unverified  # the table says so; the output marks it
+    assert by["Public IPv4 address while running"].usd == 0.005
+    # 360 heartbeats: 360/M requests + 360 x 0.1 s x 0.25 GB x 0.00001 + 360 WRU + 360 RRU + 360 KB of logs
+    expected = 360e-6 + 360 * 0.1 * 0.25 * 0.00001 + 360e-6 + 360 * 0.1e-6 + 360_000 / 1e9 * 0.5
+    assert by["Standby heartbeats: Lambda, DynamoDB, logs"].usd == pytest.approx(expected)
+    assert result.failover_hour_total == pytest.approx(0.025 + expected)
+    # Unlimited credits: at most 2 vCPUs x 80 % above baseline x 0.04.
+    assert result.cpu_credit_worst_hour == pytest.approx(0.064)
+    assert cost.estimate(settings(cost, cpu_credits="standard"), PRICES).cpu_credit_worst_hour == 0
+
+
+def test_month_with_failover_hours(cost: ModuleType) -> None:
+    result = cost.estimate(settings(cost, failover_hours=10), PRICES)
+    assert result.month_total(False) == pytest.approx(result.idle_total + 10 * result.failover_hour_total)
+    assert result.month_total(True) == pytest.approx(result.idle_total_free_tier + 10 * result.failover_hour_total)
+
+
+def test_settings_drive_the_figures(cost: ModuleType) -> None:
+    base = lines(cost.estimate(settings(cost), PRICES))
+    slower = lines(cost.estimate(settings(cost, heartbeat_interval_s=20.0), PRICES))
+    # Half the heartbeats: 131,400 + 87,600 WRU.
+    assert slower["DynamoDB on-demand writes"].usd == pytest.approx(0.219)
+    assert slower["Lambda requests"].usd == pytest.approx(0.1752)
+    bigger = lines(cost.estimate(settings(cost, root_volume_size_gib=20), PRICES))
+    assert bigger["EBS gp3 root volume"].usd == pytest.approx(2 * base["EBS gp3 root volume"].usd)
+    x86 = lines(cost.estimate(settings(cost, lambda_architecture="x86_64"), PRICES))
+    assert x86["Lambda compute"].usd == pytest.approx(2 * base["Lambda compute"].usd)
+    no_discord = lines(cost.estimate(settings(cost, discord_alerts=False), PRICES))
+    assert no_discord["Secrets Manager secrets"].usd == pytest.approx(0.8)
+
+
+def test_defaults_come_from_the_terraform_modules(cost: ModuleType) -> None:
+    s = cost.read_settings()
+    assert (s.region, s.architecture, s.instance_type) == ("us-east-1", "arm64", "t4g.small")
+    assert s.root_volume_size_gib == 10
+    assert (s.tick_interval_minutes, s.heartbeat_interval_s, s.lambda_memory_mb) == (1, 10, 256)
+    assert (s.lambda_architecture, s.log_retention_days, s.discord_alerts, s.cpu_credits) == (
+        "arm64", 14, True, "unlimited",
+    )  # fmt: skip
+
+
+def test_tfvars_override_defaults_in_hcl_and_json(cost: ModuleType, tmp_path: Path) -> None:
+    hcl = tmp_path / "my.tfvars"
+    hcl.write_text(
+        'region = "eu-west-3"\narchitecture = "x86_64"\nheartbeat_interval_s = 30\n'
+        "root_volume_size_gib = null  # null keeps the module's default\n"
+        'health_url = "https://laptop.example.ts.net/healthz"\n'
+    )
+    s = cost.read_settings(hcl)
+    assert (s.region, s.architecture, s.instance_type) == ("eu-west-3", "x86_64", "t3.small")
+    assert s.heartbeat_interval_s == 30
+    assert s.root_volume_size_gib == 10
+    as_json = tmp_path / "my.tfvars.json"
+    as_json.write_text(json.dumps({"instance_type": "t4g.medium", "discord_alerts": False}))
+    s = cost.read_settings(as_json, region="eu-west-3")
+    assert (s.instance_type, s.discord_alerts, s.region) == ("t4g.medium", False, "eu-west-3")
+
+
+@pytest.mark.parametrize(
+    ("tfvars", "message"),
+    [
+        ("heartbeat_interval_s = 0", "heartbeat_interval_s must be a number from 1 to 300, got 0"),
+        ("tick_interval_minutes = 1.5", "tick_interval_minutes must be a whole number from 1 to 60, got 1.5"),
+        ("root_volume_size_gib = 2000", "root_volume_size_gib must be a whole number from 8 to 1024, got 2000"),
+        ('architecture = "sparc"', "architecture must be one of arm64, x86_64, got 'sparc'"),
+        ("log_retention_days = 10", "log_retention_days must be one of 1, 3, 5, 7, 14"),
+        ('lambda_memory_mb = "lots"', "lambda_memory_mb must be a whole number from 128 to 10240, got 'lots'"),
+        ("heartbeat_intervl_s = 30", "unknown variable(s) heartbeat_intervl_s"),
+        ("this is not hcl", "not a valid tfvars file"),
+    ],
+)
+def test_bad_settings_are_refused(cost: ModuleType, tmp_path: Path, tfvars: str, message: str) -> None:
+    path = tmp_path / "bad.tfvars"
+    path.write_text(tfvars + "\n")
+    with pytest.raises(cost.CostInputError) as raised:
+        cost.read_settings(path)
+    assert message in str(raised.value)
+
+
+def test_bad_failover_hours_and_missing_file(cost: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(cost.CostInputError, match=r"failover hours per month must be a number from 0 to 730, got -1"):
+        cost.read_settings(failover_hours=-1)
+    with pytest.raises(cost.CostInputError, match="not found"):
+        cost.read_settings(tmp_path / "missing.tfvars")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"region": "mars-1"}, "region 'mars-1' has no prices; known: test-1"),
+        ({"instance_type": "m7g.large"}, "'m7g.large' has no price in test-1; known: t3.small, t4g.small"),
+        ({"instance_type": "t3.small"}, "instance_type t3.small does not match architecture arm64"),
+    ],
+)
+def test_settings_the_price_table_cannot_price(
+    cost: ModuleType, overrides: dict[str, Any], message: str
+) -> None:  # fmt: skip
+    with pytest.raises(cost.CostInputError, match=re.escape(message)):
+        cost.estimate(settings(cost, **overrides), PRICES)
+
+
+def _write_toml(path: Path, prices: dict[str, Any]) -> Path:
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    sections = []
+    for name, table in prices.items():
+        if name in ("regions", "instance_types"):
+            for sub, body in table.items():
+                sections.append(f'[{name}."{sub}"]\n' + "\n".join(f"{k} = {value(v)}" for k, v in body.items()))
+        else:
+            sections.append(f"[{name}]\n" + "\n".join(f"{k} = {value(v)}" for k, v in table.items()))
+    path.write_text("\n\n".join(sections) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p["meta"].pop("compiled"), "needs [meta] compiled (a date) and [sources]"),
+        (lambda p: p.pop("sources"), "needs [meta] compiled (a date) and [sources]"),
+        (lambda p: p["regions"]["test-1"].update(alarm_month=-0.1), "regions.test-1.alarm_month: prices and"),
+        (lambda p: p["regions"]["test-1"].pop("secret_month"), "regions.test-1: missing secret_month"),
+        (lambda p: p["regions"]["test-1"].update(unverified=["nonsense"]), "unverified names 'nonsense'"),
+        (lambda p: p["usage"].update(tick_duration_ms="fast"), "usage.tick_duration_ms: prices and quantities"),
+    ],
+)
+def test_bad_price_tables_are_refused(cost: ModuleType, tmp_path: Path, mutate, message: str) -> None:
+    prices = copy.deepcopy(PRICES)
+    mutate(prices)
+    with pytest.raises(cost.CostInputError, match=re.escape(message)):
+        cost.load_prices(_write_toml(tmp_path / "prices.toml", prices))
+
+
+def test_synthetic_table_round_trips(cost: ModuleType, tmp_path: Path) -> None:
+    assert cost.load_prices(_write_toml(tmp_path / "prices.toml", PRICES)) == PRICES
+
+
+def test_shipped_price_table_is_complete_dated_and_sourced(cost: ModuleType) -> None:
+    prices = cost.load_prices()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", prices["meta"]["compiled"])
+    assert {"us-east-1", "eu-west-3"} <= set(prices["regions"])
+    for region in prices["regions"].values():
+        for instance_type in ("t4g.small", "t3.small"):  # the module's defaults
+            assert instance_type in region["ec2_hour"]
+    assert all(url.startswith("https://aws.amazon.com/") for url in prices["sources"].values())
+
+
+def test_counts_match_the_terraform_modules(cost: ModuleType) -> None:
+    """The tool's alarm and secret counts are what the modules create."""
+    watchdog = (REPO_ROOT / "terraform" / "modules" / "watchdog" / "main.tf").read_text()
+    pattern = r'resource "aws_cloudwatch_metric_alarm" "\w+" \{\n(\s+for_each\s+= local.function_names)?'
+    alarms = re.findall(pattern, watchdog)
+    functions = len(re.findall(r"^    (\w+)\s+= \{ handler = ", watchdog, flags=re.MULTILINE))
+    assert functions == 2
+    assert sum(functions if for_each else 1 for for_each in alarms) == cost.ALARMS
+    secrets = (REPO_ROOT / "terraform" / "modules" / "secrets" / "main.tf").read_text()
+    blocks = re.findall(r'resource "aws_secretsmanager_secret" "\w+" \{(.*?)\n\}', secrets, flags=re.DOTALL)
+    assert sum("count" not in body for body in blocks) == cost.BASE_SECRETS
+
+
+def test_command_prints_every_item_and_fails_cleanly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(COST_PY), "--failover-hours", "5"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for item in ("EBS gp3", "Lambda requests", "Lambda compute", "Scheduler", "DynamoDB", "Logs ingestion",
+                 "custom metrics", "alarms", "Secrets Manager", "Public IPv4", "EC2 t4g.small"):  # fmt: skip
+        assert item in result.stdout, item
+    assert re.search(r"Total idle per month\s+\d+\.\d\d\s+\d+\.\d\d", result.stdout)
+    assert "A month with 5 h of failover" in result.stdout
+    bad = tmp_path / "bad.tfvars"
+    bad.write_text("heartbeat_interval_s = 1000\n")
+    refused = subprocess.run(
+        [sys.executable, str(COST_PY), "--tfvars", str(bad)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "heartbeat_interval_s must be a number from 1 to 300, got 1000" in refused.stderr

@@ -1,0 +1,575 @@
+"""The complete example, applied for real against the AWS emulator once for this module, then
+checked through boto3 the way a user's account would be: what runs, what is locked down, what
+the watchdog is given. Then a second plan must be empty and destroy must leave nothing.
+
+Emulator gaps met here and how they are handled (docs/terraform.md lists them all):
+- moto reports every instance's CPU credit mode as "standard" whatever was asked, so this stack
+  asks for "standard" (the module's default is "unlimited"), or the second plan would never be
+  empty;
+- moto loads AWS's managed IAM policies only on request (conftest: tf_moto).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import trustme
+import yaml
+from testsupport.moto import MotoServer
+from testsupport.net import free_port
+from testsupport.terraform import Stack, TerraformEnv, make_stack, resource_changes, working_copy
+from testsupport.tools import REPO_ROOT
+
+pytestmark = [pytest.mark.terraform, pytest.mark.moto, pytest.mark.slow]
+
+USER_DATA_LIMIT = 16384
+# The watchdog's thresholds scaled down (as `make demo` does), set through Terraform's variables:
+# within every documented range and cross-field rule, so the end-to-end test can fail over and
+# back in seconds with the very configuration Terraform gives the functions.
+FAST_POLICY = {
+    "heartbeat_interval_s": 1,
+    "lease_ttl_s": 5,
+    "stop_grace_s": 2,
+    "down_heartbeat_s": 10,
+    "down_probes": 2,
+    "recovery_probes": 3,
+    "recovery_steady_s": 4,
+    "start_cooldown_s": 60,
+    "min_state_s": 2,
+}
+
+
+def documented_settings() -> set[str]:
+    """Every environment variable docs/configuration.md defines."""
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", text, flags=re.MULTILINE))
+
+
+class Secrets:
+    """Throwaway secret values, written by Terraform through write-only arguments."""
+
+    def __init__(self) -> None:
+        self.hmac_keyring = secrets.token_urlsafe(48)
+        self.tailscale_auth_key = "tskey-auth-" + secrets.token_hex(24)
+        self.discord_webhook_url = (
+            f"https://discord.com/api/webhooks/{secrets.randbelow(10**18)}/{secrets.token_urlsafe(40)}"
+        )
+
+    def values(self) -> list[str]:
+        return [self.hmac_keyring, self.tailscale_auth_key, self.discord_webhook_url]
+
+    def env(self) -> dict[str, str]:
+        return {
+            "TF_VAR_hmac_keyring": self.hmac_keyring,
+            "TF_VAR_tailscale_auth_key": self.tailscale_auth_key,
+            "TF_VAR_discord_webhook_url": self.discord_webhook_url,
+        }
+
+
+@pytest.fixture(scope="module")
+def secret_values() -> Secrets:
+    return Secrets()
+
+
+@pytest.fixture(scope="module")
+def health_port() -> int:
+    """The port the end-to-end test's health server will listen on; the stack's health_url points there."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tfenv: TerraformEnv,
+    tf_moto: MotoServer,
+    lambda_zip: Path,
+    secret_values: Secrets,
+    health_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    tree = working_copy(tmp_path_factory.mktemp("stack"))
+    variables = {
+        "aws_emulator": True,
+        "region": tf_moto.region,
+        "health_url": f"https://127.0.0.1:{health_port}/healthz",
+        "lambda_zip_path": str(lambda_zip),
+        "alert_email": "ops@example.com",
+        "secret_values_version": 1,
+        # So the test can tear everything down and find nothing left (the defaults protect
+        # the table and keep deleted secrets restorable for 7 days).
+        "table_deletion_protection": False,
+        "secret_recovery_window_days": 0,
+        "cpu_credits": "standard",  # moto gap, see the module docstring
+        **FAST_POLICY,
+    }
+    result = make_stack(tfenv, tree / "examples" / "complete", variables, tf_moto.env(), secret_values.env())
+    result.apply()
+    yield result
+    if not result.destroyed:
+        result.destroy()
+
+
+@pytest.fixture(scope="module")
+def aws(tf_moto: MotoServer) -> dict[str, Any]:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=tf_moto.region
+    )
+    return {
+        name: session.client(name, endpoint_url=tf_moto.endpoint)
+        for name in (
+            "ec2", "iam", "lambda", "scheduler", "dynamodb", "sns", "secretsmanager",
+            "logs", "cloudwatch", "ssm",
+        )
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def instance(stack: Stack, aws: dict[str, Any]) -> dict[str, Any]:
+    reservations = aws["ec2"].describe_instances(InstanceIds=[stack.outputs["instance_id"]])["Reservations"]
+    return reservations[0]["Instances"][0]
+
+
+def role_policy(aws: dict[str, Any], role_name: str) -> dict[str, Any]:
+    iam = aws["iam"]
+    names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    assert len(names) == 1, names
+    return iam.get_role_policy(RoleName=role_name, PolicyName=names[0])["PolicyDocument"]
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    result = []
+    for statement in document["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        result.append({**statement, "Action": sorted(actions), "Resource": sorted(resources)})
+    return result
+
+
+def function_role(aws: dict[str, Any], function_name: str) -> str:
+    arn = aws["lambda"].get_function_configuration(FunctionName=function_name)["Role"]
+    return arn.rsplit("/", 1)[-1]
+
+
+# --- the standby node --------------------------------------------------------------------
+
+
+def test_standby_is_left_stopped(instance: dict[str, Any]) -> None:
+    assert instance["State"]["Name"] == "stopped"
+
+
+def test_standby_requires_imdsv2_with_one_hop(instance: dict[str, Any]) -> None:
+    options = instance["MetadataOptions"]
+    assert options["HttpTokens"] == "required"
+    assert options["HttpEndpoint"] == "enabled"
+    assert options["HttpPutResponseHopLimit"] == 1  # pods cannot reach the node's credentials
+
+
+def test_standby_root_volume_is_encrypted_gp3_of_explicit_size(instance: dict[str, Any], aws: dict[str, Any]) -> None:
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    volumes = aws["ec2"].describe_volumes(VolumeIds=volume_ids)["Volumes"]
+    assert len(volumes) == 1
+    assert volumes[0]["Encrypted"] is True
+    assert volumes[0]["VolumeType"] == "gp3"
+    assert volumes[0]["Size"] == 10
+
+
+def test_standby_is_arm64_amazon_linux_on_a_2_gib_type(instance: dict[str, Any], aws: dict[str, Any]) -> None:
+    assert instance["InstanceType"] == "t4g.small"
+    image = aws["ec2"].describe_images(ImageIds=[instance["ImageId"]])["Images"][0]
+    assert image["Architecture"] == "arm64"
+    assert image["Name"].startswith("al2023-ami-2023.")
+    assert image["OwnerId"] == "137112412989"  # Amazon
+
+
+def test_no_elastic_ip(stack: Stack, aws: dict[str, Any]) -> None:
+    assert aws["ec2"].describe_addresses()["Addresses"] == []
+
+
+def test_security_group_has_no_inbound_rule(instance: dict[str, Any], aws: dict[str, Any]) -> None:
+    group_ids = [g["GroupId"] for g in instance["SecurityGroups"]]
+    assert len(group_ids) == 1
+    group = aws["ec2"].describe_security_groups(GroupIds=group_ids)["SecurityGroups"][0]
+    assert group["IpPermissions"] == []
+    # Egress is limited too: no "all protocols" rule.
+    assert group["IpPermissionsEgress"], "the node needs some egress"
+    assert all(rule["IpProtocol"] in ("tcp", "udp") for rule in group["IpPermissionsEgress"])
+    default = aws["ec2"].describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [group["VpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]
+    assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
+
+
+def test_node_role_reads_only_the_tailscale_secret(instance: dict[str, Any], aws: dict[str, Any], stack: Stack) -> None:
+    profile_arn = instance["IamInstanceProfile"]["Arn"]
+    profile = aws["iam"].get_instance_profile(InstanceProfileName=profile_arn.rsplit("/", 1)[-1])["InstanceProfile"]
+    role = profile["Roles"][0]["RoleName"]
+    attached = [p["PolicyName"] for p in aws["iam"].list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    assert attached == ["AmazonSSMManagedInstanceCore"]
+    document = statements(role_policy(aws, role))
+    # The keyring and heartbeat URL reach the standby's agent from Git, sealed: the node
+    # itself needs only its Tailscale auth key.
+    assert len(document) == 1
+    assert document[0]["Action"] == ["secretsmanager:GetSecretValue"]
+    (resource,) = document[0]["Resource"]
+    assert stack.outputs["secret_names"]["tailscale_auth_key"] in resource
+
+
+def test_user_data_is_small_valid_cloud_config_without_secrets(
+    instance: dict[str, Any], aws: dict[str, Any], secret_values: Secrets, stack: Stack
+) -> None:
+    attribute = aws["ec2"].describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    raw = base64.b64decode(attribute["UserData"]["Value"])
+    assert len(raw) < USER_DATA_LIMIT
+    assert len(raw) == stack.outputs["user_data_bytes"]
+    text = raw.decode()
+    assert text.startswith("#cloud-config\n")
+    for value in secret_values.values():
+        assert value not in text
+    config = yaml.safe_load(text)
+    files = {f["path"]: f for f in config["write_files"]}
+    k3s = yaml.safe_load(files["/etc/rancher/k3s/config.yaml"]["content"])
+    assert k3s["node-name"] == "hfo-standby"
+    env = files["/etc/hfo/bootstrap.env"]["content"]
+    assert "HFO_K3S_VERSION='v1." in env
+    assert "HFO_TS_HOSTNAME='hfo-standby'" in env
+    assert "HFO_TS_SSH='true'" in env
+    assert "/usr/local/sbin/hfo-bootstrap" in files
+    # Manifests from argocd/bootstrap, if the repository holds any, are dropped for K3s.
+    bootstrap = sorted(p.name for p in (REPO_ROOT / "argocd" / "bootstrap").glob("*.yaml"))
+    manifests = sorted(
+        Path(p).name for p in files if p.startswith("/var/lib/rancher/k3s/server/manifests/")
+    )  # fmt: skip
+    assert manifests == bootstrap
+
+
+# --- the watchdog ------------------------------------------------------------------------
+
+
+def test_tick_role_starts_stops_and_modifies_only_the_standby(stack: Stack, aws: dict[str, Any]) -> None:
+    tick = stack.outputs["function_names"]["tick"]
+    document = statements(role_policy(aws, function_role(aws, tick)))
+    instance_arn = next(s for s in document if "ec2:StartInstances" in s["Action"])
+    assert instance_arn["Action"] == ["ec2:ModifyInstanceAttribute", "ec2:StartInstances", "ec2:StopInstances"]
+    assert instance_arn["Resource"] == [
+        f"arn:aws:ec2:{aws['ec2'].meta.region_name}:123456789012:instance/{stack.outputs['instance_id']}"
+    ]
+    # "*" only where AWS allows nothing narrower: EC2's describe calls.
+    for statement in document:
+        if "*" in statement["Resource"]:
+            assert all(a.startswith("ec2:Describe") for a in statement["Action"]), statement
+    table = next(s for s in document if any(a.startswith("dynamodb:") for a in s["Action"]))
+    assert table["Resource"] == [f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.outputs['table_name']}"]
+    topic = next(s for s in document if "sns:Publish" in s["Action"])
+    assert topic["Resource"] == [stack.outputs["alert_topic_arn"]]
+
+
+def test_heartbeat_role_may_only_stop_the_standby(stack: Stack, aws: dict[str, Any]) -> None:
+    """It completes handbacks (stop the standby, alert); it never starts or modifies it."""
+    heartbeat = stack.outputs["function_names"]["heartbeat"]
+    document = statements(role_policy(aws, function_role(aws, heartbeat)))
+    ec2_actions = {a for s in document for a in s["Action"] if a.startswith("ec2:")}
+    assert ec2_actions == {"ec2:StopInstances", "ec2:DescribeInstances"}
+    stop = next(s for s in document if "ec2:StopInstances" in s["Action"])
+    assert stop["Resource"] == [
+        f"arn:aws:ec2:{aws['ec2'].meta.region_name}:123456789012:instance/{stack.outputs['instance_id']}"
+    ]
+    for statement in document:
+        if "*" in statement["Resource"]:
+            assert statement["Action"] == ["ec2:DescribeInstances"], statement
+    secret = next(s for s in document if "secretsmanager:GetSecretValue" in s["Action"])
+    names = stack.outputs["secret_names"]
+    assert len(secret["Resource"]) == 2
+    assert all(any(names[k] in arn for arn in secret["Resource"]) for k in ("hmac_keyring", "discord_webhook"))
+
+
+def test_schedule_runs_the_tick_every_minute_without_retries(stack: Stack, aws: dict[str, Any]) -> None:
+    schedule = aws["scheduler"].get_schedule(Name="hfo-tick")
+    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    target = schedule["Target"]
+    assert target["Arn"].endswith(":function:" + stack.outputs["function_names"]["tick"])
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+
+
+def test_concurrency_reserved_for_the_tick_only(stack: Stack, aws: dict[str, Any]) -> None:
+    names = stack.outputs["function_names"]
+    tick = aws["lambda"].get_function_concurrency(FunctionName=names["tick"])
+    assert tick.get("ReservedConcurrentExecutions") == 1
+    heartbeat = aws["lambda"].get_function_concurrency(FunctionName=names["heartbeat"])
+    assert "ReservedConcurrentExecutions" not in heartbeat
+
+
+def test_functions_run_the_package_with_the_documented_environment(
+    stack: Stack, aws: dict[str, Any], lambda_zip: Path, secret_values: Secrets
+) -> None:
+    documented = documented_settings()
+    assert "HFO_TABLE_NAME" in documented  # the doc parsed
+    expected_hash = base64.b64encode(__import__("hashlib").sha256(lambda_zip.read_bytes()).digest()).decode()
+    environments = []
+    for kind, handler in (("tick", "hfo_watchdog.handlers.tick"), ("heartbeat", "hfo_watchdog.handlers.heartbeat")):
+        config = aws["lambda"].get_function_configuration(FunctionName=stack.outputs["function_names"][kind])
+        assert config["Runtime"] == "python3.12"
+        assert config["Handler"] == handler
+        assert config["Architectures"] == ["arm64"]
+        assert config["CodeSha256"] == expected_hash
+        env = config["Environment"]["Variables"]
+        assert set(env) <= documented, set(env) - documented
+        environments.append(env)
+    tick_env, heartbeat_env = environments
+    assert tick_env == heartbeat_env  # both handlers read the same settings
+    assert tick_env["HFO_INSTANCE_ID"] == stack.outputs["instance_id"]
+    assert tick_env["HFO_TABLE_NAME"] == stack.outputs["table_name"]
+    assert tick_env["HFO_SNS_TOPIC_ARN"] == stack.outputs["alert_topic_arn"]
+    assert tick_env["HFO_TICK_INTERVAL_S"] == "60"
+    assert tick_env["HFO_HEALTH_URL"].startswith("https://")
+    # Secrets by reference only.
+    assert tick_env["HFO_HMAC_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert tick_env["HFO_DISCORD_WEBHOOK_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    flat = json.dumps(tick_env)
+    for value in secret_values.values():
+        assert value not in flat
+
+
+def test_heartbeat_url_is_public_with_both_permissions(stack: Stack, aws: dict[str, Any]) -> None:
+    name = stack.outputs["function_names"]["heartbeat"]
+    url = aws["lambda"].get_function_url_config(FunctionName=name)
+    assert url["AuthType"] == "NONE"
+    assert url["FunctionUrl"].rstrip("/") == stack.outputs["heartbeat_url"].rstrip("/")
+    policy = json.loads(aws["lambda"].get_policy(FunctionName=name)["Policy"])
+    # Since October 2025 AWS wants both actions allowed for a public URL. The URL statement is
+    # added by the provider itself along with the URL (FunctionURLAllowPublicAccess).
+    by_action = {s["Action"]: s for s in policy["Statement"]}
+    assert sorted(s["Action"] for s in policy["Statement"]) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    assert by_action["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+
+
+def test_state_table_on_demand_with_ttl_and_pitr(stack: Stack, aws: dict[str, Any]) -> None:
+    ddb = aws["dynamodb"]
+    table = ddb.describe_table(TableName=stack.outputs["table_name"])["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    ttl = ddb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    backups = ddb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_alerts_topic_logs_and_alarms(stack: Stack, aws: dict[str, Any], instance: dict[str, Any]) -> None:
+    topic = stack.outputs["alert_topic_arn"]
+    subscriptions = aws["sns"].list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+    for name in stack.outputs["function_names"].values():
+        groups = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+        assert [g["retentionInDays"] for g in groups] == [14]
+    alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms()["MetricAlarms"]}
+    assert set(alarms) == {"hfo-tick-errors", "hfo-heartbeat-errors", "hfo-tick-silent", "hfo-standby-running-too-long"}
+    assert all(a["AlarmActions"] == [topic] for a in alarms.values())
+    runtime = alarms["hfo-standby-running-too-long"]
+    assert runtime["Namespace"] == "AWS/EC2"
+    assert runtime["Dimensions"] == [{"Name": "InstanceId", "Value": instance["InstanceId"]}]
+    assert runtime["Period"] * runtime["EvaluationPeriods"] == 86400  # HFO_STANDBY_MAX_RUNTIME_S default
+    assert runtime["TreatMissingData"] == "notBreaching"  # a stopped instance sends nothing: fine
+    assert alarms["hfo-tick-silent"]["TreatMissingData"] == "breaching"  # no tick at all: alarm
+
+
+def test_secret_values_reach_secrets_manager_but_never_the_state(
+    stack: Stack, aws: dict[str, Any], secret_values: Secrets
+) -> None:
+    names = stack.outputs["secret_names"]
+    read = aws["secretsmanager"].get_secret_value
+    assert read(SecretId=names["hmac_keyring"])["SecretString"] == secret_values.hmac_keyring
+    assert read(SecretId=names["tailscale_auth_key"])["SecretString"] == secret_values.tailscale_auth_key
+    assert read(SecretId=names["discord_webhook"])["SecretString"] == secret_values.discord_webhook_url
+    state = stack.tf.execute_command("state", "pull").out
+    outputs = json.dumps(stack.outputs)
+    for value in secret_values.values():
+        assert value not in state
+        assert value not in outputs
+    assert stack.outputs["secret_names"]["hmac_keyring"] in state  # the state was read at all
+
+
+def test_outputs_tell_the_next_steps(stack: Stack) -> None:
+    assert stack.outputs["heartbeat_url"].startswith("https://")
+    assert re.fullmatch(r"i-[0-9a-f]{17}", stack.outputs["instance_id"])
+    assert stack.outputs["instance_id"] in stack.outputs["argocd_ui"]
+    assert "port-forward svc/argocd-server 8080:80" in stack.outputs["argocd_ui"]
+    assert stack.outputs["hmac_secret_name"] == stack.outputs["secret_names"]["hmac_keyring"]
+    assert stack.outputs["heartbeat_url"] in stack.outputs["next_steps"]
+    for name in stack.outputs["secret_names"].values():
+        assert f"--secret-id {name}" in stack.outputs["next_steps"]
+
+
+# --- end to end: the real handlers on the Terraform-made stack ------------------------------
+
+
+class AlertQueue:
+    """An SQS queue subscribed to the stack's alert topic: what the watchdog published."""
+
+    def __init__(self, aws: dict[str, Any], sqs: Any, topic_arn: str) -> None:
+        self.sqs = sqs
+        self.sns = aws["sns"]
+        self.url = sqs.create_queue(QueueName="e2e-alerts")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.subscription = self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+        self.subjects: list[str] = []
+
+    def drain(self) -> list[str]:
+        for _ in range(10):  # bounded
+            batch = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not batch.get("Messages"):
+                break
+            for message in batch["Messages"]:
+                self.subjects.append(json.loads(message["Body"]).get("Subject", ""))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return self.subjects
+
+    def close(self) -> None:
+        self.sns.unsubscribe(SubscriptionArn=self.subscription)
+        self.sqs.delete_queue(QueueUrl=self.url)
+
+
+def test_end_to_end_failover_to_the_terraform_instance_and_back(
+    stack: Stack,
+    aws: dict[str, Any],
+    tf_moto: MotoServer,
+    health_port: int,
+    secret_values: Secrets,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The real tick and heartbeat handlers, in-process, with the environment Terraform gave the
+    functions (read back from the emulator), fail over to the Terraform-made instance when the
+    laptop's health server goes down and stop it when the laptop comes back."""
+    from hfo_protocol.keys import Keyring
+    from hfo_watchdog import handlers
+    from hfo_watchdog.demo import in_process_transport
+    from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
+    from testsupport.lambda_context import FakeLambdaContext
+
+    names = stack.outputs["function_names"]
+    env = aws["lambda"].get_function_configuration(FunctionName=names["tick"])["Environment"]["Variables"]
+    assert env == aws["lambda"].get_function_configuration(FunctionName=names["heartbeat"])["Environment"]["Variables"]
+    instance_id = env["HFO_INSTANCE_ID"]
+    assert instance_id == stack.outputs["instance_id"]
+    # Two additions, both because this runs on a test machine: the throwaway CA of the loopback
+    # health server, and no Discord alerts (the webhook would be on the internet; the alerts are
+    # checked on the SNS topic instead).
+    ca = trustme.CA()
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    env = {**env, "HFO_PROBE_CA_BUNDLE": str(ca_path)}
+    env.pop("HFO_DISCORD_WEBHOOK_SECRET_ARN")
+    for key in [k for k in os.environ if k.startswith(("HFO_", "POWERTOOLS_"))]:
+        monkeypatch.delenv(key)
+    for key, value in {**env, **tf_moto.env()}.items():
+        monkeypatch.setenv(key, value)
+    assert env["HFO_HEALTH_URL"] == f"https://127.0.0.1:{health_port}/healthz"
+
+    sqs = boto3.client("sqs", endpoint_url=tf_moto.endpoint, region_name=tf_moto.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    alerts = AlertQueue(aws, sqs, env["HFO_SNS_TOPIC_ARN"])
+    keyring = Keyring.from_secret_string(secret_values.hmac_keyring)  # the value Terraform wrote
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ledger = WorkloadLedger()
+    handlers.reset_runtime()
+    transport = in_process_transport(handlers.heartbeat)
+    primary = SiteAgent("primary", keyring, transport, ledger, interval_s=1.0)
+    standby = SiteAgent("standby", keyring, transport, ledger, interval_s=1.0)
+    health = HealthServer(primary, keyring, tls, health_port)
+
+    def state() -> str:
+        reservations = aws["ec2"].describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+    report: dict[str, Any] = {}
+
+    def tick() -> None:
+        report.update(handlers.tick({"source": "aws.scheduler"}, FakeLambdaContext(function_name=names["tick"])))
+        # The standby's agent runs while its instance runs (cloud-init starts K3s and the agent).
+        running = state() == "running"
+        if running and not standby.alive:
+            standby.start()
+        elif not running and standby.alive:
+            standby.kill()
+
+    def until(what: str, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            tick()
+            if done():
+                return
+            time.sleep(1.0)
+        raise AssertionError(f"not reached within {timeout_s:.0f} s: {what}; last tick: {report}")
+
+    try:
+        health.start()
+        primary.start()
+        until("the laptop holds the lease", lambda: report["phase"] == "healthy" and primary.workload == "running", 30)
+        assert state() == "stopped"
+        epoch = report["lease_epoch"]
+
+        health.stop()  # the laptop dies: probe refused, heartbeats stop, its bot is gone
+        primary.kill()
+        failed_over = lambda: report["lease_site"] == "standby" and state() == "running"  # noqa: E731
+        until("failover to the Terraform instance", failed_over, 60)
+        assert report["lease_epoch"] > epoch
+        until("the standby serves", lambda: standby.workload == "running", 30)
+        epoch = report["lease_epoch"]
+
+        health.start()  # the laptop is back
+        primary.revive()
+        until("handback", lambda: report["lease_site"] == "primary" and report["lease_epoch"] > epoch, 60)
+        until("the Terraform instance is stopped again", lambda: state() == "stopped", 30)
+        until("the laptop serves again", lambda: primary.workload == "running", 30)
+
+        assert ledger.overlaps == []  # never two bots at once
+        assert primary.refused == [] and standby.refused == []
+        assert len(alerts.drain()) >= 2  # failover and handback were announced on the topic
+    finally:
+        primary.kill()
+        standby.kill()
+        health.stop()
+        handlers.reset_runtime()
+        alerts.close()
+
+
+def test_second_plan_is_empty(stack: Stack) -> None:
+    """Also after the watchdog started and stopped the instance: Terraform does not fight it."""
+    assert resource_changes(stack.plan()) == []
+
+
+# Keep last: it tears the shared stack down.
+def test_destroy_leaves_nothing(stack: Stack, aws: dict[str, Any]) -> None:
+    vpc_id = aws["ec2"].describe_instances(InstanceIds=[stack.outputs["instance_id"]])["Reservations"][0]["Instances"][
+        0
+    ]["VpcId"]
+    stack.destroy()
+    ec2 = aws["ec2"]
+    states = {i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert states <= {"terminated"}
+    assert ec2.describe_volumes()["Volumes"] == []
+    assert [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"] == []
+    assert aws["lambda"].list_functions()["Functions"] == []
+    assert aws["secretsmanager"].list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    assert aws["iam"].list_roles()["Roles"] == []
+    assert aws["iam"].list_instance_profiles()["InstanceProfiles"] == []
+    assert aws["scheduler"].list_schedules()["Schedules"] == []
+    assert aws["dynamodb"].list_tables()["TableNames"] == []
+    assert aws["sns"].list_topics()["Topics"] == []
+    assert aws["sns"].list_subscriptions()["Subscriptions"] == []
+    assert aws["logs"].describe_log_groups()["logGroups"] == []
+    assert aws["cloudwatch"].describe_alarms()["MetricAlarms"] == []
+    assert aws["ssm"].describe_parameters()["Parameters"] == []

@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""What the AWS side costs: per month while the standby is idle, and per hour of failover,
+item by item.
+
+    python tools/cost/cost.py                         # the modules' defaults, us-east-1
+    python tools/cost/cost.py --tfvars my.tfvars      # your settings (region included)
+    python tools/cost/cost.py --region eu-west-3 --failover-hours 12
+
+Settings come from Terraform itself: the defaults in terraform/modules/*/variables.tf, then
+the region default of terraform/examples/complete, then your tfvars file (HCL or JSON), with
+the names the example root uses. Prices, free-tier allowances and usage assumptions come
+from one file, tools/cost/prices.toml, with its sources and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = REPO_ROOT / "terraform"
+EXAMPLE = TERRAFORM / "examples" / "complete"
+PRICES = Path(__file__).resolve().parent / "prices.toml"
+
+# What the watchdog module creates: one alarm per function for errors, one for a silent tick,
+# one for a standby running too long (tests/terraform/test_cost.py checks this against the
+# module); two secrets always (HMAC keyring, Tailscale key), a third for Discord alerts.
+ALARMS = 4
+BASE_SECRETS = 2
+# Secrets read at each cold start: the tick reads the keyring and the Discord webhook, the
+# heartbeat handler the keyring.
+SECRETS_READ_PER_COLD_START = {"tick": 2, "heartbeat": 1}
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+DAYS_PER_MONTH = 365.25 / 12
+
+
+class CostInputError(Exception):
+    """A setting or a price is missing or out of range; the message names it and the range."""
+
+
+# ---------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    architecture: str
+    instance_type: str
+    root_volume_size_gib: int
+    cpu_credits: str
+    tick_interval_minutes: int
+    heartbeat_interval_s: float
+    lambda_memory_mb: int
+    lambda_architecture: str
+    log_retention_days: int
+    discord_alerts: bool
+    failover_hours: float = 0.0
+
+
+# The example root's variable names that change the bill, and the module that defines each.
+COST_VARIABLES = {
+    "architecture": "standby",
+    "instance_type": "standby",
+    "root_volume_size_gib": "standby",
+    "cpu_credits": "standby",
+    "tick_interval_minutes": "watchdog",
+    "heartbeat_interval_s": "watchdog",
+    "lambda_memory_mb": "watchdog",
+    "lambda_architecture": "watchdog",
+    "log_retention_days": "watchdog",
+    "discord_alerts": "secrets",
+}
+
+
+def _load_hcl(path: Path) -> dict[str, Any]:
+    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
+    with path.open(encoding="utf-8") as fh:
+        return hcl2.load(fh, serialization_options=options)
+
+
+def variable_defaults(path: Path) -> dict[str, Any]:
+    """name -> default of every variable declared in a .tf file (None when it has none)."""
+    document = _load_hcl(path)
+    return {name: body.get("default") for block in document.get("variable", []) for name, body in block.items()}
+
+
+def default_instance_types() -> dict[str, str]:
+    """The standby module's default instance type per architecture (its `default_instance_type` local)."""
+    for block in _load_hcl(TERRAFORM / "modules" / "standby" / "main.tf").get("locals", []):
+        if "default_instance_type" in block:
+            return dict(block["default_instance_type"])
+    raise CostInputError("terraform/modules/standby/main.tf has no default_instance_type local")
+
+
+def read_tfvars(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CostInputError(f"tfvars file {path} not found")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else _load_hcl(path)
+    except Exception as exc:  # json raises ValueError, hcl2 lark errors: both mean a bad file
+        raise CostInputError(f"{path}: not a valid tfvars file ({type(exc).__name__})") from None
+    known = set(variable_defaults(EXAMPLE / "variables.tf"))
+    unknown = sorted(set(values) - known)
+    if unknown:
+        names = ", ".join(unknown)
+        raise CostInputError(f"{path}: unknown variable(s) {names} (not variables of terraform/examples/complete)")
+    return values
+
+
+def _require_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or not low <= value <= high:
+        raise CostInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(value)
+
+
+def _require_number(name: str, value: Any, low: float, high: float) -> float:
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or not low <= value <= high:
+        raise CostInputError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _require_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
+    if value not in choices:
+        raise CostInputError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def read_settings(
+    tfvars: Path | None = None, region: str | None = None, failover_hours: float = 0.0
+) -> Settings:  # fmt: skip
+    modules = {m: variable_defaults(TERRAFORM / "modules" / m / "variables.tf") for m in set(COST_VARIABLES.values())}
+    values: dict[str, Any] = {name: modules[module][name] for name, module in COST_VARIABLES.items()}
+    values["region"] = variable_defaults(EXAMPLE / "variables.tf")["region"]
+    if tfvars is not None:
+        for name, value in read_tfvars(tfvars).items():
+            if value is not None and (name in COST_VARIABLES or name == "region"):
+                values[name] = value
+    if region is not None:
+        values["region"] = region
+
+    architecture = _require_choice("architecture", values["architecture"], ("arm64", "x86_64"))
+    instance_type = values["instance_type"] or default_instance_types()[architecture]
+    if not isinstance(instance_type, str):
+        raise CostInputError(f"instance_type must be a string such as t4g.small, got {instance_type!r}")
+    return Settings(
+        region=str(values["region"]),
+        architecture=architecture,
+        instance_type=instance_type,
+        root_volume_size_gib=_require_int("root_volume_size_gib", values["root_volume_size_gib"], 8, 1024),
+        cpu_credits=_require_choice("cpu_credits", values["cpu_credits"], ("standard", "unlimited")),
+        tick_interval_minutes=_require_int("tick_interval_minutes", values["tick_interval_minutes"], 1, 60),
+        heartbeat_interval_s=_require_number("heartbeat_interval_s", values["heartbeat_interval_s"], 1, 300),
+        lambda_memory_mb=_require_int("lambda_memory_mb", values["lambda_memory_mb"], 128, 10240),
+        lambda_architecture=_require_choice("lambda_architecture", values["lambda_architecture"], ("arm64", "x86_64")),
+        log_retention_days=_require_choice("log_retention_days", values["log_retention_days"], LOG_RETENTION_DAYS),
+        discord_alerts=_require_choice("discord_alerts", values["discord_alerts"], (True, False)),
+        failover_hours=_require_number("failover hours per month", failover_hours, 0, 730),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Prices
+
+REGION_KEYS = (
+    "ebs_gp3_gb_month", "public_ipv4_hour", "lambda_requests_per_million", "lambda_gb_second",
+    "scheduler_invocations_per_million", "dynamodb_write_units_per_million", "dynamodb_read_units_per_million",
+    "dynamodb_storage_gb_month", "dynamodb_pitr_gb_month", "logs_ingestion_gb", "logs_storage_gb_month",
+    "custom_metric_month", "alarm_month", "secret_month", "secrets_api_per_10k", "kms_requests_per_10k",
+    "cpu_credit_vcpu_hour", "ec2_hour",
+)  # fmt: skip
+FREE_TIER_KEYS = (
+    "lambda_requests", "lambda_gb_seconds", "scheduler_invocations", "custom_metrics", "alarms", "logs_gb",
+    "dynamodb_storage_gb", "kms_requests",
+)  # fmt: skip
+USAGE_KEYS = (
+    "sites_heartbeating_idle", "heartbeat_duration_ms", "tick_duration_ms", "heartbeat_write_units",
+    "heartbeat_read_units", "tick_write_units", "tick_read_units", "heartbeat_log_bytes", "tick_log_bytes",
+    "custom_metrics", "cold_starts_per_day", "state_gb",
+)  # fmt: skip
+
+
+def _check_numbers(where: str, table: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key not in table:
+            raise CostInputError(f"{where}: missing {key}")
+        values = table[key].values() if isinstance(table[key], Mapping) else [table[key]]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or not math.isfinite(value):
+                raise CostInputError(f"{where}.{key}: prices and quantities must be numbers >= 0, got {value!r}")
+
+
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
+    try:
+        prices = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CostInputError(f"price table {path}: {exc}") from None
+    meta = prices.get("meta", {})
+    if not meta.get("compiled") or not prices.get("sources"):
+        raise CostInputError(
+            f"price table {path}: needs [meta] compiled (a date) and [sources]: prices without both are not honest"
+        )
+    for name, region in prices.get("regions", {}).items():
+        _check_numbers(f"regions.{name}", region, REGION_KEYS)
+        for key in region.get("unverified", []):
+            if key not in REGION_KEYS:
+                raise CostInputError(f"regions.{name}.unverified names {key!r}, which is not a price key")
+    _check_numbers("free_tier", prices.get("free_tier", {}), FREE_TIER_KEYS)
+    _check_numbers("usage", prices.get("usage", {}), USAGE_KEYS)
+    return prices
+
+
+# ---------------------------------------------------------------------------------------
+# Estimate
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    quantity: str
+    usd: float  # without any free tier
+    usd_free_tier: float  # with the always-free allowances (when this stack is alone in the account)
+    unverified: bool = False
+
+
+@dataclass
+class Estimate:
+    settings: Settings
+    region_name: str
+    compiled: str
+    usd_to_eur: float
+    idle: list[Line] = field(default_factory=list)
+    failover_hour: list[Line] = field(default_factory=list)
+    cpu_credit_worst_hour: float = 0.0
+    cpu_credit_unverified: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def idle_total(self) -> float:
+        return sum(line.usd for line in self.idle)
+
+    @property
+    def idle_total_free_tier(self) -> float:
+        return sum(line.usd_free_tier for line in self.idle)
+
+    @property
+    def failover_hour_total(self) -> float:
+        return sum(line.usd for line in self.failover_hour)
+
+    def month_total(self, free_tier: bool) -> float:
+        idle = self.idle_total_free_tier if free_tier else self.idle_total
+        return idle + self.settings.failover_hours * self.failover_hour_total
+
+
+def _billed(quantity: float, allowance: float) -> float:
+    return max(0.0, quantity - allowance)
+
+
+def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
+    regions = prices["regions"]
+    if settings.region not in regions:
+        raise CostInputError(f"region {settings.region!r} has no prices; known: {', '.join(sorted(regions))}")
+    p = regions[settings.region]
+    free = prices["free_tier"]
+    use = prices["usage"]
+    unverified = set(p.get("unverified", []))
+    if settings.instance_type not in p["ec2_hour"] or settings.instance_type not in prices["instance_types"]:
+        known = ", ".join(sorted(set(p["ec2_hour"]) & set(prices["instance_types"])))
+        raise CostInputError(
+            f"instance_type {settings.instance_type!r} has no price in {settings.region}; known: {known}"
+        )
+    spec = prices["instance_types"][settings.instance_type]
+    if (spec["credit_family"] == "t4g") != (settings.architecture == "arm64"):
+        raise CostInputError(
+            f"instance_type {settings.instance_type} does not match architecture {settings.architecture}"
+        )
+
+    hours = prices["meta"]["hours_per_month"]
+    seconds = hours * 3600
+    gb = settings.lambda_memory_mb / 1024
+    gb_second = p["lambda_gb_second"][settings.lambda_architecture]
+    heartbeats = use["sites_heartbeating_idle"] * seconds / settings.heartbeat_interval_s
+    ticks = hours * 60 / settings.tick_interval_minutes
+    requests = heartbeats + ticks
+    compute = (heartbeats * use["heartbeat_duration_ms"] + ticks * use["tick_duration_ms"]) / 1000 * gb
+    writes = heartbeats * use["heartbeat_write_units"] + ticks * use["tick_write_units"]
+    reads = heartbeats * use["heartbeat_read_units"] + ticks * use["tick_read_units"]
+    log_gb = (heartbeats * use["heartbeat_log_bytes"] + ticks * use["tick_log_bytes"]) / 1e9
+    stored_log_gb = log_gb * min(settings.log_retention_days, DAYS_PER_MONTH) / DAYS_PER_MONTH
+    secrets = BASE_SECRETS + (1 if settings.discord_alerts else 0)
+    secret_reads = (
+        use["cold_starts_per_day"] * DAYS_PER_MONTH * (SECRETS_READ_PER_COLD_START["heartbeat"]
+        + SECRETS_READ_PER_COLD_START["tick"] - (0 if settings.discord_alerts else 1))
+    )  # fmt: skip
+    logs_free_left = max(0.0, free["logs_gb"] - log_gb)
+
+    def line(item: str, quantity: str, usd: float, usd_free: float | None = None, *keys: str) -> Line:
+        return Line(item, quantity, usd, usd if usd_free is None else usd_free, bool(unverified & set(keys)))
+
+    result = Estimate(settings, p["name"], prices["meta"]["compiled"], prices["meta"]["usd_to_eur"])
+    ebs = settings.root_volume_size_gib * p["ebs_gp3_gb_month"]
+    result.idle = [
+        line(
+            "EBS gp3 root volume (billed while stopped)", f"{settings.root_volume_size_gib} GiB", ebs, None,
+            "ebs_gp3_gb_month",
+        ),
+        line("Public IPv4 while stopped (no Elastic IP)", "0 h", 0.0),
+        line(
+            "Lambda requests (heartbeats + ticks)", f"{requests:,.0f}",
+            requests / 1e6 * p["lambda_requests_per_million"],
+            _billed(requests, free["lambda_requests"]) / 1e6 * p["lambda_requests_per_million"],
+        ),
+        line(
+            f"Lambda compute ({settings.lambda_memory_mb} MB {settings.lambda_architecture})", f"{compute:,.0f} GB-s",
+            compute * gb_second, _billed(compute, free["lambda_gb_seconds"]) * gb_second,
+        ),
+        line(
+            "EventBridge Scheduler invocations", f"{ticks:,.0f}",
+            ticks / 1e6 * p["scheduler_invocations_per_million"],
+            _billed(ticks, free["scheduler_invocations"]) / 1e6 * p["scheduler_invocations_per_million"],
+        ),
+        line("DynamoDB on-demand writes", f"{writes:,.0f} WRU", writes / 1e6 * p["dynamodb_write_units_per_million"],
+             None, "dynamodb_write_units_per_million"),
+        line("DynamoDB on-demand reads", f"{reads:,.0f} RRU", reads / 1e6 * p["dynamodb_read_units_per_million"],
+             None, "dynamodb_read_units_per_million"),
+        line(
+            "DynamoDB storage + point-in-time recovery", f"{use['state_gb'] * 1000:g} MB",
+            use["state_gb"] * (p["dynamodb_storage_gb_month"] + p["dynamodb_pitr_gb_month"]),
+            use["state_gb"] * p["dynamodb_pitr_gb_month"], "dynamodb_storage_gb_month", "dynamodb_pitr_gb_month",
+        ),
+        line(
+            "CloudWatch Logs ingestion", f"{log_gb:.3f} GB", log_gb * p["logs_ingestion_gb"],
+            _billed(log_gb, free["logs_gb"]) * p["logs_ingestion_gb"], "logs_ingestion_gb",
+        ),
+        line(
+            f"CloudWatch Logs storage ({settings.log_retention_days} days kept)", f"{stored_log_gb:.3f} GB",
+            stored_log_gb * p["logs_storage_gb_month"],
+            _billed(stored_log_gb, logs_free_left) * p["logs_storage_gb_month"], "logs_storage_gb_month",
+        ),
+        line(
+            "CloudWatch custom metrics (EMF)", f"{use['custom_metrics']}",
+            use["custom_metrics"] * p["custom_metric_month"],
+            _billed(use["custom_metrics"], free["custom_metrics"]) * p["custom_metric_month"],
+        ),
+        line(
+            "CloudWatch alarms", f"{ALARMS}", ALARMS * p["alarm_month"],
+            _billed(ALARMS, free["alarms"]) * p["alarm_month"],
+        ),
+        line("Secrets Manager secrets", f"{secrets}", secrets * p["secret_month"]),
+        line(
+            "Secrets Manager API calls + KMS (cold starts)", f"{secret_reads:,.0f}",
+            secret_reads / 1e4 * (p["secrets_api_per_10k"] + p["kms_requests_per_10k"]),
+            secret_reads / 1e4 * p["secrets_api_per_10k"]
+            + _billed(secret_reads, free["kms_requests"]) / 1e4 * p["kms_requests_per_10k"],
+        ),
+    ]  # fmt: skip
+
+    standby_beats = 3600 / settings.heartbeat_interval_s
+    standby_compute = standby_beats * use["heartbeat_duration_ms"] / 1000 * gb
+    standby_logs = standby_beats * use["heartbeat_log_bytes"] / 1e9
+    result.failover_hour = [
+        line(f"EC2 {settings.instance_type}", "1 h", p["ec2_hour"][settings.instance_type], None, "ec2_hour"),
+        line("Public IPv4 address while running", "1 h", p["public_ipv4_hour"]),
+        line(
+            "Standby heartbeats: Lambda, DynamoDB, logs", f"{standby_beats:,.0f}",
+            standby_beats / 1e6 * p["lambda_requests_per_million"] + standby_compute * gb_second
+            + standby_beats * use["heartbeat_write_units"] / 1e6 * p["dynamodb_write_units_per_million"]
+            + standby_beats * use["heartbeat_read_units"] / 1e6 * p["dynamodb_read_units_per_million"]
+            + standby_logs * p["logs_ingestion_gb"],
+            None, "dynamodb_write_units_per_million", "logs_ingestion_gb",
+        ),
+    ]  # fmt: skip
+    if settings.cpu_credits == "unlimited":
+        surplus_vcpu_hours = spec["vcpus"] * (1 - spec["baseline"])
+        result.cpu_credit_worst_hour = surplus_vcpu_hours * p["cpu_credit_vcpu_hour"][spec["credit_family"]]
+        result.cpu_credit_unverified = "cpu_credit_vcpu_hour" in unverified
+
+    result.notes = [
+        "Free-tier column: AWS's always-free allowances, if nothing else in the account uses them. Secrets, EBS,"
+        " DynamoDB requests and the public IPv4 address have none (12-month offers, or credits for accounts"
+        " created since 2025-07-15, are left out).",
+        "Not counted: data transfer out (the first 100 GB a month are free; heartbeats and probes are a few MB),"
+        " SNS e-mails (the first 1,000 a month are free), X-Ray (off by default).",
+    ]
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+
+
+def render(result: Estimate) -> str:
+    s = result.settings
+    rate = result.usd_to_eur
+    mark = lambda line: " *" if line.unverified else ""  # noqa: E731 - tiny local formatter
+    out = [
+        f"hybrid-failover: AWS cost estimate for {result.region_name} ({s.region}), prices compiled {result.compiled}",
+        f"  standby {s.instance_type} ({s.architecture}), {s.root_volume_size_gib} GiB gp3,"
+        f" CPU credits {s.cpu_credits};"
+        f" heartbeat every {s.heartbeat_interval_s:g} s, tick every {s.tick_interval_minutes} min;"
+        f" Lambda {s.lambda_memory_mb} MB {s.lambda_architecture}; logs kept {s.log_retention_days} days",
+        "",
+        f"{'Idle, per month':<52}{'quantity':>18}{'USD':>10}{'USD free tier':>15}",
+    ]
+    for line in result.idle:
+        out.append(f"  {line.item + mark(line):<50}{line.quantity:>18}{line.usd:>10.4f}{line.usd_free_tier:>15.4f}")
+    out += [
+        f"  {'Total idle per month':<50}{'':>18}{result.idle_total:>10.2f}{result.idle_total_free_tier:>15.2f}",
+        f"  {'  in EUR (approximate rate ' + f'{rate:g})':<50}{'':>18}"
+        f"{result.idle_total * rate:>10.2f}{result.idle_total_free_tier * rate:>15.2f}",
+        "",
+        f"{'Failover, per hour the standby runs':<52}{'quantity':>18}{'USD':>10}",
+    ]
+    for line in result.failover_hour:
+        out.append(f"  {line.item + mark(line):<50}{line.quantity:>18}{line.usd:>10.4f}")
+    out.append(f"  {'Total per failover hour':<50}{'':>18}{result.failover_hour_total:>10.4f}")
+    if result.cpu_credit_worst_hour:
+        out.append(
+            f"  (plus at most {result.cpu_credit_worst_hour:.4f} USD of CPU credits in an hour at 100 % CPU"
+            f" on both vCPUs: unlimited mode){' *' if result.cpu_credit_unverified else ''}"
+        )
+    if s.failover_hours:
+        out += [
+            "",
+            f"A month with {s.failover_hours:g} h of failover: {result.month_total(False):.2f} USD"
+            f" ({result.month_total(True):.2f} USD with the free tier)",
+        ]
+    if result.cpu_credit_unverified or any(line.unverified for line in result.idle + result.failover_hour):
+        out += ["", "* uses a price not checked against a primary source (tools/cost/prices.toml, `unverified`)"]
+    out += ["", *(f"- {note}" for note in result.notes)]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tfvars", type=Path, help="your terraform.tfvars (HCL) or .tfvars.json")
+    parser.add_argument("--region", help="price region (default: the tfvars region, else the example's default)")
+    parser.add_argument("--failover-hours", type=float, default=0.0, help="hours of failover in the month (0-730)")
+    parser.add_argument("--prices", type=Path, default=PRICES, help="price table (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    try:
+        settings = read_settings(args.tfvars, args.region, args.failover_hours)
+        result = estimate(settings, load_prices(args.prices))
+    except CostInputError as exc:
+        print(f"cost: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "settings": settings.__dict__, "idle": [line.__dict__ for line in result.idle],
+            "failover_hour": [line.__dict__ for line in result.failover_hour],
+            "idle_total_usd": result.idle_total, "idle_total_free_tier_usd": result.idle_total_free_tier,
+            "failover_hour_total_usd": result.failover_hour_total,
+            "cpu_credit_worst_hour_usd": result.cpu_credit_worst_hour,
+        }, indent=2))  # fmt: skip
+    else:
+        print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
