@@ -37,8 +37,9 @@ from testsupport.docs import (
 )
 from testsupport.tools import REPO_ROOT, require_tool, which
 
-# Blocks on pages owned by other parts of the project, which carry no marker yet: (page, first command
-# line) -> what they need. A block that changes or disappears fails test_foreign_marks_are_current.
+# Blocks on pages owned by other parts of the project, which carry no marker yet: (page, the start of the
+# block's first command line) -> what they need. A block that disappears fails
+# test_foreign_marks_are_current.
 FOREIGN: dict[tuple[str, str], str] = {
     ("docs/argocd.md", "python3 argocd/set_repo_url.py https://github.com/<you>/hybrid-failover.git"): (
         "rewrites the checked-out repository; tests/k8s/test_set_repo_url.py runs it on a copy"
@@ -85,6 +86,9 @@ FOREIGN: dict[tuple[str, str], str] = {
         "a usage synopsis, not a command"
     ),
     ("docs/watchdog.md", "hfo --table hfo-state status"): "needs a deployed table and the laptop's Funnel URL",
+    ("docs/terraform.md", "make lambda-zip"): "applies the stack to your AWS account",
+    ("docs/terraform.md", "umask 077"): "needs the secrets of a real deployment",
+    ("docs/cost.md", "aws pricing get-products --region us-east-1"): "needs the AWS Price List API",
 }
 # FOREIGN blocks that are not commands at all: the static checks skip them.
 NOT_COMMANDS = {("docs/watchdog.md", "hfo [--table NAME] [--instance-id ID] [--region REGION] COMMAND ...")}
@@ -118,6 +122,13 @@ def first_line(block: Block) -> str:
     return lines[0] if lines else ""
 
 
+def foreign_key(block: Block) -> tuple[str, str] | None:
+    line = first_line(block)
+    keys = [k for k in FOREIGN if k[0] == block.path and line.startswith(k[1])]
+    assert len(keys) <= 1, f"{block.where}: several FOREIGN entries match: {keys}"
+    return keys[0] if keys else None
+
+
 def block_commands(block: Block) -> list[Command]:
     """The block's commands, `<placeholder>` words read as values (as the reader fills them in)."""
     return [c for line in logical_lines(block) for c in split_commands(PLACEHOLDER.sub("sample", line), block.where)]
@@ -135,10 +146,21 @@ def of(program: str, cmds: Iterable[Command] | None = None) -> list[Command]:
     return [c for c in (every_command() if cmds is None else cmds) if c.program == program]
 
 
+def is_help_of_a_script(cmd: Command) -> bool:
+    """`.venv/bin/python bench/x.py --help`: a script of this repository asked for its help."""
+    return (
+        cmd.program in (".venv/bin/python", "python3")
+        and len(cmd.argv) == 3
+        and cmd.argv[2] == "--help"
+        and cmd.argv[1].endswith(".py")
+        and (REPO_ROOT / cmd.argv[1]).is_file()
+    )
+
+
 def statically_checked(cmd: Command) -> bool:
     if not cmd.argv:  # assignments only
         return True
-    return cmd.program in STATICALLY_CHECKED or cmd.argv[:2] == ("kubectl", "kustomize")
+    return cmd.program in STATICALLY_CHECKED or cmd.argv[:2] == ("kubectl", "kustomize") or is_help_of_a_script(cmd)
 
 
 # ----------------------------------------------------------------------------- markers
@@ -154,7 +176,8 @@ def test_the_reader_finds_the_blocks_and_commands() -> None:
 def test_every_shell_block_is_checked_or_marked() -> None:
     problems = []
     for b in shell_blocks():
-        reason = FOREIGN.get((b.path, first_line(b)))
+        key = foreign_key(b)
+        reason = FOREIGN[key] if key else None
         if b.marker is not None:
             m = b.marker
             if reason:
@@ -179,8 +202,8 @@ def test_every_shell_block_is_checked_or_marked() -> None:
 
 
 def test_foreign_marks_are_current() -> None:
-    keys = {(b.path, first_line(b)) for b in shell_blocks()}
-    stale = sorted(k for k in FOREIGN if k not in keys)
+    used = {foreign_key(b) for b in shell_blocks()}
+    stale = sorted(k for k in FOREIGN if k not in used)
     assert not stale, f"FOREIGN names blocks that no longer exist (update it): {stale}"
 
 
@@ -247,6 +270,16 @@ def test_make_targets_exist() -> None:
         )
         assert proc.returncode == 0, f"{cmd.where}: `make {shlex.join(argv)}`: {proc.stderr.strip()}"
     assert {"demo", "test"} <= {a[0] for a in seen if a}
+
+
+def test_script_help_commands_run() -> None:
+    cmds = {tuple(c.argv[1:]) for c in every_command() if is_help_of_a_script(c)}
+    assert cmds, "no `python script.py --help` command found: the reader or the docs changed"
+    for argv in sorted(cmds):
+        proc = subprocess.run(
+            [str(VENV_BIN / "python"), *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0 and "usage" in proc.stdout.lower(), f"`{shlex.join(argv)}`: {proc.stderr[-500:]}"
 
 
 def _kustomize_lines() -> list[tuple[str, str]]:

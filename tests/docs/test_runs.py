@@ -73,6 +73,7 @@ def _expected_modes(page: str) -> list[str]:
     return modes
 
 
+@pytest.mark.slow
 def test_runbook_blocks_change_the_mode_as_documented(deployment, tmp_path) -> None:
     proc = run_page("docs/runbook.md", deployment.env, tmp_path)
     expected = _expected_modes("docs/runbook.md")
@@ -105,6 +106,7 @@ def _verifies(verifier: Keyring, signer: Keyring) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_keyring_rotation_blocks_rotate_without_a_gap(deployment, tmp_path) -> None:
     run_page("docs/security.md", deployment.env, tmp_path)
     k0, k1, k2, k3 = (

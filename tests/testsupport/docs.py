@@ -206,15 +206,23 @@ def markers_outside_blocks(path: Path) -> list[tuple[int, str]]:
 # ----------------------------------------------------------------------------- shell text
 
 
-def _strip_comment(line: str) -> str:
+def _strip_comments(text: str) -> str:
+    """Remove every `# comment` that starts outside quotes at the start of a word, up to its line's end."""
     scan = _Scan()
+    out: list[str] = []
     prev = " "
-    for k, ch in enumerate(line):
-        if ch == "#" and not scan.quoted and not scan.escaped and prev in " \t;|&(":
-            return line[:k].rstrip()
+    k = 0
+    while k < len(text):
+        ch = text[k]
+        if ch == "#" and not scan.quoted and not scan.escaped and prev in " \t\n;|&(":
+            end = text.find("\n", k)
+            k = len(text) if end < 0 else end
+            continue
         scan.feed(ch)
+        out.append(ch)
         prev = ch
-    return line
+        k += 1
+    return "".join(out).rstrip()
 
 
 def _ends_open(text: str) -> bool:
@@ -232,9 +240,7 @@ def logical_lines(block: Block) -> list[str]:
     out: list[str] = []
     buf: str | None = None
     for line in raw:
-        if buf is not None:
-            buf = buf + "\n" + line if _ends_open(buf) else buf + " " + line.strip()
-        else:
+        if buf is None:
             s = line.strip()
             if prompts:
                 if not s.startswith("$ "):
@@ -243,12 +249,15 @@ def logical_lines(block: Block) -> list[str]:
             if not s or s.startswith("#"):
                 continue
             buf = s
+        else:
+            buf = buf + "\n" + line if _ends_open(buf) else buf + " " + line.strip()
+        buf = _strip_comments(buf)
         if _ends_open(buf):
             continue
         if buf.endswith("\\"):
             buf = buf[:-1].rstrip()
             continue
-        out.append(_strip_comment(buf))
+        out.append(buf)
         buf = None
     if buf is not None:
         raise UnsupportedShell(f"{block.where}: unbalanced quote or trailing backslash")
