@@ -18,8 +18,6 @@ from hfo_protocol.signing import sign, verify
 from testsupport.docs import DOC_VARIABLES, all_blocks, blocks, commands, logical_lines, variables_set
 from testsupport.tools import REPO_ROOT, which
 
-pytestmark = pytest.mark.moto
-
 RUN_PAGES = sorted({b.path for b in all_blocks() if b.marker is not None and b.marker.kind == "run"})
 
 
@@ -73,6 +71,7 @@ def _expected_modes(page: str) -> list[str]:
     return modes
 
 
+@pytest.mark.moto
 @pytest.mark.slow
 def test_runbook_blocks_change_the_mode_as_documented(deployment, tmp_path) -> None:
     proc = run_page("docs/runbook.md", deployment.env, tmp_path)
@@ -106,6 +105,7 @@ def _verifies(verifier: Keyring, signer: Keyring) -> bool:
     return True
 
 
+@pytest.mark.moto
 @pytest.mark.slow
 def test_keyring_rotation_blocks_rotate_without_a_gap(deployment, tmp_path) -> None:
     run_page("docs/security.md", deployment.env, tmp_path)
