@@ -106,6 +106,18 @@ def test_status_json_and_the_environment_for_the_table(store: DynamoStateStore) 
     assert doc["standby"]["workload"] == "running" and doc["ec2"] is None and doc["initialised"] is True
 
 
+def test_the_region_comes_from_aws_region_too_and_its_absence_is_a_clear_error(table: Any) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE")}
+    base["AWS_CONFIG_FILE"] = os.devnull  # no profile region either
+    full = {**base, "AWS_MAX_ATTEMPTS": "1", "AWS_REGION": "us-east-1"}
+    result = subprocess.run([*HFO, "--table", TABLE, "status"], env=full, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    del full["AWS_REGION"]
+    result = subprocess.run([*HFO, "--table", TABLE, "status"], env=full, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no AWS region" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_status_of_a_fresh_table_says_so(table: Any) -> None:
     result = hfo("--table", TABLE, "status")
     assert result.returncode == 0

@@ -256,3 +256,29 @@ def test_an_unreachable_table_fails_the_tick_loudly(
     assert "batch_get_item" in logged["why"]
     assert not [r for r in lines if "_aws" in r]  # nothing was measured, nothing is published
     assert instance_state(deployed["HFO_INSTANCE_ID"]) == "stopped"
+
+
+def test_a_discord_secret_without_a_value_degrades_alerts_to_sns_and_never_blocks_a_tick(
+    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+) -> None:
+    # Terraform creates the webhook secret; until the user puts a value in, it has none.
+    sm = boto3.client("secretsmanager")
+    arn = sm.create_secret(Name="hfo/discord-webhook")["ARN"]
+    monkeypatch.setenv("HFO_DISCORD_WEBHOOK_SECRET_ARN", arn)
+    handlers.reset_runtime()
+    queue = boto3.client("sqs").create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    boto3.client("sns").subscribe(
+        TopicArn=deployed["HFO_SNS_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
+    )
+    report = handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    assert report["outcome"] == "saved"
+    [error] = [r for r in output.lines() if r.get("message") == "discord_alerts_unavailable"]
+    assert error["level"] == "ERROR" and error["secret"] == arn
+    # The first tick's transition alert still went out, through SNS.
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert messages, "alerts reached SNS although Discord was unavailable"
+    # Once the user puts the value in, the next tick picks Discord up without a cold start.
+    sm.put_secret_value(SecretId=arn, SecretString="https://discord.com/api/webhooks/1/abcdef")
+    handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    assert "notifier" in handlers.runtime()._built

@@ -26,10 +26,11 @@ import aiohttp
 from hfo_site.agent_status import AgentStatus, build_status
 from hfo_site.backends.base import Observation, WorkloadBackend, WorkloadError
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
-from hfo_site.lease import LeaseTracker, Outcome
+from hfo_site.lease import LeaseTracker, Outcome, lease_clock
 from hfo_site.metrics import AgentMetrics
 
 log = logging.getLogger("hfo_site.agent")
+RECHECK_S = 1.0  # the reconcile loop's longest sleep (see reconcile_loop)
 
 
 class StatusReporter:
@@ -75,7 +76,7 @@ class Agent:
         metrics: AgentMetrics,
         interval_s: float,
         retries: int,
-        mono: Callable[[], float] = time.monotonic,
+        mono: Callable[[], float] = lease_clock,
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -207,6 +208,10 @@ class Agent:
         assert result is not None
         return result
 
+    def clock(self) -> float:
+        """The agent's lease clock (keeps counting through a suspend)."""
+        return self._mono()
+
     async def heartbeat_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             started = self._mono()
@@ -276,7 +281,9 @@ class Agent:
         while not stop.is_set():
             self._changed.clear()
             await self.reconcile_once()
-            timeout = self.effective_interval()
+            # Re-check at least every second: after a suspend the event loop's timers (on
+            # time.monotonic, which stood still) fire late, but the lease clock moved on.
+            timeout = min(self.effective_interval(), RECHECK_S)
             deadline = self.tracker.expires_at()
             now = self._mono()
             if deadline is not None and deadline > now:

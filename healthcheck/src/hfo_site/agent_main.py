@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 
 import aiohttp
 from aiohttp import web
@@ -44,7 +43,7 @@ def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings)
     )
 
     async def livez(_request: web.Request) -> web.Response:
-        age = time.monotonic() - agent.last_cycle_mono
+        age = agent.clock() - agent.last_cycle_mono
         if age > stuck_after:
             return web.Response(status=503, text=f"heartbeat loop stuck for {age:.0f}s\n")
         return web.Response(text="ok\n")

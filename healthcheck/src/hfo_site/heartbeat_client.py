@@ -29,6 +29,8 @@ from hfo_protocol.heartbeat import (
 )
 from hfo_protocol.nonce import new_nonce
 
+from hfo_site.lease import lease_clock
+
 log = logging.getLogger("hfo_site.heartbeat")
 
 MAX_ANSWER_BYTES = 16 * 1024
@@ -77,7 +79,7 @@ class HeartbeatClient:
         keyring: Callable[[], Keyring],
         timeout_s: float,
         ssl_context: ssl.SSLContext,
-        mono: Callable[[], float] = time.monotonic,
+        mono: Callable[[], float] = lease_clock,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.url = url

@@ -1,7 +1,7 @@
 """The agent's knowledge of the lease, and the one rule that decides whether the workload may run.
 
 docs/protocol.md#lease-answer: a site holds a fresh lease while ``lease.site`` is its own site and
-less than ``lease.ttl_s`` seconds have passed, on the agent's monotonic clock, since it *sent*
+less than ``lease.ttl_s`` seconds have passed, on the agent's lease clock (``lease_clock``), since it *sent*
 the heartbeat whose answer granted it. Answers with an epoch lower than the highest seen are
 ignored. Two answers with the same epoch but different sites cannot both be true (every change
 of site bumps the epoch), so such an epoch is distrusted: no lease is held until a higher one.
@@ -10,10 +10,22 @@ Pure logic, no clock of its own: callers pass monotonic times.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from hfo_protocol.heartbeat import LeaseAnswer
+
+
+def lease_clock() -> float:
+    """The agent's clock for lease freshness: monotonic, and still counting while the machine is
+    suspended (CLOCK_BOOTTIME on Linux). time.monotonic stops during suspend, so a laptop that
+    closed its lid holding a fresh lease would wake up believing it still held it, and resume its
+    bot next to the standby's. Elsewhere, the platform's monotonic clock."""
+    return time.clock_gettime(_LEASE_CLOCK_ID) if _LEASE_CLOCK_ID is not None else time.monotonic()
+
+
+_LEASE_CLOCK_ID: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 class Outcome(StrEnum):

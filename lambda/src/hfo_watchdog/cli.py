@@ -132,7 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _session(args: argparse.Namespace) -> Any:
     import boto3
 
-    return boto3.session.Session(region_name=args.region) if args.region else boto3.session.Session()
+    # boto3 reads AWS_DEFAULT_REGION and the profile; AWS_REGION (which the AWS SDKs for other
+    # languages and the Lambda runtime use) is honoured too, so either variable works.
+    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    if not session.region_name:
+        raise CliError(
+            "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)",
+            EXIT_USAGE,
+        )
+    return session
 
 
 def _table(args: argparse.Namespace) -> str:

@@ -130,21 +130,41 @@ class Runtime:
         return self._once("standby", build)  # type: ignore[no-any-return]
 
     def notifier(self) -> Notifier:
-        def build() -> Notifier:
-            from hfo_watchdog.notify import DiscordWebhookNotifier, FanoutNotifier, SnsNotifier
+        """SNS and Discord, as configured. A Discord webhook secret that cannot be read (created
+        by Terraform but never given a value, deleted, malformed) must not stop the watchdog from
+        deciding and failing over: alerts then go to SNS alone, the problem is logged as an
+        error, and the next invocation tries the secret again (only a complete notifier is kept)."""
+        from hfo_watchdog.notify import DiscordWebhookNotifier, FanoutNotifier, SnsNotifier
 
+        with self._lock:
+            if "notifier" in self._built:
+                return self._built["notifier"]  # type: ignore[no-any-return]
             s = self.settings
             targets: list[Notifier] = []
             if s.sns_topic_arn:
                 targets.append(SnsNotifier(self.client("sns"), s.sns_topic_arn))
-            url = self.secrets.discord_webhook_url()
-            if url:
-                targets.append(DiscordWebhookNotifier(url))
+            complete = True
+            try:
+                url = self.secrets.discord_webhook_url()
+                if url:
+                    targets.append(DiscordWebhookNotifier(url))
+            except Exception as exc:  # any failure here degrades alerts to SNS-only
+                complete = False
+                logger.error(
+                    "discord_alerts_unavailable",
+                    extra={
+                        "secret": s.discord_webhook_secret_id,
+                        "error": type(exc).__name__,
+                        "why": str(exc),
+                        "effect": "alerts go to SNS only until the secret can be read",
+                    },
+                )
             if not targets:
-                logger.warning("no_notifier", extra={"why": "neither HFO_SNS_TOPIC_ARN nor a Discord secret is set"})
-            return FanoutNotifier(targets)
-
-        return self._once("notifier", build)  # type: ignore[no-any-return]
+                logger.warning("no_notifier", extra={"why": "neither HFO_SNS_TOPIC_ARN nor a Discord secret is usable"})
+            notifier = FanoutNotifier(targets)
+            if complete:
+                self._built["notifier"] = notifier
+            return notifier
 
     def effects(self) -> Effects:
         from hfo_watchdog.tick import Effects
