@@ -13,7 +13,7 @@ Two ways to the same account:
 Either way the drill then reads the functions' configuration back with
 `lambda:GetFunctionConfiguration` (`read_functions`): the watchdog runs on what the function in
 the account holds, not on what the drill meant to give it. `accelerate()` then scales that
-configuration's timings down for a run of minutes (docs/demo.md#timings).
+configuration's timings down for a run of minutes (docs/demo.md, "Timings").
 
 Needs the development dependencies (moto[server], boto3); the Lambda package never imports it.
 """
