@@ -12,47 +12,25 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tftest
+from hfo_watchdog import drill_terraform as _shared
 
 from testsupport.tools import REPO_ROOT, in_ci, require_tool
 
-PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
-MIRROR_ENV = "HFO_TF_PROVIDER_MIRROR"
+# The mirror lookup, the CLI configuration and the working copy live in package code, shared
+# with the drill (`make demo` applies the same example without pytest).
+PROVIDER_SOURCE = _shared.PROVIDER_SOURCE
+MIRROR_ENV = _shared.MIRROR_ENV
 # Where mirrors usually live, searched a few levels deep (never the whole disk).
-SEARCH_ROOTS = (
-    "/opt",
-    "/usr/local/share/terraform",
-    "/usr/share/terraform",
-    "/var/lib/terraform",
-    "~/.terraform.d/plugins",
-    "~/.local/share/terraform/plugins",
-    "/srv",
-)
-SEARCH_DEPTH = 3
-
-
-def _has_aws_provider(mirror: Path) -> bool:
-    return any((mirror / PROVIDER_SOURCE).glob("*/*/terraform-provider-aws*")) or any(
-        (mirror / PROVIDER_SOURCE).glob("terraform-provider-aws_*.zip")
-    )
-
-
-def _candidates(root: Path, depth: int) -> Iterator[Path]:
-    yield root
-    if depth == 0:
-        return
-    try:
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
-    except OSError:
-        return
-    for child in children:
-        yield from _candidates(child, depth - 1)
+SEARCH_ROOTS = _shared.SEARCH_ROOTS
+SEARCH_DEPTH = _shared.SEARCH_DEPTH
+write_cli_config = _shared.write_cli_config
 
 
 def find_provider_mirror(env: Mapping[str, str] | None = None, roots: tuple[str, ...] = SEARCH_ROOTS) -> Path | None:
@@ -61,34 +39,12 @@ def find_provider_mirror(env: Mapping[str, str] | None = None, roots: tuple[str,
     HFO_TF_PROVIDER_MIRROR wins when set (and must then be right); otherwise the first mirror
     found in the usual places."""
     environ = os.environ if env is None else env
-    configured = environ.get(MIRROR_ENV)
-    if configured:
-        path = Path(configured).expanduser()
-        if not _has_aws_provider(path):
-            pytest.fail(f"{MIRROR_ENV}={configured} holds no {PROVIDER_SOURCE} provider", pytrace=False)
-        return path
-    for root in roots:
-        base = Path(root).expanduser()
-        if not base.is_dir():
-            continue
-        for candidate in _candidates(base, SEARCH_DEPTH):
-            if (candidate / PROVIDER_SOURCE).is_dir() and _has_aws_provider(candidate):
-                return candidate
-    return None
-
-
-def write_cli_config(path: Path, mirror: Path) -> Path:
-    """A CLI configuration that installs hashicorp/aws from the mirror and nothing from anywhere."""
-    path.write_text(
-        "provider_installation {\n"
-        "  filesystem_mirror {\n"
-        f"    path    = {json.dumps(str(mirror))}\n"
-        f'    include = ["{PROVIDER_SOURCE}"]\n'
-        "  }\n"
-        "}\n",
-        encoding="utf-8",
-    )
-    return path
+    try:
+        return _shared.find_provider_mirror(environ, roots)
+    except _shared.TerraformUnavailable as exc:
+        if environ.get(MIRROR_ENV, "").strip():
+            pytest.fail(str(exc), pytrace=False)
+        return None
 
 
 @dataclass(frozen=True)
@@ -139,12 +95,7 @@ def terraform_env(scratch: Path) -> TerraformEnv:
 def working_copy(dest: Path) -> Path:
     """A scratch copy of terraform/ and the files the example reads, laid out as in the
     repository, so init writes .terraform/ and lock files there and never in the worktree."""
-    ignore = shutil.ignore_patterns(".terraform*", "*.tfstate*")
-    shutil.copytree(REPO_ROOT / "terraform", dest / "terraform", ignore=ignore)
-    bootstrap = REPO_ROOT / "argocd" / "bootstrap"
-    if bootstrap.is_dir():
-        shutil.copytree(bootstrap, dest / "argocd" / "bootstrap")
-    return dest / "terraform"
+    return _shared.working_copy(REPO_ROOT, dest)
 
 
 def module_dirs(tree: Path) -> list[Path]:

@@ -1,142 +1,81 @@
-"""`python -m hfo_watchdog.demo` as a real child process: the story plays out and exits 0, and
-Ctrl-C (SIGINT) at any point stops everything it started."""
+"""`python -m hfo_watchdog.demo` (`make demo`, the full drill) as a real child process: Ctrl-C or
+SIGTERM at any point stops everything it started (emulator, terraform, site processes, bots,
+stand-in servers) and removes its work directory. The whole story and its outcome are tested in
+tests/system/test_drill.py."""
 
 from __future__ import annotations
 
-import os
-import queue
-import re
 import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from testsupport.drill import DRILL, DrillProcess, clean_env, port_open
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
-DEMO = [sys.executable, "-m", "hfo_watchdog.demo"]
-MILESTONES = [
-    "** milestone: healthy: the laptop holds the lease and serves",
-    "== the laptop dies",
-    "** milestone: failover: lease on the standby, instance running",
-    "** milestone: on standby: the standby serves the bot",
-    "== the laptop comes back",
-    "** milestone: handback: lease home on the primary",
-    "** milestone: standby instance stopped",
-    "** milestone: the laptop serves the bot again",
-    "DEMO PASSED",
-]
-
-
-def _env() -> dict[str, str]:
-    # The demo brings its own AWS; nothing of the caller's AWS environment may leak in.
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HFO_", "POWERTOOLS_"))}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers signal 0; it is gone for every purpose here.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Running:
-    """A child process whose stdout lines are collected by a thread (reads never block the test)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            DEMO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.seen.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-        raise AssertionError(f"{pattern!r} not printed within {timeout}s; output:\n{''.join(self.seen)}")
-
-    def rest(self, timeout: float) -> str:
-        self.proc.wait(timeout=timeout)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                self.seen.append(self.lines.get(timeout=0.2))
-            except queue.Empty:
-                if self.proc.stdout is None or self.proc.stdout.closed or self.lines.empty():
-                    break
-        return "".join(self.seen)
+MOTO_LINE = r"moto server \(the AWS emulator\) pid (\d+) on http://127\.0\.0\.1:(\d+)"
 
 
 @pytest.fixture
-def demo() -> Iterator[Running]:
-    running = Running()
-    yield running
-    if running.proc.poll() is None:
-        running.proc.kill()
-        running.proc.wait(timeout=10)
+def drills() -> Iterator[list[DrillProcess]]:
+    started: list[DrillProcess] = []
+    yield started
+    for run in started:
+        run.close()
 
 
-def test_the_demo_plays_the_whole_story_and_cleans_up(demo: Running) -> None:
-    moto = demo.wait_for(r"moto server \(the AWS emulator\) pid (\d+) on http://127\.0\.0\.1:(\d+)", 90)
-    health = demo.wait_for(r"health server https://127\.0\.0\.1:(\d+)/healthz", 60)
-    output = demo.rest(timeout=240)
-    assert demo.proc.returncode == 0, output
-    positions = [output.find(m) for m in MILESTONES]
-    assert all(p >= 0 for p in positions), output
-    assert positions == sorted(positions), output
-    assert "lease history primary#1 -> standby#2 -> none#3 -> primary#4" in output
-    assert "alert delivered: HFO CRITICAL: suspect -> failing_over" in output
-    assert "by heartbeat" in output and "by tick" in output  # the recorded history
-    assert not _alive(int(moto.group(1)))
-    assert not _port_open(int(moto.group(2))) and not _port_open(int(health.group(1)))
-
-
-@pytest.mark.parametrize("when", ["during setup", "mid-story"])
-def test_ctrl_c_stops_everything_the_demo_started(demo: Running, when: str) -> None:
-    moto = demo.wait_for(r"moto server \(the AWS emulator\) pid (\d+) on http://127\.0\.0\.1:(\d+)", 90)
-    health_port = None
-    if when == "mid-story":
-        health_port = int(demo.wait_for(r"health server https://127\.0\.0\.1:(\d+)/healthz", 60).group(1))
-        demo.wait_for(r"\*\* milestone: healthy", 60)
-        assert _port_open(health_port)
-    assert _alive(int(moto.group(1)))
-    demo.proc.send_signal(signal.SIGINT)
-    output = demo.rest(timeout=60)
-    assert demo.proc.returncode == 130, output
-    assert "interrupted: everything the demo started has been stopped" in output
+def interrupted(run: DrillProcess, sig: signal.Signals) -> str:
+    run.snapshot()
+    run.proc.send_signal(sig)
+    output = run.rest(timeout=90)
+    assert run.proc.returncode == 130, output
+    assert "interrupted: everything the drill started has been stopped" in output
     assert "Traceback" not in output
-    assert not _alive(int(moto.group(1)))
-    assert not _port_open(int(moto.group(2)))
-    if health_port is not None:
-        assert not _port_open(health_port)
+    return output
+
+
+def test_ctrl_c_during_setup_stops_the_emulator_and_terraform(drills: list[DrillProcess]) -> None:
+    run = DrillProcess()
+    drills.append(run)
+    moto = run.wait_for(MOTO_LINE, 90)
+    # With Terraform here, interrupt it mid-apply; without, mid-provisioning.
+    run.wait_for(r"terraform apply of|creating the same resources directly", 60)
+    time.sleep(2)
+    tree = run.snapshot()
+    assert int(moto.group(1)) in tree
+    interrupted(run, signal.SIGINT)
+    assert run.left_running() == []
+    assert not port_open(int(moto.group(2)))
+    assert not run.work_dir().exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_mid_story_stops_the_sites_their_bots_and_the_servers(
+    drills: list[DrillProcess], sig: signal.Signals
+) -> None:
+    run = DrillProcess("--no-terraform")
+    drills.append(run)
+    moto = run.wait_for(MOTO_LINE, 90)
+    funnel = run.wait_for(r"Funnel stand-in https://127\.0\.0\.1:(\d+)/healthz .* laptop health 127\.0\.0\.1:(\d+)", 30)
+    url = run.wait_for(r"Function URL stand-in https://127\.0\.0\.1:(\d+)/", 60)
+    laptop = run.wait_for(r"health pid (\d+) on 127\.0\.0\.1:\d+, agent pid (\d+)", 60)
+    run.wait_for(r"\*\* milestone: healthy", 90)
+    tree = run.snapshot()
+    assert {int(laptop.group(1)), int(laptop.group(2)), int(moto.group(1))} <= set(tree)
+    assert len(tree) >= 4  # moto, health, agent and the agent's bot
+    ports = [int(moto.group(2)), int(funnel.group(1)), int(funnel.group(2)), int(url.group(1))]
+    assert all(port_open(p) for p in ports)
+    interrupted(run, sig)
+    assert run.left_running() == []
+    assert not any(port_open(p) for p in ports)
+    assert not run.work_dir().exists()
+
+
+def test_out_must_be_an_existing_directory() -> None:
+    done = subprocess.run(
+        [*DRILL, "--out", "/nonexistent/drill-out"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--out must be an existing directory, got '/nonexistent/drill-out'" in done.stderr
+    assert done.stdout == ""

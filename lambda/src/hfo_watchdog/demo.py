@@ -1,21 +1,30 @@
-"""`python -m hfo_watchdog.demo` (`make demo`): a real failover drill on an emulated AWS.
+"""`python -m hfo_watchdog.demo` (`make demo`): the whole system on one machine, no AWS account.
 
-It starts the moto server, creates what Terraform would (state table, stopped standby instance,
-alert topic, HMAC secret), starts a stand-in for the laptop (a real HTTPS health server with a
-throwaway CA, and a site agent heartbeating to the real heartbeat handler), then runs the real
-tick handler every second with the policy scaled down, through the story:
+The full drill (docs/demo.md):
 
-    healthy -> laptop dies -> failover (the instance really starts) -> the standby serves
-    -> laptop returns -> handback -> the instance is stopped -> the laptop serves again
+- AWS: a moto server; the Terraform example applied to it with the offline provider mirror (or,
+  without Terraform, the same resources created directly, and the output says so); the watchdog
+  runs on the configuration Terraform gave its functions, read back from the emulator and scaled
+  down (one production minute is one drill second);
+- the watchdog: the real tick handler every second, the real heartbeat handler behind a real
+  HTTPS server that speaks the Lambda Function URL event format;
+- the laptop: the real `hfo-site health` behind a TLS proxy standing in for Tailscale Funnel,
+  and the real `hfo-site agent` (exec backend) running a stand-in bot that writes a ledger;
+- the standby: the real `hfo-site agent`, started when the instance is running in moto.
 
-It prints a timeline and exits 0 only if every milestone was reached in time and two sites never
-ran the workload at once; 1 otherwise; 130 on Ctrl-C. Everything it started is stopped on exit.
+Story: steady state -> the laptop dies -> failover -> the laptop comes back -> handback -> a
+Funnel-only outage that must not fail over. Prints a timeline and a summary (downtime, overlap,
+EC2 starts), exits 0 only if the story played out; 1 otherwise; 130 on Ctrl-C. Everything it
+started is stopped on exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
+import shutil
 import signal
 import ssl
 import sys
@@ -24,38 +33,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from hfo_watchdog.demo_aws import DemoResources, MotoProcess, drain_alerts, instance_state, provision
-from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, Transport, WorkloadLedger, free_loopback_port
-
 TICK_S = 1.0
-
-# The production defaults scaled down ~60x, within the documented ranges and cross-field rules.
-DEMO_POLICY_ENV = {
-    "HFO_TICK_INTERVAL_S": "1",
-    "HFO_PROBE_CONNECT_TIMEOUT_S": "0.3",
-    "HFO_PROBE_READ_TIMEOUT_S": "0.5",
-    "HFO_DOWN_PROBES": "2",
-    "HFO_DOWN_HEARTBEAT_S": "10",
-    "HFO_RECOVERY_PROBES": "3",
-    "HFO_RECOVERY_STEADY_S": "4",
-    "HFO_HEARTBEAT_INTERVAL_S": "1",
-    "HFO_LEASE_TTL_S": "5",
-    "HFO_STOP_GRACE_S": "2",
-    "HFO_START_COOLDOWN_S": "60",
-    "HFO_MIN_STATE_S": "2",
-    "HFO_STANDBY_MAX_RUNTIME_S": "600",
-    "HFO_MAX_SKEW_S": "30",
-    "HFO_AWS_MAX_ATTEMPTS": "2",
-}
-
-
-class StoryFailed(Exception):
-    pass
+BOT_PERIOD_S = 1.0
+BOOT_DELAY_S = 1.0  # EC2 start (~20 s) + K3s, Argo CD and the Pod (~40 s), / 60
 
 
 @dataclass
@@ -68,316 +53,343 @@ class DemoLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/hfo-demo"
     log_stream_name: str = "demo"
-    _deadline: float = field(default_factory=lambda: time.monotonic() + 30)
+    timeout_s: float = 30.0
+    invoked_function_arn: str = ""
+    _deadline: float = 0.0
 
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        if not self.invoked_function_arn:
+            self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    @classmethod
+    def for_function(cls, config: Mapping[str, Any]) -> DemoLambdaContext:
+        """A context as Lambda builds it for the function `config` (GetFunctionConfiguration)."""
+        name = str(config["FunctionName"])
+        return cls(
+            function_name=name,
+            function_version=str(config.get("Version", "$LATEST")),
+            memory_limit_in_mb=int(config.get("MemorySize", 128)),
+            log_group_name=f"/aws/lambda/{name}",
+            log_stream_name=time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
+            timeout_s=float(config.get("Timeout", 3)),
+            invoked_function_arn=str(config.get("FunctionArn", "")),
+        )
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def function_url_event(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """What AWS hands the heartbeat handler for a POST to its Function URL (payload format 2.0)."""
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": {k.lower(): v for k, v in headers.items()},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": str(uuid.uuid4()),
-            "timeEpoch": int(time.time() * 1000),
-        },
-        "body": body.decode("utf-8"),
-        "isBase64Encoded": False,
-    }
+    """A POST / to a Function URL (payload format 2.0), for in-process callers (bench/)."""
+    from hfo_watchdog.drill_function_url import function_url_event as build
+
+    return build("POST", "/", list(headers.items()), body, source_ip="127.0.0.1", url_id="demo", region="us-east-1")
 
 
-def in_process_transport(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Transport:
-    def send(body: bytes, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        answer = handler(function_url_event(body, headers), DemoLambdaContext("hfo-heartbeat"))
-        return int(answer["statusCode"]), dict(answer.get("headers") or {}), str(answer["body"]).encode("utf-8")
-
-    return send
-
-
-class Timeline:
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.t0 = time.monotonic()
-        self._last_reasons: tuple[str, ...] = ()
-
-    def _stamp(self) -> str:
-        return f"+{time.monotonic() - self.t0:5.1f}s"
-
-    def say(self, text: str) -> None:
-        self.out.write(f"{self._stamp()}  {text}\n")
-        self.out.flush()
-
-    def header(self) -> None:
-        self.out.write(
-            f"{'time':>7}  {'probe':<22} {'hb primary':>10} {'hb standby':>10}  {'phase':<13} {'lease':<11} "
-            f"{'ec2':<9} decision\n"
-        )
-        self.out.flush()
-
-    def tick(self, r: Mapping[str, Any]) -> None:
-        probe = "ok" if r["probe_ok"] else f"FAIL {r['probe_failure']}"
-
-        def age(v: float | None) -> str:
-            return "-" if v is None else f"{v:.1f}s"
-
-        reasons = tuple(r["reasons"])
-        if r["outcome"] != "saved":
-            decision = f"{r['outcome']}: {'; '.join(reasons)}"
-        elif r["transition"]:
-            decision = f"{r['transition']}: {'; '.join(reasons)}"
-        elif reasons != self._last_reasons:
-            decision = "; ".join(reasons)
-        else:
-            decision = "."
-        self._last_reasons = reasons
-        actions = f"  [{', '.join(r['actions'])}]" if r["actions"] else ""
-        self.out.write(
-            f"{self._stamp()}  {probe:<22} {age(r['primary_age_s']):>10} {age(r['standby_age_s']):>10}  "
-            f"{r['phase']:<13} {r['lease_site'] + '#' + str(r['lease_epoch']):<11} {r['instance']:<9} "
-            f"{decision}{actions}\n"
-        )
-        self.out.flush()
-
-
-class Story:
-    """Drives the tick handler on the demo schedule and checks the milestones."""
-
-    def __init__(
-        self,
-        timeline: Timeline,
-        tick: Callable[[], dict[str, Any]],
-        session: Any,
-        resources: DemoResources,
-        primary: SiteAgent,
-        health: HealthServer,
-        standby: SiteAgent,
-        ledger: WorkloadLedger,
-    ) -> None:
-        self.timeline = timeline
-        self._tick = tick
-        self.session = session
-        self.res = resources
-        self.primary = primary
-        self.health = health
-        self.standby = standby
-        self.ledger = ledger
-        self.report: dict[str, Any] = {}
-        self.leases_seen: list[str] = []
-        self.reached: list[str] = []
-
-    def step(self) -> dict[str, Any]:
-        started = time.monotonic()
-        self.report = self._tick()
-        self.timeline.tick(self.report)
-        lease = f"{self.report['lease_site']}#{self.report['lease_epoch']}"
-        if not self.leases_seen or self.leases_seen[-1] != lease:
-            self.leases_seen.append(lease)
-        self._standby_follows_ec2(instance_state(self.session, self.res.instance_id))
-        for alert in drain_alerts(self.session, self.res.queue_url):
-            self.timeline.say(f"   alert delivered: {alert}")
-        if self.ledger.overlaps:
-            raise StoryFailed(f"two sites ran the workload at once: {self.ledger.overlaps[0]}")
-        time.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
-        return self.report
-
-    def _standby_follows_ec2(self, state: str) -> None:
-        """The standby's agent runs while its instance runs (cloud-init starts K3s and the agent)."""
-        if state == "running" and not self.standby.alive:
-            self.timeline.say("== standby instance is running: its agent boots and heartbeats")
-            self.standby.start()
-        elif state in ("stopping", "stopped") and self.standby.alive:
-            self.timeline.say(f"== standby instance is {state}: its agent is gone")
-            self.standby.kill()
-
-    def until(self, what: str, done: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.step()
-            if done():
-                self.reached.append(what)
-                self.timeline.say(f"** milestone: {what}")
-                return
-        raise StoryFailed(f"milestone not reached within {timeout_s:.0f}s: {what}")
-
-    def run(self) -> None:
-        r = lambda: self.report  # noqa: E731 - read at call time
-        healthy_in_a_row = [0]
-
-        def steady_healthy() -> bool:
-            ok = (
-                r()["phase"] == "healthy"
-                and r()["lease_site"] == "primary"
-                and r()["probe_ok"]
-                and self.primary.workload == "running"
-            )
-            healthy_in_a_row[0] = healthy_in_a_row[0] + 1 if ok else 0
-            return healthy_in_a_row[0] >= 3
-
-        self.until("healthy: the laptop holds the lease and serves", steady_healthy, 30)
-        first_epoch = r()["lease_epoch"]
-
-        self.timeline.say("== the laptop dies: health server down, heartbeats stop, its bot is gone")
-        self.health.stop()
-        self.primary.kill()
-        self.until(
-            "failover: lease on the standby, instance running",
-            lambda: (
-                r()["lease_site"] == "standby"
-                and r()["lease_epoch"] > first_epoch
-                and instance_state(self.session, self.res.instance_id) == "running"
-            ),
-            45,
-        )
-        standby_epoch = r()["lease_epoch"]
-        self.until(
-            "on standby: the standby serves the bot",
-            lambda: r()["phase"] == "on_standby" and self.standby.workload == "running",
-            20,
-        )
-        self.step()  # one more tick on the standby, for the timeline
-
-        self.timeline.say("== the laptop comes back: health server up, its agent heartbeats (bot kept stopped)")
-        self.health.start()
-        self.primary.revive()
-        self.until(
-            "handback: lease home on the primary",
-            lambda: r()["lease_site"] == "primary" and r()["lease_epoch"] > standby_epoch,
-            60,
-        )
-        self.until(
-            "standby instance stopped",
-            lambda: instance_state(self.session, self.res.instance_id) == "stopped",
-            30,
-        )
-        self.until("the laptop serves the bot again", lambda: self.primary.workload == "running", 20)
-        if not any(lease.startswith("none#") for lease in self.leases_seen):
-            # The heartbeat handler may complete the handover between two ticks; the lease answers
-            # the agents got are the proof then.
-            self.timeline.say("   (the lease went through none between two ticks)")
-        refused = self.primary.refused + self.standby.refused
-        if refused:
-            raise StoryFailed(f"heartbeats were refused: {refused[:3]}")
-
-
-def _configure_env(moto: MotoProcess, res: DemoResources, health_url: str, ca_path: Path, verbose: bool) -> None:
-    os.environ.update(moto.env())
-    os.environ.update(DEMO_POLICY_ENV)
-    os.environ.update(
-        {
-            "HFO_TABLE_NAME": res.table,
-            "HFO_INSTANCE_ID": res.instance_id,
-            "HFO_HEALTH_URL": health_url,
-            "HFO_HMAC_SECRET_ARN": res.secret_arn,
-            "HFO_SNS_TOPIC_ARN": res.topic_arn,
-            "HFO_PROBE_CA_BUNDLE": str(ca_path),
-            "HFO_TRACING": "false",
-            "POWERTOOLS_SERVICE_NAME": "hfo-demo",
-            "POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "false" if verbose else "true",
-        }
-    )
-    os.environ.pop("HFO_DISCORD_WEBHOOK_SECRET_ARN", None)
+class DrillFailed(Exception):
+    pass
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(out: TextIO, verbose: bool = False) -> int:
-    import boto3
-    import trustme
-    from hfo_protocol.keys import Keyring
+@dataclass
+class Options:
+    verbose: bool = False
+    terraform: bool = True
+    out_dir: Path | None = None
+    boot_delay_s: float = BOOT_DELAY_S
 
+
+def _tls(tmp: Path) -> tuple[Path, ssl.SSLContext]:
+    """A throwaway CA (trustme) and a server context for 127.0.0.1 signed by it."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_path = tmp / "drill-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    return ca_path, server
+
+
+def _private_file(path: Path, text: str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def run(out: TextIO, opts: Options) -> int:
+    import boto3
+
+    from hfo_watchdog.demo_aws import MotoProcess
+    from hfo_watchdog.demo_laptop import free_loopback_port
+    from hfo_watchdog.drill_aws import AwsSide, accelerate, directly, read_functions, subscribe_inbox, with_terraform
+    from hfo_watchdog.drill_function_url import FunctionUrlServer
+    from hfo_watchdog.drill_funnel import FunnelProxy
+    from hfo_watchdog.drill_ledger import LedgerTail, read, summarize
+    from hfo_watchdog.drill_proc import Child, alive
+    from hfo_watchdog.drill_sites import Site, SiteFiles, SiteTiming, site_command
+    from hfo_watchdog.drill_story import Story, StoryFailed, Timeline, Timings, print_summary
+    from hfo_watchdog.drill_terraform import Terraform, TerraformFailed, TerraformUnavailable
+
+    wall = time.monotonic()
     timeline = Timeline(out)
+    spawned: list[Child] = []
     with ExitStack() as stack:
-        moto = MotoProcess()
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hfo-drill-")))
+        logs = tmp / "logs"
+        logs.mkdir()
+        timeline.say(f"work directory {tmp} (removed at the end)")
+
+        def register(child: Child) -> None:
+            """Every child is stopped on the way out, the latest first (the sites before the
+            Function URL server they talk to, everything before the emulator)."""
+            spawned.append(child)
+            stack.callback(child.terminate, 3.0)
+
+        def nothing_left() -> None:
+            left = [p for c in spawned for p in c.tree() if alive(p)]
+            for child in spawned:
+                child.kill()
+            if left:
+                out.write(f"warning: processes left after shutdown were killed: {left}\n")
+
+        stack.callback(nothing_left)  # runs last
+
+        # --- AWS emulator
+        moto = MotoProcess(extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
         stack.callback(moto.stop)
         moto.start()
         assert moto.proc is not None
         timeline.say(f"moto server (the AWS emulator) pid {moto.proc.pid} on {moto.endpoint}")
         os.environ.update(moto.env())
         session = boto3.session.Session()
-        res = provision(session)
+
+        # --- secrets and TLS the sites and the watchdog share
+        keyring_text = secrets.token_urlsafe(36)
+        ca_path, server_tls = _tls(tmp)
+        files = SiteFiles(
+            keyring=_private_file(tmp / "hmac-keyring", keyring_text),
+            details_token=_private_file(tmp / "details-token", secrets.token_urlsafe(24)),
+            ca_bundle=ca_path,
+            ledger=(opts.out_dir / "ledger.txt") if opts.out_dir else tmp / "ledger.txt",
+            logs=logs,
+        )
+        files.ledger.unlink(missing_ok=True)
+
+        # --- the Funnel stand-in, in front of the laptop's health port (chosen now, bound later)
+        health_port = free_loopback_port()
+        funnel = FunnelProxy(server_tls, backend_port=health_port)
+        stack.callback(funnel.stop)
+        funnel.start()
+        timeline.say(f"Funnel stand-in {funnel.url} (TLS, throwaway CA) -> laptop health 127.0.0.1:{health_port}")
+
+        # --- the AWS side
+        aws: AwsSide
+        why_not = ""
+        if opts.terraform:
+            tf: Terraform | None = None
+            try:
+                tf = Terraform.locate(tmp / "terraform")
+            except TerraformUnavailable as exc:
+                why_not = str(exc)
+            if tf is not None:
+                timeline.say(
+                    f"terraform apply of terraform/examples/complete against moto ({tf.binary}, provider mirror "
+                    f"{tf.mirror}): about a minute, the AWS provider polls every 10 s"
+                )
+                try:
+                    aws = with_terraform(session, tf, moto.env(), keyring_text, funnel.url, register)
+                except TerraformFailed as exc:
+                    why_not = f"terraform failed: {exc}"
+                    moto.reset()
+        else:
+            why_not = "--no-terraform was given"
+        if why_not:
+            timeline.say(f"NOT USING TERRAFORM: {why_not.splitlines()[0]}")
+            for line in why_not.splitlines()[1:]:
+                out.write(f"    {line}\n")
+            timeline.say("creating the same resources directly with boto3 instead (the fallback path)")
+            aws = directly(session, keyring_text, funnel.url, why_not.splitlines()[0])
+        timeline.say(f"AWS side ready in {aws.seconds:.0f}s: {aws.note}")
+        if aws.detail:
+            timeline.say(f"   {aws.detail}")
         timeline.say(
-            f"created table {res.table}, stopped standby {res.instance_id}, topic {res.topic_arn.rsplit(':', 1)[-1]}, "
-            "HMAC secret"
+            f"   table {aws.table}, standby {aws.instance_id} (stopped), functions {aws.functions['tick']} and "
+            f"{aws.functions['heartbeat']}, Function URL {aws.function_url}"
         )
 
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hfo-demo-")))
-        ca = trustme.CA()
-        ca_path = tmp / "demo-ca.pem"
-        ca.cert_pem.write_to_path(str(ca_path))
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_tls)
-        port = free_loopback_port()
-        health_url = f"https://127.0.0.1:{port}/healthz"
-        _configure_env(moto, res, health_url, ca_path, verbose)
+        # --- the watchdog's configuration: what the functions hold, accelerated
+        read_functions(session, aws)
+        env = aws.env("tick")
+        if env != aws.env("heartbeat"):
+            timeline.say("   note: the two functions' environments differ; the drill runs both on the tick's")
+        fast, changes = accelerate(env)
+        timeline.say(
+            f"watchdog configuration read back from moto (lambda GetFunctionConfiguration {aws.functions['tick']}), "
+            "timings scaled down (one production minute = one drill second):"
+        )
+        for c in changes:
+            out.write(f"    {c.name:<28} {c.before or '-':>6} -> {c.after:<6} {c.why}\n")
+        drill_only = {
+            "HFO_PROBE_CA_BUNDLE": str(ca_path),  # Funnel has a public certificate; the stand-in a throwaway CA
+            "POWERTOOLS_LOG_LEVEL": "INFO" if opts.verbose else "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "false" if opts.verbose else "true",
+        }
+        out.write(
+            "    added for the drill: HFO_PROBE_CA_BUNDLE (the stand-in's CA); logs "
+            f"{drill_only['POWERTOOLS_LOG_LEVEL']}{' (--verbose shows them)' if not opts.verbose else ''}\n"
+        )
+        os.environ.update(fast)
+        os.environ.update(drill_only)
+        from hfo_watchdog.config import Settings, SettingsError
+
+        try:
+            Settings.from_env(os.environ)
+        except SettingsError as exc:
+            raise DrillFailed(f"the accelerated configuration is refused by the watchdog: {exc}") from None
+        inbox = subscribe_inbox(session, aws.topic_arn)
 
         from hfo_watchdog import handlers
+        from hfo_watchdog.store import DynamoStateStore
 
         handlers.reset_runtime()
         stack.callback(handlers.reset_runtime)
-        keyring = Keyring.from_secret_string(res.secret_text)
-        ledger = WorkloadLedger()
-        transport = in_process_transport(handlers.heartbeat)
-        primary = SiteAgent("primary", keyring, transport, ledger, interval_s=1.0, on_event=timeline.say)
-        standby = SiteAgent("standby", keyring, transport, ledger, interval_s=1.0, on_event=timeline.say)
-        health = HealthServer(primary, keyring, server_tls, port)
-        stack.callback(standby.kill)
-        stack.callback(primary.kill)
-        stack.callback(health.stop)
-        health.start()
-        primary.start()
-        timeline.say(f"laptop stand-in: health server {health_url} (throwaway CA), agent heartbeating every 1 s")
+        url_server = FunctionUrlServer(
+            handlers.heartbeat,
+            lambda: DemoLambdaContext.for_function(aws.configs["heartbeat"]),
+            server_tls,
+            url_id=aws.url_id,
+            region=session.region_name or "us-east-1",
+        )
+        stack.callback(url_server.stop)
+        url_server.start()
+        timeline.say(
+            f"Function URL stand-in {url_server.url} -> the real heartbeat handler, in this process "
+            "(moto cannot invoke without Docker)"
+        )
+
+        # --- the sites
+        timing = SiteTiming(
+            heartbeat_interval_s=float(fast["HFO_HEARTBEAT_INTERVAL_S"]),
+            stop_grace_s=float(fast["HFO_STOP_GRACE_S"]),
+            bot_period_s=BOT_PERIOD_S,
+        )
+        primary = Site(
+            "primary", files, timing, url_server.url, with_health=True, health_port=health_port, register=register
+        )
+        standby = Site("standby", files, timing, url_server.url, with_health=False, register=register)
+        children = primary.start()
+        try:
+            primary.wait_ready(30)
+        except RuntimeError as exc:
+            raise DrillFailed(f"the laptop's processes did not start: {exc}") from None
+        timeline.say(
+            f"laptop: {' '.join(site_command('health'))} pid {children[0].pid} on 127.0.0.1:{primary.health_port}, "
+            f"agent pid {children[1].pid}, bot `python -m hfo_watchdog.drill_bot` (ledger {files.ledger})"
+        )
+
+        tick_config = aws.configs["tick"]
 
         def tick() -> dict[str, Any]:
-            return handlers.tick(
-                {"source": "hfo.demo", "detail-type": "Scheduled Event"}, DemoLambdaContext("hfo-tick")
-            )
+            event = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "id": str(uuid.uuid4())}
+            return handlers.tick(event, DemoLambdaContext.for_function(tick_config))
 
-        timeline.header()
-        story = Story(timeline, tick, session, res, primary, health, standby, ledger)
-        started = time.monotonic()
+        store = DynamoStateStore(session.client("dynamodb"), aws.table, writer="cli")
+        ledger = LedgerTail(str(files.ledger))
+        timings = Timings.from_env(fast, bot_period_s=BOT_PERIOD_S, boot_delay_s=opts.boot_delay_s)
+        story = Story(timeline, tick, session, aws, inbox, store, primary, standby, funnel, url_server, ledger, timings)
         try:
+            story.wait_for_first_bot(30)
+            timeline.header()
             story.run()
         except StoryFailed as exc:
-            timeline.say(f"!! DEMO FAILED: {exc}")
+            timeline.say(f"!! DRILL FAILED: {exc}")
+            _dump(out, spawned)
             return 1
-        timeline.say(
-            f"story complete in {time.monotonic() - started:.0f}s; lease history {' -> '.join(story.leases_seen)}"
-        )
-        out.write("\nhfo history (what the watchdog recorded, newest first):\n")
-        out.flush()
+
+        # --- the verdict, from the ledger and the watchdog's history
         from hfo_watchdog.cli import main as hfo
 
-        hfo(["--table", res.table, "history", "--limit", "12"], out=out)
-        out.write("\nDEMO PASSED: failover and handback played out; never two bots at once.\n")
-        out.write("shutting down the laptop stand-in and the AWS emulator\n")
+        history_json = _capture(lambda f: hfo(["--table", aws.table, "history", "--limit", "100", "--json"], out=f))
+        history = json.loads(history_json)
+        summary = summarize(read(str(files.ledger)), period_s=BOT_PERIOD_S)
+        verdict = story.verdict(history, summary)
+        out.write("\nhfo history (what the watchdog recorded, newest first):\n")
+        hfo(["--table", aws.table, "history", "--limit", "12"], out=out)
+        print_summary(out, verdict, summary, story.marks, str(files.ledger))
+        seconds = time.monotonic() - wall
+        out.write(f"wall time     {seconds:.0f} s (AWS side {aws.seconds:.0f} s, by {aws.how})\n")
+        if opts.out_dir is not None:
+            extra = {"marks": asdict(story.marks), "function_env": env, "accelerated_env": fast}
+            _write_outputs(opts.out_dir, history_json, {**verdict.to_json(), **extra}, aws, seconds, logs)
+        if not verdict.passed:
+            out.write("\nDRILL FAILED: " + "; ".join(verdict.failures) + "\n")
+            return 1
+        out.write(
+            "\nDRILL PASSED: failover, handback and a Funnel-only outage played out on the real components; "
+            "never two bots at once.\n"
+        )
+        out.write("shutting down the sites, the stand-ins and the AWS emulator\n")
         out.flush()
-        primary.quiet()
-        standby.quiet()
         return 0
+
+
+def _capture(write: Callable[[Any], int]) -> str:
+    import io
+
+    buf = io.StringIO()
+    code = write(buf)
+    if code != 0:
+        raise DrillFailed(f"hfo history failed with exit status {code}")
+    return buf.getvalue()
+
+
+def _dump(out: TextIO, spawned: list[Any]) -> None:
+    """On failure: the end of each site process's log, to see why."""
+    seen: set[Path] = set()
+    for child in spawned:
+        if child.log_path is None or child.log_path in seen or not str(child.log_path).endswith(".log"):
+            continue
+        seen.add(child.log_path)
+        out.write(f"\n--- last lines of {child.log_path.name}\n{child.log_tail(12)}\n")
+    out.flush()
+
+
+def _write_outputs(
+    out_dir: Path, history_json: str, verdict: dict[str, Any], aws: Any, seconds: float, logs: Path
+) -> None:
+    (out_dir / "history.json").write_text(history_json)
+    doc = {**verdict, "aws": {"how": aws.how, "note": aws.note, "seconds": round(aws.seconds, 1)}, "wall_s": seconds}
+    (out_dir / "summary.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+    shutil.copytree(logs, out_dir / "logs", dirs_exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hfo_watchdog.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--verbose", action="store_true", help="also print the handlers' JSON logs and metrics")
+    parser.add_argument(
+        "--no-terraform", action="store_true", help="create the AWS resources directly instead of with Terraform"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="keep the ledger, history.json, summary.json and the logs here"
+    )
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.is_dir():
+        parser.error(f"--out must be an existing directory, got {str(args.out)!r}")
     signal.signal(signal.SIGTERM, _on_sigterm)
+    opts = Options(verbose=args.verbose, terraform=not args.no_terraform, out_dir=args.out)
     try:
-        return run(sys.stdout, verbose=args.verbose)
+        return run(sys.stdout, opts)
+    except DrillFailed as exc:
+        sys.stdout.write(f"DRILL FAILED: {exc}\n")
+        return 1
     except KeyboardInterrupt:
-        sys.stdout.write("\ninterrupted: everything the demo started has been stopped\n")
+        sys.stdout.write("\ninterrupted: everything the drill started has been stopped\n")
         sys.stdout.flush()
         return 130
 

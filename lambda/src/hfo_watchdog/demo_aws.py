@@ -28,8 +28,9 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
 class MotoProcess:
     """`python -m moto.server` on 127.0.0.1:<free port>; stopped (and waited for) by `stop()`."""
 
-    def __init__(self, start_timeout_s: float = 60.0) -> None:
+    def __init__(self, start_timeout_s: float = 60.0, extra_env: Mapping[str, str] | None = None) -> None:
         self.port = free_loopback_port()
+        self._extra_env = dict(extra_env or {})
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._timeout = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,9 +47,10 @@ class MotoProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            env={**os.environ, **CREDENTIALS},
+            env={**os.environ, **CREDENTIALS, **self._extra_env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the caller, which stops the server in its order
         )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
@@ -63,6 +65,12 @@ class MotoProcess:
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"moto server did not answer within {self._timeout:.0f}s")
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset API), e.g. after a failed terraform apply."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback only
+            resp.read()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -1,0 +1,223 @@
+"""Reads the drill bots' ledger (`hfo_watchdog.drill_bot`) back into what a user cares about:
+when a bot ran, how long no bot ran (downtime), and whether two ever ran at once (overlap).
+
+A run is one bot process: from its `start` line to its `stop` line. A run with no `stop` line
+was killed (or is still running); it is known alive up to its last line, and may have lived up
+to one period longer. Each figure takes the side that makes it worse, so both are upper bounds:
+
+- downtime counts a killed run as ending at its last line;
+- overlap counts it as ending one period after its last line.
+
+Pure functions over text: the drill and its test read the same file with the same code, and the
+test also checks the figures against what it saw itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from hfo_watchdog.drill_bot import EVENTS, SITES
+
+
+class LedgerError(ValueError):
+    """A line that is not `<time> <site> <event> <pid>`; names the line and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Record:
+    at: float
+    site: str
+    event: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Run:
+    site: str
+    pid: int
+    start: float
+    last: float  # time of its last line
+    stopped: bool  # ended with a `stop` line (an orderly stop), else killed or still running
+
+    def end(self, period_s: float, *, pessimistic_for_overlap: bool) -> float:
+        if self.stopped or not pessimistic_for_overlap:
+            return self.last
+        return self.last + period_s
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: float
+    end: float
+    before: str | None  # the site whose bot ran just before, None at the start
+    after: str | None  # the site whose bot ran just after, None when nothing ran again
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Overlap:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Summary:
+    runs: tuple[Run, ...]
+    window: tuple[float, float]  # first start .. last line of the ledger
+    gaps: tuple[Gap, ...]  # every stretch of the window with no bot running
+    overlaps: tuple[Overlap, ...]
+    period_s: float
+    starts: dict[str, int] = field(default_factory=dict)  # runs per site
+
+    @property
+    def downtime_s(self) -> float:
+        return sum(g.seconds for g in self.gaps)
+
+    @property
+    def overlap_s(self) -> float:
+        return sum(o.seconds for o in self.overlaps)
+
+
+def parse(text: str) -> list[Record]:
+    """Every line of the ledger, in file order. A partial last line (a bot killed in the middle
+    of a write cannot produce one, but a reader racing a writer can see one) is ignored."""
+    records: list[Record] = []
+    lines = text.split("\n")
+    complete, tail = lines[:-1], lines[-1]
+    del tail  # no newline yet: being written
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 4:
+            raise LedgerError(f"ledger line {number}: expected '<time> <site> <event> <pid>', got {line!r}")
+        at_text, site, event, pid_text = parts
+        try:
+            at = float(at_text)
+        except ValueError:
+            raise LedgerError(f"ledger line {number}: time {at_text!r} is not a number of seconds") from None
+        if site not in SITES:
+            raise LedgerError(f"ledger line {number}: site {site!r} is not one of {', '.join(SITES)}")
+        if event not in EVENTS:
+            raise LedgerError(f"ledger line {number}: event {event!r} is not one of {', '.join(EVENTS)}")
+        if not pid_text.isdigit() or int(pid_text) <= 0:
+            raise LedgerError(f"ledger line {number}: pid {pid_text!r} is not a positive integer")
+        records.append(Record(at, site, event, int(pid_text)))
+    return records
+
+
+def runs(records: Iterable[Record]) -> list[Run]:
+    """One run per bot process, in start order. A process's lines without a `start` line (the
+    ledger was cut) start at its first line."""
+    open_runs: dict[int, Run] = {}
+    done: list[Run] = []
+    for r in sorted(records, key=lambda r: r.at):
+        current = open_runs.get(r.pid)
+        if r.event == "start" or current is None or current.site != r.site:
+            if current is not None:
+                done.append(current)  # the pid was reused: the old run ended at its last line
+            current = Run(r.site, r.pid, r.at, r.at, False)
+        current = Run(current.site, current.pid, current.start, max(current.last, r.at), r.event == "stop")
+        if current.stopped:
+            done.append(current)
+            open_runs.pop(r.pid, None)
+        else:
+            open_runs[r.pid] = current
+    done.extend(open_runs.values())
+    return sorted(done, key=lambda run: (run.start, run.pid))
+
+
+def _merge(intervals: Iterable[tuple[float, float, str]]) -> list[tuple[float, float, str, str]]:
+    """Union of intervals: (start, end, first site, last site) per connected piece."""
+    merged: list[tuple[float, float, str, str]] = []
+    for start, end, site in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            s, e, first, last = merged[-1]
+            merged[-1] = (s, max(e, end), first, site if end >= e else last)
+        else:
+            merged.append((start, end, site, site))
+    return merged
+
+
+def summarize(records: Sequence[Record], *, period_s: float) -> Summary:
+    """Downtime and overlap over the window from the first bot's start to the ledger's last line.
+    `period_s` is the bots' `--period` (how much longer a killed bot may have lived)."""
+    all_runs = runs(records)
+    if not all_runs:
+        return Summary((), (0.0, 0.0), (), (), period_s)
+    window = (all_runs[0].start, max(r.last for r in all_runs))
+
+    # Downtime: the stretches of the window that no run covers, runs ending at their last line.
+    covered = _merge((r.start, r.end(period_s, pessimistic_for_overlap=False), r.site) for r in all_runs)
+    gaps = tuple(
+        Gap(end, start, last_site, first_site)
+        for (_, end, _, last_site), (start, _, first_site, _) in itertools.pairwise(covered)
+        if start > end
+    )
+
+    # Overlap: any instant covered by runs of both sites, killed runs extended by one period.
+    per_site = {
+        site: _merge(
+            (r.start, r.end(period_s, pessimistic_for_overlap=True), r.site) for r in all_runs if r.site == site
+        )
+        for site in SITES
+    }
+    overlaps: list[Overlap] = []
+    for a_start, a_end, _, _ in per_site[SITES[0]]:
+        for b_start, b_end, _, _ in per_site[SITES[1]]:
+            start, end = max(a_start, b_start), min(a_end, b_end)
+            if end > start:
+                overlaps.append(Overlap(start, end))
+    starts = {site: sum(1 for r in all_runs if r.site == site) for site in SITES}
+    return Summary(tuple(all_runs), window, gaps, tuple(sorted(overlaps, key=lambda o: o.start)), period_s, starts)
+
+
+def read(path: str) -> list[Record]:
+    with open(path, encoding="ascii") as f:
+        return parse(f.read())
+
+
+class LedgerTail:
+    """Follows the ledger while the bots write it: `poll()` reads the lines added since the last
+    call (a line still being written waits for the next call)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.records: list[Record] = []
+        self._offset = 0
+        self._partial = ""
+
+    def poll(self) -> list[Record]:
+        try:
+            with open(self.path, encoding="ascii") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+                self._offset = f.tell()
+        except FileNotFoundError:
+            return []
+        text = self._partial + chunk
+        cut = text.rfind("\n") + 1
+        self._partial = text[cut:]
+        new = parse(text[:cut])
+        self.records.extend(new)
+        return new
+
+    def running(self, now: float, period_s: float) -> list[str]:
+        """Sites whose bot is running now: a run without a `stop` line whose last line is recent
+        (within 1.5 periods, plus half a second for a loaded machine)."""
+        fresh = now - 1.5 * period_s - 0.5
+        return sorted({r.site for r in runs(self.records) if not r.stopped and r.last >= fresh})
+
+    def poll_all(self) -> list[Record]:
+        """Every complete line read so far, after reading what is new."""
+        self.poll()
+        return list(self.records)

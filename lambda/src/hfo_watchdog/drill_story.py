@@ -1,0 +1,500 @@
+"""The drill's story, told to the real system on one machine, and its verdict.
+
+    steady state -> the laptop dies (every process of it SIGKILLed) -> failover (EC2 starts in
+    moto, the standby's agent boots and runs the bot) -> the laptop comes back -> handback (EC2
+    stopped) -> a Funnel-only outage that must NOT fail over -> Funnel back
+
+Every step has a bounded wait. The story drives the tick handler on the accelerated schedule,
+prints one timeline line per tick, keeps the standby's agent in step with the instance in moto,
+and checks as it goes: never two bots at once (from the ledger), no heartbeat refused (from the
+Function URL's answers). At the end it measures, from the ledger, the downtime and the overlap,
+and counts the EC2 starts three ways (the watchdog's state, the recorded history, and the
+instance's state changes the drill saw in moto).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
+from hfo_watchdog.demo_aws import drain_alerts, instance_state
+from hfo_watchdog.drill_aws import AwsSide
+from hfo_watchdog.drill_function_url import FunctionUrlServer
+from hfo_watchdog.drill_funnel import FunnelProxy
+from hfo_watchdog.drill_ledger import LedgerTail, Summary, summarize
+from hfo_watchdog.drill_sites import Site
+
+DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
+
+
+class StoryFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The accelerated policy the story plays against (from the function's environment)."""
+
+    tick_s: float
+    down_probes: int
+    down_heartbeat_s: float
+    lease_ttl_s: float
+    start_cooldown_s: float
+    bot_period_s: float
+    boot_delay_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, bot_period_s: float, boot_delay_s: float) -> Timings:
+        return cls(
+            tick_s=float(env["HFO_TICK_INTERVAL_S"]),
+            down_probes=int(env["HFO_DOWN_PROBES"]),
+            down_heartbeat_s=float(env["HFO_DOWN_HEARTBEAT_S"]),
+            lease_ttl_s=float(env["HFO_LEASE_TTL_S"]),
+            start_cooldown_s=float(env["HFO_START_COOLDOWN_S"]),
+            bot_period_s=bot_period_s,
+            boot_delay_s=boot_delay_s,
+        )
+
+    @property
+    def funnel_outage_s(self) -> float:
+        """Longer than a failover needs with both signals down: the heartbeat window plus the
+        failed probes, plus margin."""
+        return self.down_heartbeat_s + self.down_probes * self.tick_s + 5
+
+
+class Timeline:
+    def __init__(self, out: TextIO, t0: float | None = None) -> None:
+        self.out = out
+        self.t0 = time.monotonic() if t0 is None else t0
+        self._last_reasons: tuple[str, ...] = ()
+
+    def rel(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _stamp(self) -> str:
+        return f"+{self.rel():5.1f}s"
+
+    def say(self, text: str) -> None:
+        self.out.write(f"{self._stamp()}  {text}\n")
+        self.out.flush()
+
+    def raw(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def header(self) -> None:
+        self.raw(
+            f"{'time':>7}  {'probe':<22} {'hb primary':>10} {'hb standby':>10}  {'phase':<13} {'lease':<11} "
+            f"{'ec2':<9} {'bots':<8} decision\n"
+        )
+
+    def tick(self, r: Mapping[str, Any], bots: list[str]) -> None:
+        probe = "ok" if r["probe_ok"] else f"FAIL {r['probe_failure']}"
+
+        def age(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}s"
+
+        reasons = tuple(r["reasons"])
+        if r["outcome"] != "saved":
+            decision = f"{r['outcome']}: {'; '.join(reasons)}"
+        elif r["transition"]:
+            decision = f"{r['transition']}: {'; '.join(reasons)}"
+        elif reasons != self._last_reasons:
+            decision = "; ".join(reasons)
+        else:
+            decision = "."
+        self._last_reasons = reasons
+        actions = f"  [{', '.join(r['actions'])}]" if r["actions"] else ""
+        running = "+".join(bots) if bots else "none"
+        self.raw(
+            f"{self._stamp()}  {probe:<22} {age(r['primary_age_s']):>10} {age(r['standby_age_s']):>10}  "
+            f"{r['phase']:<13} {r['lease_site'] + '#' + str(r['lease_epoch']):<11} {r['instance']:<9} "
+            f"{running:<8} {decision}{actions}\n"
+        )
+
+
+@dataclass
+class Marks:
+    """Wall-clock times (time.time(), the ledger's clock) of the story's events."""
+
+    killed: float | None = None
+    back: float | None = None
+    dark: float | None = None
+    light: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class FunnelCheck:
+    seconds: float = 0.0
+    ticks: int = 0
+    failed_probes: int = 0
+    lease: str = ""
+    ec2_states: set[str] = field(default_factory=set)
+    starts_before: int = 0
+    starts_after: int = 0
+    degraded_open: bool = False  # degraded:probe among the state's open alerts during the outage
+    alert: str | None = None  # the degraded alert as delivered through the SNS topic
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    failures: list[str]
+    downtime_s: float
+    failover_gap_s: float | None
+    handback_gap_s: float | None
+    funnel_gap_s: float
+    overlap_s: float
+    ec2_starts_state: int
+    ec2_starts_history: int
+    ec2_starts_seen: int
+    bot_runs: dict[str, int]
+    heartbeats: dict[str, int]
+    funnel: dict[str, Any]
+    leases: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Story:
+    def __init__(
+        self,
+        timeline: Timeline,
+        tick: Callable[[], dict[str, Any]],
+        session: Any,
+        aws: AwsSide,
+        inbox_url: str,
+        store: Any,
+        primary: Site,
+        standby: Site,
+        funnel: FunnelProxy,
+        url_server: FunctionUrlServer,
+        ledger: LedgerTail,
+        timings: Timings,
+    ) -> None:
+        self.timeline = timeline
+        self._tick = tick
+        self.session = session
+        self.aws = aws
+        self.inbox_url = inbox_url
+        self.store = store
+        self.primary = primary
+        self.standby = standby
+        self.funnel = funnel
+        self.url_server = url_server
+        self.ledger = ledger
+        self.t = timings
+        self.report: dict[str, Any] = {}
+        self.leases_seen: list[str] = []
+        self.reached: list[str] = []
+        self.alerts: list[tuple[float, str]] = []
+        self.ec2_state = "stopped"
+        self.ec2_starts_seen = 0
+        self.boot_at: float | None = None
+        self.marks = Marks()
+        self.funnel_check = FunnelCheck()
+        self._in_outage = False
+
+    # -- one tick of the story
+
+    def bots(self) -> list[str]:
+        self.ledger.poll()
+        return self.ledger.running(time.time(), self.t.bot_period_s)
+
+    def step(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.report = self._tick()
+        self.timeline.tick(self.report, self.bots())
+        lease = f"{self.report['lease_site']}#{self.report['lease_epoch']}"
+        if not self.leases_seen or self.leases_seen[-1] != lease:
+            self.leases_seen.append(lease)
+        self._follow_ec2(instance_state(self.session, self.aws.instance_id))
+        for alert in drain_alerts(self.session, self.inbox_url):
+            self.alerts.append((time.time(), alert))
+            self.timeline.say(f"   alert delivered: {alert}")
+        if self._in_outage:
+            self._check_funnel_tick()
+        self._check_invariants()
+        time.sleep(max(0.0, self.t.tick_s - (time.monotonic() - started)))
+        return self.report
+
+    def _follow_ec2(self, state: str) -> None:
+        """The standby's agent runs while its instance runs: it boots `boot_delay_s` after the
+        instance is running (cloud-init: K3s, Argo CD, the Pod), and goes when it stops."""
+        if state in ("pending", "running") and self.ec2_state in ("stopped", "stopping"):
+            self.ec2_starts_seen += 1
+        self.ec2_state = state
+        if state == "running" and not self.standby.up and self.boot_at is None:
+            self.boot_at = time.monotonic() + self.t.boot_delay_s
+            self.timeline.say(
+                f"== the standby instance is running in moto: it boots ({self.t.boot_delay_s:g} s here), "
+                "then its agent starts"
+            )
+        if self.boot_at is not None and time.monotonic() >= self.boot_at and state == "running":
+            self.boot_at = None
+            agent = self.standby.start()[0]
+            self.timeline.say(f"== standby booted: hfo-site agent pid {agent.pid} (exec backend, bot not started)")
+        elif state in ("stopping", "stopped") and (self.standby.up or self.boot_at is not None):
+            self.boot_at = None
+            pids = self.standby.shutdown(grace_s=self.t.lease_ttl_s)
+            self.timeline.say(f"== the standby instance is {state}: its processes shut down (pids {pids})")
+
+    def _check_invariants(self) -> None:
+        overlaps = summarize(self.ledger.records, period_s=self.t.bot_period_s).overlaps
+        if overlaps:
+            o = overlaps[0]
+            raise StoryFailed(f"two bots ran at once for {o.seconds:.1f}s (from the ledger, at {o.start:.3f})")
+        # A refusal other than a replay means a broken setup (signature, schema, clock). A replay
+        # (409) is the protocol working: a retry overtook a slow first attempt, which then lost.
+        refused = {s: n for s, n in self.url_server.counters.by_status.items() if 400 <= s < 500 and s != 409}
+        if refused:
+            raise StoryFailed(f"heartbeats refused by the watchdog: {refused} (status: count)")
+
+    def until(self, what: str, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.step()
+            if done():
+                self.reached.append(what)
+                self.timeline.say(f"** milestone: {what}")
+                return
+        raise StoryFailed(f"milestone not reached within {timeout_s:.0f}s: {what}")
+
+    # -- the story
+
+    def wait_for_first_bot(self, timeout_s: float) -> None:
+        """Before the first tick: the laptop's agent has heartbeated, learned the lease (primary,
+        epoch 1, the default of a fresh table) and started its bot. The story starts from there."""
+        deadline = time.monotonic() + timeout_s
+        while "primary" not in self.bots():
+            if time.monotonic() > deadline:
+                raise StoryFailed(f"the laptop's bot did not start within {timeout_s:.0f}s")
+            time.sleep(0.1)
+        self.timeline.say("the laptop's agent holds the lease and its bot runs: the watchdog starts ticking")
+
+    def _healthy_for(self, ticks: int) -> Callable[[], bool]:
+        streak = [0]
+
+        def check() -> bool:
+            r = self.report
+            ok = (
+                r["phase"] == "healthy"
+                and r["lease_site"] == "primary"
+                and bool(r["probe_ok"])
+                and "primary" in self.bots()
+            )
+            streak[0] = streak[0] + 1 if ok else 0
+            return streak[0] >= ticks
+
+        return check
+
+    def run(self) -> None:
+        r = lambda: self.report  # noqa: E731 - read at call time
+
+        self.until("healthy: the laptop holds the lease, passes the probe and runs the bot", self._healthy_for(3), 60)
+        first_epoch = r()["lease_epoch"]
+
+        self.marks.killed = time.time()
+        pids = self.primary.kill()
+        self.timeline.say(
+            f"== the laptop dies: SIGKILL to the process groups of its health service, agent and bot (pids {pids}); "
+            "Funnel now answers 502"
+        )
+        self.until(
+            "failover: lease on the standby, instance running in moto",
+            lambda: r()["lease_site"] == "standby" and r()["lease_epoch"] > first_epoch and self.ec2_state == "running",
+            60,
+        )
+        standby_epoch = r()["lease_epoch"]
+        self.until("on standby: the standby's agent runs the bot", lambda: "standby" in self.bots(), 40)
+        for _ in range(2):
+            self.step()
+
+        self.marks.back = time.time()
+        children = self.primary.start()
+        self.timeline.say(
+            "== the laptop comes back: "
+            + ", ".join(f"{c.name} pid {c.pid}" for c in children)
+            + " (its agent keeps the bot stopped: the lease names the standby)"
+        )
+        self.until(
+            "handback: lease home on the primary",
+            lambda: r()["lease_site"] == "primary" and r()["lease_epoch"] > standby_epoch,
+            90,
+        )
+        self.until("standby instance stopped in moto", lambda: self.ec2_state == "stopped", 30)
+        self.until("the laptop runs the bot again", lambda: "primary" in self.bots(), 30)
+        if self.standby.up:
+            raise StoryFailed("the standby's agent still runs although its instance is stopped")
+
+        self.until(
+            "steady again, and the start cooldown has passed (an EC2 start would not be held back)",
+            lambda: self._healthy_for_now() and self._cooldown_passed(),
+            max(60.0, self.t.start_cooldown_s + 30),
+        )
+        self._funnel_outage()
+        self.until("Funnel back: the probe passes again", self._healthy_for(3), 40)
+        self.marks.end = time.time()
+
+    def _healthy_for_now(self) -> bool:
+        r = self.report
+        return r["phase"] == "healthy" and r["lease_site"] == "primary" and bool(r["probe_ok"])
+
+    def _cooldown_passed(self) -> bool:
+        state = self.store.load_control()
+        return state.last_start_at is None or time.time() - state.last_start_at > self.t.start_cooldown_s
+
+    def _funnel_outage(self) -> None:
+        check = self.funnel_check
+        state = self.store.load_control()
+        check.starts_before = state.start_count
+        check.lease = f"{state.lease.site.value}#{state.lease.epoch}"
+        self.marks.dark = time.time()
+        self.funnel.set_dark(True)
+        self.timeline.say(
+            f"== Funnel goes dark for {self.t.funnel_outage_s:g} s: every connection reset; the laptop and its "
+            "heartbeats are fine. This must NOT fail over"
+        )
+        self._in_outage = True
+        deadline = time.monotonic() + self.t.funnel_outage_s
+        try:
+            while time.monotonic() < deadline:
+                self.step()
+        finally:
+            self._in_outage = False
+        self.funnel.set_dark(False)
+        self.marks.light = time.time()
+        check.seconds = self.marks.light - self.marks.dark
+        check.starts_after = self.store.load_control().start_count
+        check.alert = next((text for at, text in self.alerts if at >= self.marks.dark and DEGRADED_TITLE in text), None)
+        self.timeline.say(
+            f"== Funnel is back after {check.seconds:.0f} s: {check.failed_probes} failed probes, lease stayed "
+            f"{check.lease}, EC2 {'/'.join(sorted(check.ec2_states))}, starts {check.starts_before} -> "
+            f"{check.starts_after}, degraded alert {'raised' if check.alert else 'NOT raised'}"
+        )
+        if check.failed_probes < self.t.down_probes:
+            raise StoryFailed(f"the Funnel outage failed only {check.failed_probes} probes: not a real test")
+        if check.starts_after != check.starts_before:
+            raise StoryFailed("the watchdog started EC2 during a Funnel-only outage")
+        if not (check.alert and check.degraded_open):
+            raise StoryFailed("the Funnel-only outage raised no degraded:probe alert")
+
+    def _check_funnel_tick(self) -> None:
+        check = self.funnel_check
+        r = self.report
+        check.ticks += 1
+        if not r["probe_ok"]:
+            check.failed_probes += 1
+        check.ec2_states.add(self.ec2_state)
+        lease = f"{r['lease_site']}#{r['lease_epoch']}"
+        if lease != check.lease:
+            raise StoryFailed(f"the lease moved during a Funnel-only outage: {check.lease} -> {lease}")
+        if self.ec2_state != "stopped" or r["instance"] != "stopped":
+            raise StoryFailed(f"EC2 is {self.ec2_state} during a Funnel-only outage")
+        if DEGRADED_PROBE in self.store.load_control().open_alerts:
+            check.degraded_open = True
+
+    # -- the verdict
+
+    def verdict(self, history: list[dict[str, Any]], summary: Summary) -> Verdict:
+        failures: list[str] = []
+        m = self.marks
+        gaps = summary.gaps
+        failover = next((g for g in gaps if m.killed is not None and g.end >= m.killed and g.after == "standby"), None)
+        handback = next(
+            (
+                g
+                for g in gaps
+                if m.back is not None and g.start >= m.back and (g.before, g.after) == ("standby", "primary")
+            ),
+            None,
+        )
+        in_funnel = [
+            g for g in gaps if m.dark is not None and m.light is not None and g.end > m.dark and g.start < m.light
+        ]
+        funnel_gap = sum(min(g.end, m.light or g.end) - max(g.start, m.dark or g.start) for g in in_funnel)
+        if failover is None:
+            failures.append("no failover in the ledger: the standby's bot never followed the primary's")
+        if handback is None:
+            failures.append("no handback in the ledger: the primary's bot never followed the standby's")
+        if summary.overlap_s > 0:
+            failures.append(f"two bots ran at once for {summary.overlap_s:.1f}s")
+        if funnel_gap > 0:
+            failures.append(f"the bot was down {funnel_gap:.1f}s during the Funnel-only outage")
+        state = self.store.load_control()
+        history_starts = sum(1 for h in history if h["to"] == "failing_over")
+        if not state.start_count == history_starts == self.ec2_starts_seen == 1:
+            failures.append(
+                f"expected exactly one EC2 start, got {state.start_count} (state), {history_starts} (history), "
+                f"{self.ec2_starts_seen} (seen in moto)"
+            )
+        c = self.url_server.counters
+        return Verdict(
+            passed=not failures,
+            failures=failures,
+            downtime_s=round(summary.downtime_s, 3),
+            failover_gap_s=None if failover is None else round(failover.seconds, 3),
+            handback_gap_s=None if handback is None else round(handback.seconds, 3),
+            funnel_gap_s=round(funnel_gap, 3),
+            overlap_s=round(summary.overlap_s, 3),
+            ec2_starts_state=state.start_count,
+            ec2_starts_history=history_starts,
+            ec2_starts_seen=self.ec2_starts_seen,
+            bot_runs=dict(summary.starts),
+            heartbeats={str(k): v for k, v in sorted(c.by_status.items())},
+            funnel={
+                "seconds": round(self.funnel_check.seconds, 1),
+                "failed_probes": self.funnel_check.failed_probes,
+                "lease": self.funnel_check.lease,
+                "ec2": sorted(self.funnel_check.ec2_states),
+                "starts_before": self.funnel_check.starts_before,
+                "starts_after": self.funnel_check.starts_after,
+                "degraded_open": self.funnel_check.degraded_open,
+                "alert": self.funnel_check.alert,
+            },
+            leases=list(self.leases_seen),
+        )
+
+
+def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledger_path: str) -> None:
+    t0 = summary.window[0]
+
+    def rel(at: float) -> str:
+        return f"+{at - t0:.1f}s"
+
+    w = out.write
+    w("\n== drill summary (figures from the bots' ledger and the watchdog's state)\n")
+    runs = ", ".join(f"{n} {site}" for site, n in v.bot_runs.items())
+    w(f"ledger        {ledger_path}: {len(summary.runs)} bot runs ({runs}), times from the first bot start\n")
+    w(f"downtime      {v.downtime_s:.1f} s with no bot running, in all (an upper bound):\n")
+    for g in summary.gaps:
+        what = {("primary", "standby"): "failover", ("standby", "primary"): "handback"}.get((g.before, g.after), "gap")
+        w(
+            f"              - {g.seconds:5.1f} s  {what}: {g.before}'s last record {rel(g.start)} -> "
+            f"{g.after} bot start {rel(g.end)}\n"
+        )
+    if marks.killed is not None and v.failover_gap_s is not None:
+        w(f"              (the laptop was killed at {rel(marks.killed)})\n")
+    w(f"              - {v.funnel_gap_s:5.1f} s  during the Funnel-only outage\n")
+    w(
+        f"overlap       {v.overlap_s:.1f} s with two bots running "
+        "(killed bots counted one period past their last record)\n"
+    )
+    w(
+        f"EC2 starts    {v.ec2_starts_state} (the watchdog's start count), {v.ec2_starts_history} "
+        f"(failovers in its history), {v.ec2_starts_seen} (stopped -> running seen in moto)\n"
+    )
+    f = v.funnel
+    w(
+        f"funnel        {f['seconds']:.0f} s dark, {f['failed_probes']} failed probes: lease stayed {f['lease']}, "
+        f"EC2 {'/'.join(f['ec2'])}, starts {f['starts_before']} -> {f['starts_after']}, alert: {f['alert']}\n"
+    )
+    beats = ", ".join(f"{n} x {s}" for s, n in v.heartbeats.items())
+    w(f"heartbeats    through the Function URL: {beats or 'none'}\n")
+    w(f"leases        {' -> '.join(v.leases)}\n")
+    out.flush()

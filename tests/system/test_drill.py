@@ -1,0 +1,206 @@
+"""The full drill (`make demo`) as a real child process, run once for this module; its outcome is
+checked from what it leaves behind, not from its exit status alone:
+
+- the bots' ledger (read here with a parser of this test's own): who ran when, the downtime of
+  the failover and of the handback, no overlap, no gap during the Funnel-only outage;
+- the watchdog's recorded history: the transitions in order, one EC2 start, the handback
+  completed by a heartbeat, no failover during the Funnel outage;
+- the printed summary agreeing with both;
+- every process it started gone, its work directory removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
+from hfo_watchdog.drill_terraform import Terraform, TerraformUnavailable
+from testsupport.drill import DrillProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.system]
+
+MILESTONES = [
+    "** milestone: healthy",
+    "== the laptop dies",
+    "** milestone: failover: lease on the standby, instance running in moto",
+    "== standby booted",
+    "** milestone: on standby",
+    "== the laptop comes back",
+    "** milestone: handback: lease home on the primary",
+    "** milestone: standby instance stopped in moto",
+    "** milestone: the laptop runs the bot again",
+    "== Funnel goes dark",
+    "== Funnel is back",
+    "** milestone: Funnel back",
+    "DRILL PASSED",
+]
+PERIOD_S = 1.0  # the bots' period (hfo_watchdog.demo.BOT_PERIOD_S)
+
+
+@dataclass
+class Outcome:
+    output: str
+    returncode: int
+    out: Path
+    run: DrillProcess
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]  # oldest first
+    ledger: list[tuple[float, str, str, int]]
+
+
+def terraform_usable(tmp: Path) -> str | None:
+    """None when the drill will use Terraform, else the reason it will not."""
+    try:
+        Terraform.locate(tmp)
+    except TerraformUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
+    out = tmp_path_factory.mktemp("drill-out")
+    run = DrillProcess("--out", str(out))
+    try:
+        output = run.rest(timeout=480)
+    finally:
+        run.close()
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    history = json.loads((out / "history.json").read_text())[::-1] if (out / "history.json").exists() else []
+    ledger = []
+    for line in (out / "ledger.txt").read_text().splitlines():
+        at, site, event, pid = line.split()
+        ledger.append((float(at), site, event, int(pid)))
+    yield Outcome(output, run.proc.returncode, out, run, summary, history, ledger)
+
+
+def bot_runs(ledger: list[tuple[float, str, str, int]]) -> list[dict[str, Any]]:
+    """One entry per bot process, in start order: site, first and last record, stopped or not."""
+    found: dict[int, dict[str, Any]] = {}
+    for at, site, event, pid in sorted(ledger):
+        run = found.setdefault(pid, {"site": site, "first": at, "last": at, "stopped": False, "pid": pid})
+        run["last"] = at
+        run["stopped"] = run["stopped"] or event == "stop"
+    return sorted(found.values(), key=lambda r: r["first"])
+
+
+@pytest.mark.timeout(600)
+def test_the_story_plays_out_and_passes(outcome: Outcome) -> None:
+    assert outcome.returncode == 0, outcome.output
+    positions = [outcome.output.find(m) for m in MILESTONES]
+    assert all(p >= 0 for p in positions), (list(zip(MILESTONES, positions, strict=True)), outcome.output)
+    assert positions == sorted(positions), outcome.output
+    assert "Traceback" not in outcome.output
+
+
+def test_it_says_how_the_aws_side_was_made(outcome: Outcome, tmp_path: Path) -> None:
+    reason = terraform_usable(tmp_path)
+    if reason is None:
+        assert outcome.summary["aws"]["how"] == "terraform"
+        assert "terraform apply of terraform/examples/complete against moto" in outcome.output
+        assert re.search(r"Apply complete! Resources: \d+ added", outcome.output)
+        assert "NOT USING TERRAFORM" not in outcome.output
+    else:
+        assert outcome.summary["aws"]["how"] == "direct"
+        assert f"NOT USING TERRAFORM: {reason.splitlines()[0]}" in outcome.output
+        assert "creating the same resources directly with boto3" in outcome.output
+
+
+def test_the_watchdog_ran_on_the_functions_configuration_scaled_down(outcome: Outcome) -> None:
+    given, used = outcome.summary["function_env"], outcome.summary["accelerated_env"]
+    assert given["HFO_TICK_INTERVAL_S"] == "60" and used["HFO_TICK_INTERVAL_S"] == "1"
+    assert given["HFO_HEALTH_URL"] == used["HFO_HEALTH_URL"]  # the Funnel stand-in, as Terraform was told
+    assert re.search(rf"Funnel stand-in {re.escape(given['HFO_HEALTH_URL'])} ", outcome.output)
+    for key in ("HFO_TABLE_NAME", "HFO_INSTANCE_ID", "HFO_HMAC_SECRET_ARN", "HFO_DOWN_PROBES"):
+        assert given[key] == used[key]
+
+
+def test_the_ledger_shows_failover_then_handback_and_never_two_bots(outcome: Outcome) -> None:
+    runs = bot_runs(outcome.ledger)
+    assert [r["site"] for r in runs] == ["primary", "standby", "primary"], runs
+    first, standby, back = runs
+    marks = outcome.summary["marks"]
+    assert not first["stopped"] and first["last"] <= marks["killed"]  # killed outright: no stop line
+    # A killed bot may have lived one period past its last record; the standby started later.
+    assert standby["first"] > first["last"] + PERIOD_S
+    assert standby["stopped"]  # stopped in order by its agent before the handback
+    assert back["first"] > standby["last"]
+    failover = standby["first"] - first["last"]
+    handback = back["first"] - standby["last"]
+    assert outcome.summary["failover_gap_s"] == pytest.approx(failover, abs=0.01)
+    assert outcome.summary["handback_gap_s"] == pytest.approx(handback, abs=0.01)
+    assert outcome.summary["downtime_s"] == pytest.approx(failover + handback, abs=0.02)
+    assert outcome.summary["overlap_s"] == 0
+    down_window = float(outcome.summary["accelerated_env"]["HFO_DOWN_HEARTBEAT_S"])
+    assert failover > down_window  # the failover waited for the heartbeat window, as it must
+
+
+def test_the_funnel_outage_kept_the_bot_on_the_laptop(outcome: Outcome) -> None:
+    marks = outcome.summary["marks"]
+    during = sorted(at for at, site, _, _ in outcome.ledger if marks["dark"] <= at <= marks["light"])
+    sites = {site for at, site, _, _ in outcome.ledger if marks["dark"] <= at <= marks["light"]}
+    assert sites == {"primary"}
+    assert during[0] - marks["dark"] < 2 * PERIOD_S and marks["light"] - during[-1] < 2 * PERIOD_S
+    assert max(b - a for a, b in itertools.pairwise(during)) < 2 * PERIOD_S
+    funnel = outcome.summary["funnel"]
+    assert funnel["seconds"] > float(outcome.summary["accelerated_env"]["HFO_DOWN_HEARTBEAT_S"])
+    assert funnel["failed_probes"] >= int(outcome.summary["accelerated_env"]["HFO_DOWN_PROBES"])
+    assert funnel["lease"] == "primary#4" and funnel["ec2"] == ["stopped"]
+    assert funnel["starts_before"] == funnel["starts_after"] == 1
+    assert funnel["degraded_open"] is True
+    assert KINDS[DEGRADED_PROBE].title in funnel["alert"]
+
+
+def test_the_history_records_one_failover_and_a_handback_by_heartbeat(outcome: Outcome) -> None:
+    steps = [(h["from"], h["to"]) for h in outcome.history]
+    expected = [
+        ("healthy", "suspect"),
+        ("suspect", "failing_over"),
+        ("failing_over", "on_standby"),
+        ("on_standby", "recovering"),
+        ("recovering", "handing_back"),
+        ("handing_back", "healthy"),
+    ]
+    at = 0
+    for step in expected:  # in this order, other transitions (start-up flaps) allowed between
+        at = steps.index(step, at) + 1
+    assert sum(1 for _, to in steps if to == "failing_over") == 1
+    handback = outcome.history[steps.index(("handing_back", "healthy"))]
+    assert handback["by"] == "heartbeat"
+    assert (handback["lease_from"], handback["lease_to"]) == (
+        {"site": "none", "epoch": 3},
+        {"site": "primary", "epoch": 4},
+    )
+    after = steps[steps.index(("handing_back", "healthy")) + 1 :]
+    assert after and set(after) <= {("healthy", "suspect"), ("suspect", "healthy")}  # the Funnel outage
+    dark = next(h for h in outcome.history[steps.index(("handing_back", "healthy")) + 1 :] if h["to"] == "suspect")
+    assert any("connect_refused" in reason for reason in dark["reasons"])
+    s = outcome.summary
+    assert s["ec2_starts_state"] == s["ec2_starts_history"] == s["ec2_starts_seen"] == 1
+
+
+def test_the_printed_summary_states_the_measured_figures(outcome: Outcome) -> None:
+    s = outcome.summary
+    assert f"downtime      {s['downtime_s']:.1f} s with no bot running" in outcome.output
+    assert f"{s['failover_gap_s']:5.1f} s  failover: primary's last record" in outcome.output
+    assert f"{s['handback_gap_s']:5.1f} s  handback: standby's last record" in outcome.output
+    assert "overlap       0.0 s with two bots running" in outcome.output
+    assert "EC2 starts    1 (the watchdog's start count), 1 (failovers in its history), 1 (stopped -> running" in (
+        outcome.output
+    )
+    assert "leases        primary#1 -> standby#2 -> none#3 -> primary#4" in outcome.output
+    assert re.search(r"heartbeats    through the Function URL: \d+ x 200\n", outcome.output)
+
+
+def test_everything_it_started_is_gone(outcome: Outcome) -> None:
+    run = outcome.run
+    assert len(run.started) >= 8  # moto, health, agents, bots (and terraform when used) were seen
+    assert run.left_running() == []
+    assert not run.work_dir().exists()

@@ -1,0 +1,146 @@
+"""The drill's judgement can fail: the checks it makes while the story runs, and its verdict at
+the end, on ledgers and watchdog states that break each rule (the full drill, which passes, is
+tests/system/test_drill.py)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hfo_watchdog.drill_function_url import UrlCounters
+from hfo_watchdog.drill_ledger import LedgerTail, parse, summarize
+from hfo_watchdog.drill_story import Marks, Story, StoryFailed, Timeline, Timings
+from hfo_watchdog.model import ControlState, Lease, LeaseSite
+
+T0 = 1_800_000_000.0
+GOOD_HISTORY = [{"from": "suspect", "to": "failing_over"}, {"from": "handing_back", "to": "healthy"}]
+
+
+def rows(site: str, pid: int, start: float, end: float, *, stop: bool) -> str:
+    lines = [f"{T0 + start:.3f} {site} start {pid}"]
+    t = start + 1
+    while t <= end:
+        lines.append(f"{T0 + t:.3f} {site} run {pid}")
+        t += 1
+    if stop:
+        lines.append(f"{T0 + end + 0.2:.3f} {site} stop {pid}")
+    return "\n".join(lines) + "\n"
+
+
+GOOD_LEDGER = (
+    rows("primary", 10, 0, 10, stop=False)  # killed at 10.5
+    + rows("standby", 20, 24, 40, stop=True)
+    + rows("primary", 30, 41, 80, stop=False)
+)
+
+
+@dataclass
+class FakeStore:
+    state: ControlState = field(default_factory=lambda: ControlState(start_count=1))
+
+    def load_control(self) -> ControlState:
+        return self.state
+
+
+@dataclass
+class FakeUrlServer:
+    counters: UrlCounters = field(default_factory=UrlCounters)
+
+
+@dataclass
+class FakeAws:
+    instance_id: str = "i-0123456789abcdef0"
+
+
+def story(tmp_path: Path, ledger_text: str, store: FakeStore | None = None) -> Story:
+    path = tmp_path / "ledger"
+    path.write_text(ledger_text)
+    timings = Timings(
+        tick_s=1, down_probes=3, down_heartbeat_s=10, lease_ttl_s=5, start_cooldown_s=15, bot_period_s=1, boot_delay_s=1
+    )
+    s = Story(
+        Timeline(io.StringIO()), lambda: {}, None, FakeAws(), "", store or FakeStore(), None, None, None,  # type: ignore[arg-type]
+        FakeUrlServer(), LedgerTail(str(path)), timings,  # type: ignore[arg-type]
+    )  # fmt: skip
+    s.ledger.poll()
+    s.marks = Marks(killed=T0 + 10.5, back=T0 + 30, dark=T0 + 50, light=T0 + 70, end=T0 + 80)
+    s.ec2_starts_seen = 1
+    return s
+
+
+def verdict(s: Story, history: list[dict[str, Any]] = GOOD_HISTORY) -> Any:
+    return s.verdict(history, summarize(parse(Path(s.ledger.path).read_text()), period_s=1.0))
+
+
+def test_a_good_drill_passes_with_its_figures(tmp_path: Path) -> None:
+    v = verdict(story(tmp_path, GOOD_LEDGER))
+    assert v.passed, v.failures
+    assert v.failover_gap_s == pytest.approx(14.0)
+    assert v.handback_gap_s == pytest.approx(0.8)
+    assert (v.overlap_s, v.funnel_gap_s, v.ec2_starts_state) == (0, 0, 1)
+
+
+def test_two_bots_at_once_fail_it(tmp_path: Path) -> None:
+    overlapping = rows("primary", 10, 0, 10, stop=False) + rows("standby", 20, 10.5, 40, stop=True)
+    overlapping += rows("primary", 30, 41, 80, stop=False)
+    s = story(tmp_path, overlapping)
+    assert "two bots ran at once for 0.5s" in verdict(s).failures
+    with pytest.raises(StoryFailed, match="two bots ran at once"):
+        s._check_invariants()
+
+
+def test_downtime_during_the_funnel_outage_fails_it(tmp_path: Path) -> None:
+    gap_in_outage = rows("primary", 10, 0, 10, stop=False) + rows("standby", 20, 24, 40, stop=True)
+    gap_in_outage += rows("primary", 30, 41, 55, stop=False) + rows("primary", 31, 60, 80, stop=False)
+    v = verdict(story(tmp_path, gap_in_outage))
+    assert "the bot was down 5.0s during the Funnel-only outage" in v.failures
+
+
+def test_a_missing_failover_or_handback_fails_it(tmp_path: Path) -> None:
+    v = verdict(story(tmp_path, rows("primary", 10, 0, 80, stop=False)))
+    assert any("no failover in the ledger" in f for f in v.failures)
+    assert any("no handback in the ledger" in f for f in v.failures)
+
+
+def test_ec2_starts_must_agree_and_be_one(tmp_path: Path) -> None:
+    v = verdict(story(tmp_path, GOOD_LEDGER, FakeStore(ControlState(start_count=2))))
+    assert "expected exactly one EC2 start, got 2 (state), 1 (history), 1 (seen in moto)" in v.failures
+    v = verdict(story(tmp_path, GOOD_LEDGER), [*GOOD_HISTORY, {"from": "suspect", "to": "failing_over"}])
+    assert not v.passed
+
+
+def test_a_refused_heartbeat_fails_it_but_a_replay_does_not(tmp_path: Path) -> None:
+    s = story(tmp_path, GOOD_LEDGER)
+    s.url_server.counters.count(200)
+    s.url_server.counters.count(409)
+    s._check_invariants()  # a retry that overtook a slow first attempt: the protocol at work
+    s.url_server.counters.count(401)
+    with pytest.raises(StoryFailed, match=r"heartbeats refused by the watchdog: \{401: 1\}"):
+        s._check_invariants()
+
+
+def tick(lease: str = "primary", epoch: int = 4, instance: str = "stopped", ok: bool = False) -> dict[str, Any]:
+    return {"lease_site": lease, "lease_epoch": epoch, "instance": instance, "probe_ok": ok}
+
+
+def test_during_the_funnel_outage_a_lease_move_or_an_ec2_start_stops_the_story(tmp_path: Path) -> None:
+    store = FakeStore(ControlState(start_count=1, lease=Lease(LeaseSite.PRIMARY, 4), open_alerts=frozenset()))
+    s = story(tmp_path, GOOD_LEDGER, store)
+    s.funnel_check.lease = "primary#4"
+    s.ec2_state = "stopped"
+    s.report = tick()
+    s._check_funnel_tick()
+    assert s.funnel_check.failed_probes == 1 and not s.funnel_check.degraded_open
+    store.state = ControlState(start_count=1, open_alerts=frozenset({"degraded:probe"}))
+    s._check_funnel_tick()
+    assert s.funnel_check.degraded_open
+    s.report = tick(lease="standby", epoch=5)
+    with pytest.raises(StoryFailed, match="the lease moved during a Funnel-only outage: primary#4 -> standby#5"):
+        s._check_funnel_tick()
+    s.report = tick()
+    s.ec2_state = "running"
+    with pytest.raises(StoryFailed, match="EC2 is running during a Funnel-only outage"):
+        s._check_funnel_tick()
