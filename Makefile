@@ -36,7 +36,7 @@ $(STAMP): $(REQS) $(addsuffix pyproject.toml,$(PKGS))
 test: $(STAMP) $(TEST_PREREQS) ## Run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP) ## Failover drill against the embedded AWS emulator (no account needed)
+demo: $(STAMP) $(LAMBDA_ZIP) ## Whole-system failover drill against the embedded AWS emulator (no account needed)
 	$(PY) -m hfo_watchdog.demo
 
 lint: $(STAMP) ## ruff over the Python code

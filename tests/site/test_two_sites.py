@@ -31,8 +31,16 @@ class Sampler(threading.Thread):
         self.samples = 0
         self.overlaps: list[tuple[float, dict[str, list[int]]]] = []
         self.seen_running: set[str] = set()
+        self.error: BaseException | None = None  # a crashed sampler must fail the test, not stop sampling
 
     def run(self) -> None:
+        try:
+            self._sample_until_stopped()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _sample_until_stopped(self) -> None:
         while not self.stop.is_set():
             alive = {site: [r.pid for r in runs(out) if pid_alive(r.pid)] for site, out in self.outputs.items()}
             self.samples += 1
@@ -108,6 +116,8 @@ def test_failover_and_handback_never_run_two_bots(
         sampler.stop.set()
         sampler.join(timeout=5)
 
+    assert sampler.error is None, f"the sampler crashed: {sampler.error!r}"
+    assert not sampler.is_alive()
     assert sampler.samples > 200
     assert sampler.seen_running == {"primary", "standby"}
     assert sampler.overlaps == [], sampler.overlaps[:3]
