@@ -36,7 +36,10 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from hfo_watchdog.demo_laptop import Transport
 
 TICK_S = 1.0
 BOT_PERIOD_S = 1.0
@@ -85,6 +88,17 @@ def function_url_event(body: bytes, headers: Mapping[str, str]) -> dict[str, Any
     from hfo_watchdog.drill_function_url import function_url_event as build
 
     return build("POST", "/", list(headers.items()), body, source_ip="127.0.0.1", url_id="demo", region="us-east-1")
+
+
+def in_process_transport(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Transport:
+    """A heartbeat transport that calls the heartbeat handler in-process with a Function URL
+    event, for callers that run the handlers without an HTTP server (tests/terraform)."""
+
+    def send(body: bytes, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        answer = handler(function_url_event(body, headers), DemoLambdaContext("hfo-heartbeat"))
+        return int(answer["statusCode"]), dict(answer.get("headers") or {}), str(answer["body"]).encode("utf-8")
+
+    return send
 
 
 class DrillFailed(Exception):

@@ -34,33 +34,21 @@ from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_protocol.timefmt import format_ts
 
 from hfo_watchdog import engine
-from hfo_watchdog.model import ControlState, InstanceState, Policy, Site, SiteRecord, Transition
-from hfo_watchdog.store import HeartbeatReplay, SiteUnchanged, StoreUnavailable
-from hfo_watchdog.tick import Effects, Log, commit_and_act, lease_guard
+from hfo_watchdog.model import ControlState, Policy, Site, SiteRecord
+from hfo_watchdog.store import HeartbeatReplay, StoreUnavailable
+from hfo_watchdog.tick import Effects, Log, TickStore, commit_and_act, lease_guard
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
 _SIGNATURE_CODES = {"missing": "unsigned", "malformed": "bad_signature", "mismatch": "bad_signature"}
 
 
-class HeartbeatStore(Protocol):
+class HeartbeatStore(TickStore, Protocol):
+    """What the heartbeat handler needs: the tick's conditional control writes, plus its site's
+    record and a control-only read."""
+
     def record_heartbeat(self, hb: Heartbeat, received_at: float) -> SiteRecord: ...
 
-    def load(self) -> tuple[ControlState, SiteRecord | None, SiteRecord | None]: ...
-
     def load_control(self) -> ControlState: ...
-
-    def save(
-        self,
-        expected_version: int,
-        state: ControlState,
-        transition: Transition | None,
-        *,
-        instance: InstanceState | None = None,
-        unchanged: SiteUnchanged | None = None,
-    ) -> bool: ...
-
-    @property
-    def last_conflict(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

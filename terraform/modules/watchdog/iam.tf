@@ -31,34 +31,9 @@ resource "aws_iam_role" "fn" {
   tags               = var.tags
 }
 
-data "aws_iam_policy_document" "tick" {
-  statement {
-    sid       = "Logs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [local.log_streams.tick]
-  }
-
-  statement {
-    sid = "StateTable"
-    actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
-    ]
-    resources = local.table_arns
-  }
-
-  statement {
-    sid = "StartStopModifyTheStandbyOnly"
-    actions = [
-      "ec2:StartInstances",
-      "ec2:StopInstances",
-      "ec2:ModifyInstanceAttribute",
-    ]
-    resources = [var.instance_arn]
-  }
-
+# What both handlers need: describe the standby, alert (the heartbeat handler alerts when it
+# completes a handback), read the keyring and the webhook, and trace when tracing is on.
+data "aws_iam_policy_document" "shared" {
   statement {
     # EC2's Describe* actions support no resource-level permissions: AWS requires "*".
     sid       = "DescribeNeedsWildcard"
@@ -89,7 +64,40 @@ data "aws_iam_policy_document" "tick" {
   }
 }
 
+data "aws_iam_policy_document" "tick" {
+  source_policy_documents = [data.aws_iam_policy_document.shared.json]
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [local.log_streams.tick]
+  }
+
+  statement {
+    sid = "StateTable"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
+    ]
+    resources = local.table_arns
+  }
+
+  statement {
+    sid = "StartStopModifyTheStandbyOnly"
+    actions = [
+      "ec2:StartInstances",
+      "ec2:StopInstances",
+      "ec2:ModifyInstanceAttribute",
+    ]
+    resources = [var.instance_arn]
+  }
+}
+
 data "aws_iam_policy_document" "heartbeat" {
+  source_policy_documents = [data.aws_iam_policy_document.shared.json]
+
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -115,33 +123,6 @@ data "aws_iam_policy_document" "heartbeat" {
     sid       = "StopTheStandbyOnly"
     actions   = ["ec2:StopInstances"]
     resources = [var.instance_arn]
-  }
-
-  statement {
-    sid       = "DescribeNeedsWildcard"
-    actions   = ["ec2:DescribeInstances"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "Alerts"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-  }
-
-  statement {
-    sid       = "Secrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.secret_arns
-  }
-
-  dynamic "statement" {
-    for_each = var.tracing ? [1] : []
-    content {
-      sid       = "Tracing"
-      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-      resources = ["*"]
-    }
   }
 }
 
