@@ -31,9 +31,24 @@ resource "aws_iam_role" "fn" {
   tags               = var.tags
 }
 
-# What both handlers need: describe the standby, alert (the heartbeat handler alerts when it
-# completes a handback), read the keyring and the webhook, and trace when tracing is on.
+# What both handlers need: the state table, describe the standby, alert (the heartbeat
+# handler alerts when it completes a handback), read the keyring and the webhook, and trace
+# when tracing is on.
 data "aws_iam_policy_document" "shared" {
+  statement {
+    # The tick's conditional control writes with their history items; the heartbeat handler's
+    # site item (conditional on sent_at), its reads for the lease answer and the handover it may
+    # complete (docs/state.md).
+    sid = "StateTable"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
+    ]
+    resources = local.table_arns
+  }
+
   statement {
     # EC2's Describe* actions support no resource-level permissions: AWS requires "*".
     sid       = "DescribeNeedsWildcard"
@@ -74,17 +89,6 @@ data "aws_iam_policy_document" "tick" {
   }
 
   statement {
-    sid = "StateTable"
-    actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
-    ]
-    resources = local.table_arns
-  }
-
-  statement {
     sid = "StartStopModifyTheStandbyOnly"
     actions = [
       "ec2:StartInstances",
@@ -102,19 +106,6 @@ data "aws_iam_policy_document" "heartbeat" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [local.log_streams.heartbeat]
-  }
-
-  statement {
-    # Its site's item (conditional on sent_at), the control and site items it reads for the
-    # lease answer, and the handover it may complete (docs/state.md).
-    sid = "StateTable"
-    actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
-    ]
-    resources = local.table_arns
   }
 
   statement {
