@@ -43,6 +43,7 @@ from hfo_watchdog.model import (
     Site,
     SiteRecord,
 )
+from hfo_watchdog.steady import steady_gap_s, steady_since_after
 
 from failover.boot import BootModel
 from failover.traces import Trace
@@ -268,9 +269,7 @@ class OurSim:
 
     def _heartbeat(self, agent: Agent, s: int) -> Answer:
         prev = self.records.get(agent.site)
-        steady = s
-        if prev is not None and s - prev.received_at <= 3 * self.policy.heartbeat_interval_s:
-            steady = prev.steady_since
+        steady = steady_since_after(prev, s, steady_gap_s(self.policy))
         record = SiteRecord(
             site=agent.site,
             sent_at=s,

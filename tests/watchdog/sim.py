@@ -42,6 +42,7 @@ from hfo_watchdog.model import (
     Site,
     SiteRecord,
 )
+from hfo_watchdog.steady import steady_gap_s, steady_since_after
 
 CONDITIONS = ("up", "dead", "funnel_out", "heartbeat_out", "partitioned")
 _PROBE_REACHES = frozenset({"up", "heartbeat_out"})
@@ -315,9 +316,7 @@ class Sim:
     def _heartbeat(self, agent: Agent, t: int) -> Answer:
         agent.seq += 1
         prev = self.records.get(agent.site)
-        steady = t
-        if prev is not None and t - prev.received_at <= 2 * self.policy.heartbeat_interval_s + 1:
-            steady = prev.steady_since
+        steady = steady_since_after(prev, t, steady_gap_s(self.policy))
         record = SiteRecord(
             site=agent.site,
             sent_at=t,

@@ -76,6 +76,7 @@ class Runtime:
         return self._once(f"client:{service}", lambda: self._session.client(service, config=config))
 
     def store(self, writer: str) -> DynamoStateStore:
+        from hfo_watchdog.steady import steady_gap_s
         from hfo_watchdog.store import DynamoStateStore
 
         s = self.settings
@@ -85,7 +86,7 @@ class Runtime:
                 self.client("dynamodb"),
                 s.table_name,
                 history_ttl_s=s.history_ttl_s,
-                steady_gap_s=3 * s.policy.heartbeat_interval_s,
+                steady_gap_s=steady_gap_s(s.policy),
                 writer=writer,
             ),
         )

@@ -31,6 +31,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
+from hfo_watchdog.steady import steady_since_after
 
 CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 HISTORY_PK = "HISTORY"
@@ -436,8 +437,7 @@ class DynamoStateStore:
                 last = site_from_item(previous)
                 if hb.sent_at <= last.sent_at:
                     raise HeartbeatReplay(site.value, hb.sent_at, last.sent_at)
-                broken = received_at - last.received_at > self._steady_gap_s
-                steady_since = received_at if broken else last.steady_since
+                steady_since = steady_since_after(last, received_at, self._steady_gap_s)
                 count = last.count + 1
             record = SiteRecord(
                 site=site,
