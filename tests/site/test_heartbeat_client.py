@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import trustme
 from hfo_protocol import Keyring
-from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient, make_ssl_context
+from hfo_site.heartbeat_client import MAX_ANSWER_BYTES, BeatKind, BeatResult, HeartbeatClient, make_ssl_context
 from testsupport.net import free_port
 from testsupport.site_watchdog import StandInWatchdog
 
@@ -94,6 +94,30 @@ def test_a_repeated_send_time_is_refused_as_replay(
     assert _send(watchdog.url, keyring, ca_bundle, wall=lambda: frozen).kind is BeatKind.ACCEPTED
     again = _send(watchdog.url, keyring, ca_bundle, wall=lambda: frozen)
     assert (again.kind, again.code, again.http_status) == (BeatKind.REFUSED, "replay", 409)
+
+
+@pytest.mark.parametrize("split", [(2, 0.05), (5, 0.05), (40, 0.01)])
+def test_an_answer_written_in_pieces_is_read_whole(
+    watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path, split: tuple[int, float]
+) -> None:
+    """Issue 10, bug 1: one read() returned only the first piece, and the answer failed as mismatch."""
+    watchdog.update(split_answer=split)
+    for _ in range(3):
+        result = _send(watchdog.url, keyring, ca_bundle)
+        assert (result.kind, result.code) == (BeatKind.ACCEPTED, ""), result
+
+
+def test_an_answer_over_the_cap_is_refused_in_pieces_or_whole(
+    watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path
+) -> None:
+    watchdog.update(pad_answer=MAX_ANSWER_BYTES)
+    assert (_send(watchdog.url, keyring, ca_bundle).kind, _send(watchdog.url, keyring, ca_bundle).code) == (
+        BeatKind.BAD_ANSWER,
+        "too_large",
+    )
+    watchdog.update(split_answer=(8, 0.01))
+    result = _send(watchdog.url, keyring, ca_bundle)
+    assert (result.kind, result.code) == (BeatKind.BAD_ANSWER, "too_large")
 
 
 def test_a_silent_watchdog_times_out_within_the_timeout(

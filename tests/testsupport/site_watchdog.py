@@ -54,6 +54,8 @@ class WatchdogState:
     epoch_override: int | None = None  # answer with this epoch instead (an epoch going backwards)
     site_override: str | None = None  # answer with this lease site instead (same epoch conflicts)
     tamper: str | None = None  # "signature" | "nonce" | "unsigned"
+    split_answer: tuple[int, float] | None = None  # write the answer's body in n pieces, pausing s between
+    pad_answer: int = 0  # append this many spaces to the answer body (signed over them: a huge answer)
     last_sent_at: dict[str, float] = field(default_factory=dict)
     accepted: list[Received] = field(default_factory=list)
     refusals: list[tuple[int, str]] = field(default_factory=list)
@@ -172,6 +174,8 @@ class StandInWatchdog:
         if tamper == "nonce":
             answer = LeaseAnswer(**{**answer.__dict__, "nonce": "x" * 32})
         out = build_lease_answer(answer)
+        with self.lock:
+            out += b" " * self.state.pad_answer
         if tamper == "unsigned":
             return 200, out, {}
         signature = sign_lease_answer(self.keyring, out)
@@ -202,7 +206,17 @@ class StandInWatchdog:
                 for key, value in extra.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                with watchdog.lock:
+                    split = watchdog.state.split_answer
+                if split is None:
+                    self.wfile.write(body)
+                    return
+                pieces, pause = split
+                step = -(-len(body) // pieces)
+                for start in range(0, len(body), step):  # each piece its own TLS record, after a pause
+                    self.wfile.write(body[start : start + step])
+                    self.wfile.flush()
+                    time.sleep(pause)
 
             do_POST = _serve
             do_GET = _serve

@@ -26,11 +26,13 @@ import aiohttp
 from hfo_site.agent_status import AgentStatus, build_status
 from hfo_site.backends.base import Observation, WorkloadBackend, WorkloadError
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
+from hfo_site.http_body import read_capped
 from hfo_site.lease import LeaseTracker, Outcome, lease_clock
 from hfo_site.metrics import AgentMetrics
 
 log = logging.getLogger("hfo_site.agent")
 RECHECK_S = 1.0  # the reconcile loop's longest sleep (see reconcile_loop)
+MAX_REPORT_ANSWER_BYTES = 4096  # the health service answers 204; anything longer is read no further
 
 
 class StatusReporter:
@@ -52,7 +54,7 @@ class StatusReporter:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                await resp.read()
+                await read_capped(resp.content, MAX_REPORT_ANSWER_BYTES)
                 ok = resp.status == 204
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             ok = False

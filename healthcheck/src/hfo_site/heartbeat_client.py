@@ -29,6 +29,7 @@ from hfo_protocol.heartbeat import (
 )
 from hfo_protocol.nonce import new_nonce
 
+from hfo_site.http_body import read_capped
 from hfo_site.lease import lease_clock
 
 log = logging.getLogger("hfo_site.heartbeat")
@@ -115,7 +116,7 @@ class HeartbeatClient:
             async with self._session.post(
                 self.url, data=body, headers=headers, timeout=self._timeout, ssl=self._ssl, allow_redirects=False
             ) as resp:
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
+                raw = await read_capped(resp.content, MAX_ANSWER_BYTES)
                 status = resp.status
                 signature = resp.headers.get(SIGNATURE_HEADER)
         except TimeoutError:
