@@ -120,6 +120,26 @@ def test_an_answer_over_the_cap_is_refused_in_pieces_or_whole(
     assert (result.kind, result.code) == (BeatKind.BAD_ANSWER, "too_large")
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (409, b"[" * 12000, BeatKind.HTTP_ERROR),  # a refusal body nested too deeply to parse
+        (503, b'{"accepted":false,"error":"unavailable","message":"x","error":"replay"}', BeatKind.HTTP_ERROR),
+        (200, b"[" * 12000, BeatKind.BAD_ANSWER),
+        (409, b'{"v":1,"accepted":false,"error":"replay","message":"' + b"m" * 300 + b'"}', BeatKind.REFUSED),
+    ],
+)
+def test_hostile_answers_are_classified_never_raised(
+    watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path, status: int, body: bytes, kind: BeatKind
+) -> None:
+    """Issue 10, bug 4: a deeply nested refusal body raised RecursionError out of send(), which
+    ended the agent's heartbeat loop."""
+    watchdog.update(raw_answer=(status, body))
+    result = _send(watchdog.url, keyring, ca_bundle)
+    assert result.kind is kind, result
+    assert len(result.detail) <= 200
+
+
 def test_a_silent_watchdog_times_out_within_the_timeout(
     watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path
 ) -> None:

@@ -56,6 +56,7 @@ class WatchdogState:
     tamper: str | None = None  # "signature" | "nonce" | "unsigned"
     split_answer: tuple[int, float] | None = None  # write the answer's body in n pieces, pausing s between
     pad_answer: int = 0  # append this many spaces to the answer body (signed over them: a huge answer)
+    raw_answer: tuple[int, bytes] | None = None  # answer every request with this status and body, unsigned
     last_sent_at: dict[str, float] = field(default_factory=dict)
     accepted: list[Received] = field(default_factory=list)
     refusals: list[tuple[int, str]] = field(default_factory=list)
@@ -108,6 +109,10 @@ class StandInWatchdog:
 
     def handle(self, method: str, headers: dict[str, str], read_body: Callable[[int], bytes]):
         """(status, body, headers) for one request, or None to answer nothing at all."""
+        with self.lock:
+            raw = self.state.raw_answer
+        if raw is not None:
+            return raw[0], raw[1], {}
         if method != "POST":
             return self._refuse("method_not_allowed", "use POST")
         try:

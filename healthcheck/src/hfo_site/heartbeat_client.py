@@ -7,7 +7,6 @@ it never stretches it).
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import time
@@ -27,6 +26,7 @@ from hfo_protocol.heartbeat import (
     sign_heartbeat,
     verify_lease_answer,
 )
+from hfo_protocol.jsondoc import loads_object
 from hfo_protocol.nonce import new_nonce
 
 from hfo_site.http_body import read_capped
@@ -142,10 +142,10 @@ class HeartbeatClient:
 
 def _refusal_doc(raw: bytes) -> dict[str, object] | None:
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = loads_object(raw, "refusal", "malformed")  # the strict reader: never RecursionError
+    except ProtocolError:
         return None
-    if isinstance(doc, dict) and doc.get("accepted") is False:
+    if doc.get("accepted") is False:
         return doc
     return None
 
