@@ -87,13 +87,39 @@ def test_a_skewed_clock_is_refused_as_stale_or_future(
     assert _send(watchdog.url, keyring, ca_bundle, wall=lambda: time.time() + 120).code == "future"
 
 
-def test_a_repeated_send_time_is_refused_as_replay(
+def _client_beats(url: str, keyring: Keyring, ca_bundle: Path, beats: list[tuple[int, float]]) -> list[BeatResult]:
+    """One HeartbeatClient (one agent process: one boot id) sending (seq, wall clock offset) beats."""
+
+    async def main() -> list[BeatResult]:
+        offset = [0.0]
+        async with aiohttp.ClientSession() as session:
+            client = HeartbeatClient(
+                url, session, lambda: keyring, 2.0, make_ssl_context(ca_bundle), wall=lambda: time.time() + offset[0]
+            )
+            out = []
+            for seq, shift in beats:
+                offset[0] = shift
+                out.append(await client.send("primary", seq, "running", 1, True))
+            return out
+
+    return asyncio.run(main())
+
+
+def test_a_repeated_seq_of_one_agent_process_is_refused_as_replay(
     watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path
 ) -> None:
-    frozen = time.time()
-    assert _send(watchdog.url, keyring, ca_bundle, wall=lambda: frozen).kind is BeatKind.ACCEPTED
-    again = _send(watchdog.url, keyring, ca_bundle, wall=lambda: frozen)
+    first, again = _client_beats(watchdog.url, keyring, ca_bundle, [(5, 0.0), (5, 1.0)])
+    assert first.kind is BeatKind.ACCEPTED
     assert (again.kind, again.code, again.http_status) == (BeatKind.REFUSED, "replay", 409)
+
+
+def test_a_backward_step_of_the_wall_clock_keeps_heartbeats_accepted(
+    watchdog: StandInWatchdog, keyring: Keyring, ca_bundle: Path
+) -> None:
+    results = _client_beats(watchdog.url, keyring, ca_bundle, [(1, 0.0), (2, -20.0), (3, -19.5)])
+    assert [r.kind for r in results] == [BeatKind.ACCEPTED] * 3
+    boots = {r.heartbeat.boot for r in watchdog.accepted()}
+    assert len(boots) == 1 and None not in boots  # every heartbeat of one process carries its boot id
 
 
 @pytest.mark.parametrize("split", [(2, 0.05), (5, 0.05), (40, 0.01)])

@@ -27,7 +27,7 @@ from hfo_protocol.heartbeat import (
     verify_lease_answer,
 )
 from hfo_protocol.jsondoc import loads_object
-from hfo_protocol.nonce import new_nonce
+from hfo_protocol.nonce import new_boot_id, new_nonce
 
 from hfo_site.http_body import read_capped
 from hfo_site.lease import lease_clock
@@ -73,6 +73,10 @@ def make_ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
 
 class HeartbeatClient:
+    """Signs and sends heartbeats for one agent process. Its boot id, drawn once, goes into every
+    heartbeat beside the caller's seq: the watchdog's replay guard (docs/protocol.md#replay-protection)
+    then needs no wall clock, so a step of the agent's clock cannot lock its heartbeats out."""
+
     def __init__(
         self,
         url: str,
@@ -90,6 +94,7 @@ class HeartbeatClient:
         self._ssl = ssl_context
         self._mono = mono
         self._wall = wall
+        self.boot = new_boot_id()
 
     async def send(self, site: str, seq: int, workload: str, epoch_seen: int, ready: bool) -> BeatResult:
         nonce = new_nonce()
@@ -103,6 +108,7 @@ class HeartbeatClient:
                 epoch_seen=epoch_seen,
                 ready=ready,
                 agent=USER_AGENT,
+                boot=self.boot,
             )
         )
         keyring = self._keyring()
