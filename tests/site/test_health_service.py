@@ -247,7 +247,15 @@ def test_a_wrong_token_is_refused_and_reveals_nothing(healthy: Health, header: s
 
 @pytest.mark.parametrize(
     "query",
-    ["nonce=short", "nonce=" + "a" * 129, "nonce=has%20space0123456789", "nonce=", "nonce=%2F" + "a" * 20],
+    [
+        "nonce=short",
+        "nonce=" + "a" * 129,
+        "nonce=has%20space0123456789",
+        "nonce=",
+        "nonce=%2F" + "a" * 20,
+        "nonce=" + "a" * 32 + "%0A",  # issue 10, bug 5: a trailing newline was accepted and echoed
+        "nonce=" + "a" * 32 + "%0D%0A",
+    ],
 )
 def test_bad_nonce_is_400(healthy: Health, query: str) -> None:
     answer = healthy.get(f"/healthz?{query}")
