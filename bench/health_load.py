@@ -135,7 +135,7 @@ def push_status(status_port: int) -> None:
     from hfo_site.agent_status import AgentStatus, build_status
 
     now = time.time()
-    body = build_status(AgentStatus("primary", "exec", "running", True, "primary", 1, True, now + 3600, now, now))
+    body = build_status(AgentStatus("primary", "exec", "running", True, "primary", 1, True, 3600.0, 0.0, now))
     conn = http.client.HTTPConnection("127.0.0.1", status_port, timeout=5)
     conn.request("POST", "/agent-status", body=body, headers={"Content-Type": "application/json"})
     assert conn.getresponse().status == 204

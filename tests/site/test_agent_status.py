@@ -16,8 +16,8 @@ STATUS = AgentStatus(
     lease_site="none",
     lease_epoch=9,
     lease_held=False,
-    lease_expires_at=None,
-    last_heartbeat_ok=1_800_000_000.25,
+    lease_remaining_s=None,
+    heartbeat_age_s=0.25,
     reported_at=1_800_000_000.5,
     detail="pid 42",
 )
@@ -30,7 +30,13 @@ def test_round_trip() -> None:
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
     [
-        (lambda d: d.update(v=2), "v=1"),
+        (lambda d: d.update(v=1), "v=2"),
+        (lambda d: d.update(v=True), "v=2"),
+        (lambda d: d["lease"].update(held=True, remaining_s=None), "remaining_s is required"),
+        (lambda d: d["lease"].update(remaining_s=-1), "remaining_s"),
+        (lambda d: d.update(heartbeat_age_s="1"), "heartbeat_age_s"),
+        (lambda d: d.update(heartbeat_age_s=10**12), "heartbeat_age_s"),
+        (lambda d: d["lease"].update(epoch=10**40), "lease.epoch"),
         (lambda d: d.update(site="laptop"), "site must be one of"),
         (lambda d: d.update(workload="dancing"), "workload must be one of"),
         (lambda d: d.update(ready="yes"), "ready must be"),
@@ -52,3 +58,14 @@ def test_size_cap() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_status(b" " * 5000)
     assert info.value.code == "too_large"
+
+
+def test_the_example_in_the_docs_is_a_valid_report() -> None:
+    from testsupport.tools import REPO_ROOT
+
+    page = (REPO_ROOT / "docs" / "site.md").read_text()
+    section = page[page.index("### Agent status") :]
+    start = section.index("```json\n") + len("```json\n")
+    example = section[start : section.index("\n```", start)]
+    status = parse_status(example.replace("\n", "").encode())
+    assert (status.heartbeat_age_s, status.lease_remaining_s, status.lease_held) == (1.25, 58.75, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import socket
@@ -60,8 +61,8 @@ class Health:
             "lease_site": "primary",
             "lease_epoch": 7,
             "lease_held": True,
-            "lease_expires_at": now + 60,
-            "last_heartbeat_ok": now,
+            "lease_remaining_s": 60.0,
+            "heartbeat_age_s": 0.0,
             "reported_at": now,
         }
         fields.update(changes)
@@ -167,7 +168,7 @@ def test_without_a_nonce_the_answer_is_unsigned(healthy: Health) -> None:
 
 def test_site_without_the_lease_that_is_ready_passes_with_basis_ready(svc: Health, module_bot: BotStub) -> None:
     module_bot.status = 503  # the bot is scaled away on this site
-    svc.push(lease_site="standby", lease_held=False, lease_expires_at=None, workload="stopped", lease_epoch=8)
+    svc.push(lease_site="standby", lease_held=False, lease_remaining_s=None, workload="stopped", lease_epoch=8)
     svc.wait_verdict("pass")
     nonce, answer = svc.probe()
     doc = parse_health_body(answer.body)
@@ -177,7 +178,7 @@ def test_site_without_the_lease_that_is_ready_passes_with_basis_ready(svc: Healt
 
 def test_site_without_the_lease_whose_bot_still_answers_is_not_ready(svc: Health, module_bot: BotStub) -> None:
     module_bot.status = 200
-    svc.push(lease_site="standby", lease_held=False, lease_expires_at=None, workload="stopped")
+    svc.push(lease_site="standby", lease_held=False, lease_remaining_s=None, workload="stopped")
     svc.wait_verdict("warn")
     doc = parse_health_body(svc.get().body)
     assert doc.basis == "none"
@@ -194,13 +195,13 @@ def test_lease_held_but_bot_not_ready_is_warn(svc: Health, module_bot: BotStub) 
 
 def test_expired_lease_is_not_held_even_if_the_report_says_so(svc: Health, module_bot: BotStub) -> None:
     module_bot.status = 200
-    svc.push(lease_expires_at=time.time() - 1)
+    svc.push(lease_remaining_s=0.0)
     svc.wait_verdict("warn")
 
 
 def test_stale_heartbeats_fail_with_a_signed_503(svc: Health, module_bot: BotStub) -> None:
     module_bot.status = 200
-    svc.push(last_heartbeat_ok=time.time() - 30)  # stale after 3 x HFO_HEARTBEAT_INTERVAL_S = 3 s
+    svc.push(heartbeat_age_s=30.0)  # stale after 3 x HFO_HEARTBEAT_INTERVAL_S = 3 s
     svc.wait_verdict("fail")
     nonce, answer = svc.probe()
     assert answer.status == 503
@@ -211,7 +212,7 @@ def test_stale_heartbeats_fail_with_a_signed_503(svc: Health, module_bot: BotStu
 
 def test_heartbeat_success_ages_out_without_a_new_report(svc: Health, module_bot: BotStub) -> None:
     module_bot.status = 200
-    svc.push(last_heartbeat_ok=time.time() - 2.0)  # fresh now, stale one second later
+    svc.push(heartbeat_age_s=2.0)  # fresh now, stale one second later
     svc.wait_verdict("pass")
     svc.wait_verdict("fail", timeout=5)
 
@@ -246,7 +247,15 @@ def test_a_wrong_token_is_refused_and_reveals_nothing(healthy: Health, header: s
 
 @pytest.mark.parametrize(
     "query",
-    ["nonce=short", "nonce=" + "a" * 129, "nonce=has%20space0123456789", "nonce=", "nonce=%2F" + "a" * 20],
+    [
+        "nonce=short",
+        "nonce=" + "a" * 129,
+        "nonce=has%20space0123456789",
+        "nonce=",
+        "nonce=%2F" + "a" * 20,
+        "nonce=" + "a" * 32 + "%0A",  # issue 10, bug 5: a trailing newline was accepted and echoed
+        "nonce=" + "a" * 32 + "%0D%0A",
+    ],
 )
 def test_bad_nonce_is_400(healthy: Health, query: str) -> None:
     answer = healthy.get(f"/healthz?{query}")
@@ -498,3 +507,142 @@ def test_kubernetes_replicas_check_counts_api_calls_by_interval(tmp_path: Path) 
             assert k8s.calls("PATCH") == 0  # the health service only ever reads
         finally:
             proc.terminate()
+
+
+# -- adversarial cases (issue 10) ------------------------------------------------------------------
+
+
+def _post_status(port: int, body: bytes) -> Answer:
+    return request(port, "/agent-status", "POST", {"Content-Type": "application/json"}, body)
+
+
+def test_a_report_dated_in_the_future_is_refused_and_never_passes(tmp_path: Path) -> None:
+    """Issue 10, bug 2: a report dated ahead of the clock kept `pass` long after the agent was gone."""
+    proc, health = _start(_env(tmp_path, None), tmp_path / "health.log")
+    try:
+        answer = health.push(reported_at=time.time() + 3600)
+        assert answer.status == 422, answer.body
+        assert answer.json()["error"] == "future"
+        assert health.verdict() == "fail"  # nothing was ever accepted
+        time.sleep(4.0)  # past HFO_HEARTBEAT_STALE_S (3 s): still nothing to pass on
+        assert health.verdict() == "fail"
+    finally:
+        proc.terminate()
+
+
+def test_a_report_that_stops_coming_fails_within_the_stale_window(tmp_path: Path) -> None:
+    """The age runs on the service's own clock from the report's arrival: whatever the report's
+    times say (here, 1.5 s ahead: inside the allowance), `fail` comes within HFO_HEARTBEAT_STALE_S."""
+    proc, health = _start(_env(tmp_path, None), tmp_path / "health.log")
+    try:
+        assert health.push(reported_at=time.time() + 1.5).status == 204
+        arrived = time.monotonic()
+        assert health.verdict() == "pass"
+        health.wait_verdict("fail", timeout=5.0)
+        assert time.monotonic() - arrived <= 3.0 + 0.5  # stale window + one request's slack
+    finally:
+        proc.terminate()
+
+
+@pytest.mark.parametrize("body", [b"[" * 4000, b'{"v":1,"lease":' + b"[" * 2000 + b"]" * 2000 + b"}"])
+def test_deeply_nested_reports_are_a_400_not_a_500(healthy: Health, body: bytes) -> None:
+    """Issue 10, bug 4: the status endpoint answered HTTP 500 (RecursionError)."""
+    answer = _post_status(healthy.status_port, body)
+    assert answer.status == 400, answer.body
+    assert answer.json()["error"] == "malformed"
+    assert healthy.verdict() == "pass"  # the last good report still stands
+
+
+def test_a_report_written_in_pieces_is_read_whole(healthy: Health) -> None:
+    now = time.time()
+    body = build_status(AgentStatus("primary", "exec", "stopped", True, "standby", 9, False, None, 0.0, now))
+    head = (
+        b"POST /agent-status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", healthy.status_port), timeout=5) as sock:
+        sock.sendall(head)
+        for start in range(0, len(body), 40):
+            time.sleep(0.05)
+            sock.sendall(body[start : start + 40])
+        reply = sock.recv(4096)
+    assert reply.split(b" ", 2)[1] == b"204", reply
+    assert parse_health_body(healthy.get("/healthz", AUTH).body).lease_epoch == 9
+    healthy.push()
+
+
+def _two_forwarded_for_lines(port: int, first: str, second: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.putrequest("GET", "/healthz")
+        conn.putheader("X-Forwarded-For", first)  # whatever the client sent
+        conn.putheader("X-Forwarded-For", second)  # what the trusted proxy appended
+        conn.endheaders()
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_the_rate_limit_keys_on_what_the_trusted_proxy_wrote(tmp_path: Path) -> None:
+    """Issue 10, bug 7: with a second X-Forwarded-For line appended by the proxy, the first line
+    (the client's own) chose the bucket: a client could pick a fresh bucket per request."""
+    env = _env(
+        tmp_path,
+        None,
+        HFO_RATE_LIMIT_RPS="0.5",
+        HFO_RATE_LIMIT_BURST="2",
+        HFO_CLIENT_IP_HEADER="X-Forwarded-For",
+        HFO_TRUSTED_PROXIES="127.0.0.1/32",
+    )
+    proc, health = _start(env, tmp_path / "health.log")
+    try:
+        statuses = [_two_forwarded_for_lines(health.port, f"203.0.113.{i}", "198.51.100.7") for i in range(1, 6)]
+        assert statuses[:2] == [503, 503] and set(statuses[2:]) == {429}, statuses
+        # Another real client (another value written by the proxy) still has its own bucket.
+        assert _two_forwarded_for_lines(health.port, "203.0.113.1", "198.51.100.8") == 503
+    finally:
+        proc.terminate()
+
+
+def test_malformed_requests_are_counted_not_logged_one_by_one(tmp_path: Path) -> None:
+    """Malformed requests never reach the rate limit (the parser refuses them first); each used to
+    log an ERROR with a traceback, so a flood of them became a flood of log lines."""
+    proc, health = _start(_env(tmp_path, None), tmp_path / "health.log")
+    try:
+        bad = b"GET /healthz HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n"
+        for _ in range(30):
+            assert _raw(health.port, bad).split(b" ", 2)[1] == b"400"
+        assert health.get("/livez").status == 200
+        text = health.metrics()
+        assert metric_value(text, "hfo_health_bad_requests_total") == 30
+        errors = [r for r in proc.log_records() if r.get("level") == "error"]
+        assert errors == []
+        warned = [r for r in proc.log_records() if "malformed HTTP request" in r.get("msg", "")]
+        assert 1 <= len(warned) <= 2, warned
+    finally:
+        proc.terminate()
+
+
+@pytest.mark.slow
+def test_a_request_head_that_never_completes_is_cut_off_after_15_s(healthy: Health) -> None:
+    """docs/site.md#limits: aiohttp's keep-alive timer (15 s) also closes a connection whose request
+    head is still incomplete, counted from the connection's start: there is a header timeout."""
+    with socket.create_connection(("127.0.0.1", healthy.port), timeout=1) as sock:
+        opened = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        closed_at = None
+        while time.monotonic() - opened < 25:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+                if sock.recv(1024) == b"":
+                    closed_at = time.monotonic()
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_at = time.monotonic()
+                break
+    assert closed_at is not None, "the slow request head was never cut off"
+    assert 14.0 <= closed_at - opened <= 17.0

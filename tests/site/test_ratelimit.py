@@ -45,16 +45,19 @@ TRUSTED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("127.0.0.
 
 
 @pytest.mark.parametrize(
-    ("peer", "header", "expected"),
+    ("peer", "lines", "expected"),
     [
-        ("203.0.113.5", None, "203.0.113.5"),
-        ("203.0.113.5", "198.51.100.7", "203.0.113.5"),  # untrusted peer: header ignored
-        ("100.100.1.1", "198.51.100.7", "198.51.100.7"),  # trusted proxy: header used
-        ("100.100.1.1", "1.1.1.1, 198.51.100.7", "198.51.100.7"),  # right-most: what the proxy wrote
-        ("100.100.1.1", "not-an-ip", "100.100.1.1"),
-        ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
-        (None, "198.51.100.7", "unknown"),
+        ("203.0.113.5", [], "203.0.113.5"),
+        ("203.0.113.5", ["198.51.100.7"], "203.0.113.5"),  # untrusted peer: header ignored
+        ("100.100.1.1", ["198.51.100.7"], "198.51.100.7"),  # trusted proxy: header used
+        ("100.100.1.1", ["1.1.1.1, 198.51.100.7"], "198.51.100.7"),  # right-most: what the proxy wrote
+        ("100.100.1.1", ["1.1.1.1", "198.51.100.7"], "198.51.100.7"),  # a line appended by the proxy
+        ("100.100.1.1", ["1.1.1.1", "9.9.9.9, 198.51.100.7"], "198.51.100.7"),
+        ("100.100.1.1", ["198.51.100.7", "not-an-ip"], "100.100.1.1"),  # never the client's own line
+        ("100.100.1.1", ["not-an-ip"], "100.100.1.1"),
+        ("127.0.0.1", ["2001:db8::1"], "2001:db8::1"),
+        (None, ["198.51.100.7"], "unknown"),
     ],
 )
-def test_client_address(peer: str | None, header: str | None, expected: str) -> None:
-    assert client_address(peer, header, TRUSTED) == expected
+def test_client_address(peer: str | None, lines: list[str], expected: str) -> None:
+    assert client_address(peer, lines, TRUSTED) == expected

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hfo_protocol import ProtocolError
 from hfo_site.agent_status import AgentStatus
-from hfo_site.verdict import FAIL, PASS, CheckResult, decide
+from hfo_site.verdict import FAIL, FUTURE_ALLOWANCE_S, PASS, CheckResult, Report, decide, receive
 
-NOW = 1_800_000_000.0
+NOW = 1_800_000_000.0  # wall clock
+CLOCK = 5_000.0  # the health service's lease clock at NOW
 
 
-def _agent(**kw: object) -> AgentStatus:
+def _agent(**kw: object) -> Report:
+    """A report made at NOW - 1 (wall) and received at NOW, CLOCK: one second in transit."""
     fields: dict[str, object] = {
         "site": "primary",
         "backend": "kubernetes",
@@ -18,17 +21,21 @@ def _agent(**kw: object) -> AgentStatus:
         "lease_site": "primary",
         "lease_epoch": 4,
         "lease_held": True,
-        "lease_expires_at": NOW + 30,
-        "last_heartbeat_ok": NOW - 1,
+        "lease_remaining_s": 31.0,
+        "heartbeat_age_s": 0.0,
         "reported_at": NOW - 1,
     }
     fields.update(kw)
-    return AgentStatus(**fields)  # type: ignore[arg-type]
+    return receive(AgentStatus(**fields), NOW, CLOCK)  # type: ignore[arg-type]
+
+
+def decide_at(report: Report | None, checks: dict | None, later: float = 0.0, **kw: object):  # type: ignore[no-untyped-def]
+    return decide("primary", NOW + later, CLOCK + later, report, checks, heartbeat_stale_s=30, **kw)  # type: ignore[arg-type]
 
 
 UP = {"workload:ready": CheckResult(PASS, NOW, 200)}
 DOWN = {"workload:ready": CheckResult(FAIL, NOW, None, "refused")}
-NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_expires_at": None, "workload": "stopped"}
+NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_remaining_s": None, "workload": "stopped"}
 
 
 @pytest.mark.parametrize(
@@ -38,25 +45,25 @@ NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_expires_at": No
         (_agent(), DOWN, ("warn", "none")),
         (_agent(workload="starting"), UP, ("warn", "none")),
         (_agent(), {}, ("pass", "workload")),  # no workload checks configured: the agent's word
-        (_agent(lease_expires_at=NOW - 0.1), UP, ("warn", "none")),  # expired: not held, and bot up
+        (_agent(lease_remaining_s=0.9), UP, ("warn", "none")),  # expired in transit: not held, and bot up
         (_agent(lease_site="standby"), UP, ("warn", "none")),  # held flag for another site counts for nothing
         (_agent(**NOT_HELD), DOWN, ("pass", "ready")),
         (_agent(**NOT_HELD), UP, ("warn", "none")),  # the bot still answers here
         (_agent(**{**NOT_HELD, "ready": False}), DOWN, ("warn", "none")),
         (_agent(**{**NOT_HELD, "workload": "stopping"}), DOWN, ("warn", "none")),
-        (_agent(last_heartbeat_ok=NOW - 31), UP, ("fail", "none")),
-        (_agent(last_heartbeat_ok=None), UP, ("fail", "none")),
+        (_agent(heartbeat_age_s=29.5), UP, ("fail", "none")),  # 29.5 s + 1 s in transit
+        (_agent(heartbeat_age_s=None), UP, ("fail", "none")),
         (_agent(), None, ("fail", "none")),  # checks cache still cold
         (None, UP, ("fail", "none")),  # no agent report at all
     ],
 )
-def test_decision_table(agent: AgentStatus | None, checks: dict | None, expected: tuple[str, str]) -> None:
-    verdict = decide("primary", NOW, agent, checks, heartbeat_stale_s=30)
+def test_decision_table(agent: Report | None, checks: dict | None, expected: tuple[str, str]) -> None:
+    verdict = decide_at(agent, checks)
     assert (verdict.status, verdict.basis) == expected
 
 
 def test_checks_object_follows_the_ietf_format() -> None:
-    verdict = decide("primary", NOW, _agent(), DOWN, heartbeat_stale_s=30)
+    verdict = decide_at(_agent(), DOWN)
     entry = verdict.checks["workload:ready"][0]
     assert entry == {
         "status": "fail",
@@ -71,7 +78,30 @@ def test_checks_object_follows_the_ietf_format() -> None:
 
 def test_public_answers_skip_the_checks_but_not_the_verdict() -> None:
     for agent, checks in ((_agent(), UP), (_agent(**NOT_HELD), DOWN), (None, UP), (_agent(), None)):
-        full = decide("primary", NOW, agent, checks, heartbeat_stale_s=30)
-        public = decide("primary", NOW, agent, checks, heartbeat_stale_s=30, details=False)
+        full = decide_at(agent, checks)
+        public = decide_at(agent, checks, details=False)
         assert (public.status, public.basis, public.lease_epoch) == (full.status, full.basis, full.lease_epoch)
         assert public.checks == {} and full.checks
+
+
+def test_ages_run_on_the_service_clock_from_the_arrival() -> None:
+    report = _agent(heartbeat_age_s=2.0, lease_remaining_s=20.0)  # at arrival: age 3 s, 19 s left
+    assert decide_at(report, UP, later=26.9).status == "warn"  # heartbeats fresh, lease gone (below)
+    assert decide_at(report, UP, later=27.1).status == "fail"  # 3 + 27.1 > 30
+    assert decide_at(report, UP, later=18.9).basis == "workload"
+    assert decide_at(report, UP, later=19.1).basis == "none"  # the lease ran out here
+
+
+@pytest.mark.parametrize("ahead", [FUTURE_ALLOWANCE_S + 0.01, 3600.0])
+def test_a_report_from_the_future_is_refused(ahead: float) -> None:
+    status = AgentStatus("primary", "exec", "running", True, "primary", 4, True, 30.0, 0.0, NOW + ahead)
+    with pytest.raises(ProtocolError) as info:
+        receive(status, NOW, CLOCK)
+    assert info.value.code == "future"
+
+
+def test_a_report_just_inside_the_allowance_gains_nothing() -> None:
+    """A report made 1.9 s 'ahead' is taken as made on arrival: it is never younger than it says."""
+    status = AgentStatus("primary", "exec", "running", True, "primary", 4, True, 30.0, 0.0, NOW + 1.9)
+    report = receive(status, NOW, CLOCK)
+    assert (report.heartbeat_age_s, report.lease_remaining_s) == (0.0, 30.0)

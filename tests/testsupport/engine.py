@@ -112,9 +112,16 @@ def state(
 
 
 def streak(st: ControlState, fails: int = 0, oks: int = 0) -> ControlState:
-    """Probe history: `fails` failed probes in a row, or `oks` good ones."""
+    """Probe history: `fails` failed probes in a row (one a minute, the last a minute ago), or
+    `oks` good ones."""
     if fails:
-        return replace(st, probe_fail_streak=fails, probe_ok_streak=0, last_probe=fail(T0 - 60))
+        return replace(
+            st,
+            probe_fail_streak=fails,
+            probe_ok_streak=0,
+            last_probe=fail(T0 - 60),
+            probe_failing_since=T0 - 60 * fails,
+        )
     return replace(st, probe_ok_streak=oks, probe_fail_streak=0, last_probe=ok(T0 - 60))
 
 

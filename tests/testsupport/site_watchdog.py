@@ -54,7 +54,11 @@ class WatchdogState:
     epoch_override: int | None = None  # answer with this epoch instead (an epoch going backwards)
     site_override: str | None = None  # answer with this lease site instead (same epoch conflicts)
     tamper: str | None = None  # "signature" | "nonce" | "unsigned"
-    last_sent_at: dict[str, float] = field(default_factory=dict)
+    split_answer: tuple[int, float] | None = None  # write the answer's body in n pieces, pausing s between
+    pad_answer: int = 0  # append this many spaces to the answer body (signed over them: a huge answer)
+    raw_answer: tuple[int, bytes] | None = None  # answer every request with this status and body, unsigned
+    last_seq: dict[tuple[str, str | None], int] = field(default_factory=dict)  # (site, boot) -> seq
+    last_sent_at: dict[str, float] = field(default_factory=dict)  # heartbeats without a boot id
     accepted: list[Received] = field(default_factory=list)
     refusals: list[tuple[int, str]] = field(default_factory=list)
 
@@ -106,6 +110,10 @@ class StandInWatchdog:
 
     def handle(self, method: str, headers: dict[str, str], read_body: Callable[[int], bytes]):
         """(status, body, headers) for one request, or None to answer nothing at all."""
+        with self.lock:
+            raw = self.state.raw_answer
+        if raw is not None:
+            return raw[0], raw[1], {}
         if method != "POST":
             return self._refuse("method_not_allowed", "use POST")
         try:
@@ -132,14 +140,17 @@ class StandInWatchdog:
         with self.lock:
             skew = self.state.max_skew_s
             last = self.state.last_sent_at.get(hb.site)
+            last_seq = self.state.last_seq.get((hb.site, hb.boot))
             silent = hb.site in self.state.silent_sites
             unavailable = self.state.unavailable
         if hb.sent_at < now - skew:
             return self._refuse("stale", "sent_at too old")
         if hb.sent_at > now + skew:
             return self._refuse("future", "sent_at in the future")
-        if last is not None and hb.sent_at <= last:
+        if hb.boot is None and last is not None and hb.sent_at <= last:
             return self._refuse("replay", "sent_at not later than the last accepted heartbeat")
+        if hb.boot is not None and last_seq is not None and hb.seq <= last_seq:
+            return self._refuse("replay", "seq not above the last accepted one of this agent process")
         if silent:
             self._release.wait(self._silent_hold_s)
             return None
@@ -150,7 +161,10 @@ class StandInWatchdog:
         if delay:
             time.sleep(delay)
         with self.lock:
-            self.state.last_sent_at[hb.site] = hb.sent_at
+            if hb.boot is None:
+                self.state.last_sent_at[hb.site] = hb.sent_at
+            else:
+                self.state.last_seq[(hb.site, hb.boot)] = hb.seq
         if self.hook is not None:
             self.hook(self, hb)
         with self.lock:
@@ -172,6 +186,8 @@ class StandInWatchdog:
         if tamper == "nonce":
             answer = LeaseAnswer(**{**answer.__dict__, "nonce": "x" * 32})
         out = build_lease_answer(answer)
+        with self.lock:
+            out += b" " * self.state.pad_answer
         if tamper == "unsigned":
             return 200, out, {}
         signature = sign_lease_answer(self.keyring, out)
@@ -202,7 +218,17 @@ class StandInWatchdog:
                 for key, value in extra.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                with watchdog.lock:
+                    split = watchdog.state.split_answer
+                if split is None:
+                    self.wfile.write(body)
+                    return
+                pieces, pause = split
+                step = -(-len(body) // pieces)
+                for start in range(0, len(body), step):  # each piece its own TLS record, after a pause
+                    self.wfile.write(body[start : start + step])
+                    self.wfile.flush()
+                    time.sleep(pause)
 
             do_POST = _serve
             do_GET = _serve

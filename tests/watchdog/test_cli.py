@@ -313,3 +313,12 @@ def test_the_installed_hfo_command(table: Any) -> None:
     assert result.returncode == 0
     for command in ("status", "history", "pin", "pause", "resume", "drill", "probe"):
         assert command in result.stdout
+
+
+def test_probe_ca_bundle_help_says_it_replaces_the_default_trust_store() -> None:
+    """Issue 10: the help called the bundle 'extra' while requests verifies against it alone."""
+    script = Path(sys.executable).parent / "hfo"
+    result = subprocess.run([str(script), "probe", "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "instead of the default trust store" in text and "extra" not in text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hfo_watchdog import alerts
 from hfo_watchdog.engine import decide
 from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Phase, Severity
+from hfo_watchdog.steady import steady_gap_s
 from testsupport.engine import (
     POLICY,
     T0,
@@ -138,3 +141,40 @@ def test_a_down_primary_under_a_mode_that_forbids_failover_is_critical():
 def test_every_alert_key_has_a_title_and_severity():
     for key, kind in alerts.KINDS.items():
         assert kind.title and isinstance(kind.severity, Severity), key
+
+
+# -- the Funnel-outage diagnosis needs heartbeats that keep arriving (issue 10) ------------------
+
+
+def test_a_dead_laptop_whose_last_heartbeat_is_still_young_is_not_called_a_funnel_outage():
+    """The laptop died 25 s ago; the probes have failed since (3 in a row). Its last heartbeat
+    is younger than the lease TTL, which used to be enough for `degraded:probe`."""
+    st = streak(state(), fails=2)
+    st = replace(st, probe_failing_since=T0 - 20)
+    d = decide(st, obs(probe=fail(), primary=rec(age=25)), POLICY)
+    assert "degraded:probe" not in notify_keys(d)
+
+
+def test_heartbeats_that_came_back_after_the_probes_failed_need_the_recovery_window():
+    """The laptop is back (its heartbeats steady for 60 s) while its probe still fails: not yet a
+    Funnel diagnosis; after the recovery window of steady heartbeats, it is."""
+    st = streak(state(), fails=5)  # failing for 5 minutes
+    young = decide(st, obs(probe=fail(), primary=rec(age=3, steady_for=60)), POLICY)
+    assert "degraded:probe" not in notify_keys(young)
+    settled = decide(st, obs(probe=fail(), primary=rec(age=3, steady_for=POLICY.recovery_steady_s)), POLICY)
+    assert "degraded:probe" in notify_keys(settled)
+
+
+def test_a_heartbeat_gap_longer_than_the_steady_gap_clears_the_funnel_diagnosis():
+    st = streak(state(), fails=3)
+    d = decide(st, obs(probe=fail(), primary=rec(age=steady_gap_s(POLICY) + 1)), POLICY)
+    assert "degraded:probe" not in notify_keys(d)
+
+
+def test_the_first_failure_of_a_streak_is_remembered_until_a_probe_passes():
+    st = state()
+    for i in range(3):
+        st = decide(st, obs(now=T0 + 60 * i, probe=fail(T0 + 60 * i), primary=rec(now=T0 + 60 * i)), POLICY).state
+    assert (st.probe_fail_streak, st.probe_failing_since) == (3, T0)
+    st = decide(st, obs(now=T0 + 180, probe=ok(T0 + 180), primary=rec(now=T0 + 180)), POLICY).state
+    assert st.probe_failing_since is None

@@ -186,3 +186,33 @@ def test_a_missing_standby_instance_is_alerted_once_and_the_handback_does_not_wa
     back = first(sim, "handing_back")
     assert first(sim, "healthy", after=back) - back <= POLICY.heartbeat_interval_s  # the next primary heartbeat
     assert sim.primary.workload == "running"
+
+
+# At the drill's speed (one production minute a second: 1 s ticks and heartbeats, 5 s lease).
+DRILL_POLICY = Policy(
+    down_probes=3,
+    down_heartbeat_s=10,
+    recovery_probes=3,
+    recovery_steady_s=0,
+    lease_ttl_s=5,
+    stop_grace_s=0,
+    heartbeat_interval_s=1,
+    start_cooldown_s=0,
+    min_state_s=0,
+)
+DRILL_WORLD = Timing(tick_s=1, ec2_boot_s=2, ec2_stop_s=1, agent_boot_s=1, workload_start_s=1, workload_stop_s=0)
+
+
+def test_at_drill_speed_a_laptop_death_raises_no_funnel_alert():
+    """Issue 10: the drill raised "Probe down while the primary's heartbeats arrive" two seconds
+    into every real laptop death and resolved it three seconds later."""
+    sim = Sim(DRILL_POLICY, DRILL_WORLD, segments=[Segment("up", 30), Segment("dead", 60)]).run(90)
+    assert sim.state.lease.site == LeaseSite.STANDBY  # it did fail over
+    assert "degraded:probe" not in anomaly_keys(sim)
+
+
+def test_at_drill_speed_a_funnel_outage_is_diagnosed_once():
+    segments = [Segment("up", 30), Segment("funnel_out", 30), Segment("up", 30)]
+    sim = Sim(DRILL_POLICY, DRILL_WORLD, segments=segments).run(90)
+    assert sim.ec2.starts == []
+    assert anomaly_keys(sim) == ["degraded:probe", "degraded:probe:resolved"]

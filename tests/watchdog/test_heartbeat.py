@@ -16,12 +16,14 @@ import pytest
 from botocore.config import Config
 from hfo_protocol.heartbeat import build_heartbeat, parse_lease_answer, sign_heartbeat, verify_lease_answer
 from hfo_protocol.keys import Keyring
+from hfo_protocol.nonce import new_boot_id
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
 from hfo_watchdog.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
 from hfo_watchdog.notify import SnsNotifier, sns_client
-from hfo_watchdog.store import DynamoStateStore, scan_all
+from hfo_watchdog.store import MAX_BOOTS, DynamoStateStore, scan_all
 from hfo_watchdog.tick import Effects
+from testsupport.aws_faults import FailingCalls
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import (
@@ -137,6 +139,11 @@ def _signed(body: bytes, keyring: Keyring = KEYRING, **headers: str) -> dict[str
     )
 
 
+def _signed_b64(body: bytes) -> dict[str, Any]:
+    """Signed, and base64 in the event, as a Function URL delivers a body that is not UTF-8 text."""
+    return {**_signed(body), "body": base64.b64encode(body).decode("ascii"), "isBase64Encoded": True}
+
+
 def _hb_body(**fields: Any) -> bytes:
     doc = json.loads(build_heartbeat(heartbeat("primary")))
     doc.update(fields)
@@ -209,9 +216,62 @@ def _bad_events() -> list[tuple[str, Callable[[], dict[str, Any]], int, str]]:
         (
             "bad base64",
             lambda: {**_signed(good), "body": "!!!not base64!!!", "isBase64Encoded": True},
+            401,
+            "bad_signature",
+        ),
+        (
+            "bad base64 and text/plain: the content type is checked first",
+            lambda: {
+                **function_url_event(good, {"Content-Type": "text/plain", "X-HFO-Signature": sig}),
+                "body": "!!!not base64!!!",
+                "isBase64Encoded": True,
+            },
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "bad base64 and unsigned: the signature is checked first",
+            lambda: {
+                **function_url_event(good, {"Content-Type": "application/json"}),
+                "body": "!!!not base64!!!",
+                "isBase64Encoded": True,
+            },
+            401,
+            "unsigned",
+        ),
+        (
+            "a lone surrogate in the body, signed header",
+            lambda: {**_signed(good), "body": good.decode() + "\ud800"},
+            401,
+            "bad_signature",
+        ),
+        (
+            "a lone surrogate in the body, unsigned",
+            lambda: {**function_url_event(good, {"Content-Type": "application/json"}), "body": "\udfff"},
+            401,
+            "unsigned",
+        ),
+        ("signed, nested 2000 deep", lambda: _signed(b"[" * 2000 + b"]" * 2000), 400, "malformed"),
+        ("signed, never closed", lambda: _signed(b"[" * 4096), 400, "malformed"),
+        (
+            "signed, nested in a member",
+            lambda: _signed(b'{"v":1,"site":' + b"[" * 1500 + b"]" * 1500 + b"}"),
             400,
             "malformed",
         ),
+        ("signed, nonce ending in a newline", lambda: _signed(_hb_body(nonce="n" * 32 + "\n")), 400, "malformed"),
+        ("signed, v true", lambda: _signed(_hb_body(v=True)), 400, "malformed"),
+        ("signed, 41-digit seq", lambda: _signed(_hb_body(seq=10**40)), 400, "malformed"),
+        ("signed, 41-digit epoch_seen", lambda: _signed(_hb_body(epoch_seen=10**40)), 400, "malformed"),
+        ("signed, seq past 2^53-1", lambda: _signed(_hb_body(seq=2**53)), 400, "malformed"),
+        ("signed, boot id too short", lambda: _signed(_hb_body(boot="short")), 400, "malformed"),
+        (
+            "signed, a member given twice",
+            lambda: _signed(build_heartbeat(heartbeat("primary"))[:-1] + b',"site":"standby"}'),
+            400,
+            "malformed",
+        ),
+        ("signed, UTF-16 (base64 on the wire)", lambda: _signed_b64(good.decode().encode("utf-16")), 400, "malformed"),
         ("signed, not JSON", lambda: _signed(b"not json"), 400, "malformed"),
         ("signed, JSON array", lambda: _signed(b"[1,2]"), 400, "malformed"),
         ("signed, wrong version", lambda: _signed(_hb_body(v=2)), 400, "malformed"),
@@ -403,3 +463,145 @@ def test_the_raw_request_body_is_what_is_verified(endpoint: Endpoint) -> None:
     event["body"] = base64.b64encode(body).decode()
     event["isBase64Encoded"] = True
     assert _refusal(endpoint.post(event)) == (409, "replay")  # same sent_at: verified, then refused as a replay
+
+
+# -- the replay guard across wall-clock steps (issue 10, bug 3) ------------------------------------
+
+
+def _beat(endpoint: Endpoint, boot: str | None, seq: int, sent_at: float, **kw: Any) -> dict[str, Any]:
+    return endpoint.post(signed_heartbeat_event(heartbeat("primary", sent_at, boot=boot, seq=seq)), **kw)
+
+
+def test_a_backward_clock_step_within_one_agent_process_keeps_heartbeats_accepted(endpoint: Endpoint) -> None:
+    boot, now = new_boot_id(), time.time()
+    assert _beat(endpoint, boot, 1, now)["statusCode"] == 200
+    assert _beat(endpoint, boot, 2, now + 10)["statusCode"] == 200
+    # The agent's clock steps back 20 s: its heartbeats carry earlier sent_at, and a higher seq.
+    for seq, sent_at in ((3, now - 10), (4, now - 9), (5, now - 0.5)):
+        answer = _beat(endpoint, boot, seq, sent_at)
+        assert answer["statusCode"] == 200, answer["body"]
+    _, primary, _ = endpoint.store.load()
+    assert primary is not None and primary.count == 5
+
+
+def test_a_repeated_or_lower_seq_of_one_process_is_a_replay_whatever_its_sent_at(endpoint: Endpoint) -> None:
+    boot, now = new_boot_id(), time.time()
+    assert _beat(endpoint, boot, 7, now - 5)["statusCode"] == 200
+    before = endpoint.table()
+    for seq in (7, 6, 1):
+        assert _refusal(_beat(endpoint, boot, seq, now)) == (409, "replay")  # a later sent_at does not help
+    assert endpoint.table() == before
+    assert _beat(endpoint, boot, 8, now)["statusCode"] == 200
+
+
+def test_a_captured_heartbeat_of_a_previous_process_is_refused(endpoint: Endpoint) -> None:
+    old, new, now = new_boot_id(), new_boot_id(), time.time()
+    captured = signed_heartbeat_event(heartbeat("primary", now - 3, boot=old, seq=41))
+    assert endpoint.post(captured)["statusCode"] == 200
+    assert _beat(endpoint, old, 42, now - 2)["statusCode"] == 200
+    # The agent restarts (a new process, a new boot id, seq from 1), then the capture is replayed.
+    assert _beat(endpoint, new, 1, now - 1)["statusCode"] == 200
+    assert _refusal(endpoint.post(captured)) == (409, "replay")
+    assert _refusal(_beat(endpoint, old, 42, now)) == (409, "replay")
+
+
+def test_boot_marks_are_kept_for_twice_the_skew_and_bounded(endpoint: Endpoint) -> None:
+    clock = {"now": time.time()}
+    start = clock["now"]
+    tick = lambda: clock["now"]  # noqa: E731
+    boots = [new_boot_id() for _ in range(MAX_BOOTS + 1)]
+    for i, boot in enumerate(boots[:MAX_BOOTS]):
+        clock["now"] = start + i
+        assert _beat(endpoint, boot, 1, clock["now"], clock=tick)["statusCode"] == 200
+    # A ninth agent process within 2 x 30 s of the first: refused, as a replay would be.
+    clock["now"] = start + 59
+    assert _refusal(_beat(endpoint, boots[-1], 1, clock["now"], clock=tick)) == (409, "replay")
+    # The first process heartbeated 60 s ago: a copy of its heartbeats is stale by now, so it is
+    # forgotten and the new process is accepted in its place.
+    clock["now"] = start + 60.5
+    assert _beat(endpoint, boots[-1], 1, clock["now"], clock=tick)["statusCode"] == 200
+    [item] = [i for i in endpoint.table() if i["pk"]["S"] == "SITE"]
+    assert boots[0] not in item["boots"]["M"] and boots[-1] in item["boots"]["M"]
+    assert len(item["boots"]["M"]) == MAX_BOOTS
+    stale = signed_heartbeat_event(heartbeat("primary", start, boot=boots[0], seq=1))
+    assert _refusal(endpoint.post(stale, clock=tick)) == (422, "stale")
+
+
+def test_heartbeats_without_a_boot_id_keep_the_sent_at_rule(endpoint: Endpoint) -> None:
+    """Agents older than the boot id: their heartbeats are judged as before (sent_at must grow)."""
+    now = time.time()
+    assert _beat(endpoint, None, 1, now - 2)["statusCode"] == 200
+    assert _refusal(_beat(endpoint, None, 2, now - 2)) == (409, "replay")
+    assert _beat(endpoint, None, 1, now - 1)["statusCode"] == 200  # seq means nothing to them
+    assert _beat(endpoint, new_boot_id(), 1, now - 20)["statusCode"] == 200  # a new agent beside it
+
+
+# -- a refusal changes no state, whichever store call fails (issue 10, bug 6) ----------------------
+
+
+def _handing_back(endpoint: Endpoint) -> tuple[str, float]:
+    """The handback of test_a_heartbeat_completes_the_handback_and_stops_the_standby, one
+    heartbeat short: the next stopped heartbeat of the standby completes it."""
+    instance_id = create_standby_instance()
+    boto3.client("ec2").start_instances(InstanceIds=[instance_id])
+    endpoint.standby = Ec2StandbyInstance(ec2_client(2), instance_id, ())
+    now = time.time()
+    state = ControlState(
+        version=1,
+        phase=Phase.HANDING_BACK,
+        phase_since=now - 2,
+        lease=Lease(LeaseSite.NONE, 8, now - 2),
+        last_probe=ProbeResult(ok=True, at=now - 1, http_status=200),
+        probe_ok_streak=5,
+    )
+    assert endpoint.store.save(0, state, None)
+    endpoint.post(signed_heartbeat_event(heartbeat("standby", now - 1.5, workload="running", epoch_seen=8)))
+    endpoint.post(signed_heartbeat_event(heartbeat("primary", now - 1, workload="stopped", epoch_seen=8)))
+    return instance_id, now
+
+
+def test_the_read_failing_refuses_the_heartbeat_without_a_trace(endpoint: Endpoint) -> None:
+    """The point the issue names: the store read that came after the site item's write failed,
+    and the handler answered 503 with the site item already written."""
+    endpoint.post(signed_heartbeat_event(heartbeat("primary", time.time() - 1)))
+    before = endpoint.table()
+    client = boto3.client("dynamodb")
+    faults = FailingCalls(client, fail_operations={"BatchGetItem"})
+    answer = endpoint.post(signed_heartbeat_event(heartbeat("primary")), store=DynamoStateStore(client, TABLE))
+    assert _refusal(answer) == (503, "unavailable")
+    assert faults.failed and endpoint.table() == before
+
+
+@pytest.mark.parametrize(
+    ("fail_at", "fails"), [(1, "BatchGetItem: the read"), (2, "the record"), (3, "the handover's control write")]
+)
+def test_a_store_failure_at_any_call_refuses_without_a_trace_or_accepts(
+    endpoint: Endpoint, fail_at: int, fails: str
+) -> None:
+    """The heartbeat that completes a handback makes three store calls: one read, the record
+    (a transaction with the control item's version check), the handover's control write.
+    Whichever one fails: a refusal leaves the table as it was, and an accepted heartbeat is
+    answered with a lease no site can act on wrongly (the stored one, or `none` at the epoch
+    read: the handover waits for the next heartbeat or tick)."""
+    _handing_back(endpoint)
+    before = endpoint.table()
+    client = boto3.client("dynamodb")
+    faults = FailingCalls(client, fail={fail_at})
+    store = DynamoStateStore(client, TABLE, steady_gap_s=30, writer="heartbeat")
+    answer = endpoint.post(
+        signed_heartbeat_event(heartbeat("standby", time.time(), workload="stopped", epoch_seen=8)), store=store
+    )
+    assert faults.failed == [faults.calls[fail_at - 1]]  # this call, and only it, failed
+    if answer["statusCode"] != 200:
+        assert _refusal(answer) == (503, "unavailable")
+        assert endpoint.table() == before, faults.calls
+        return
+    lease = parse_lease_answer(answer["body"].encode())
+    stored = endpoint.store.load_control().lease
+    assert (lease.site, lease.epoch) in ((stored.site.value, stored.epoch), ("none", 8)), faults.calls
+    _, _, standby = endpoint.store.load()
+    assert standby is not None and standby.workload == "stopped"  # the accepted heartbeat is recorded
+    assert fail_at == 3 and (lease.site, lease.epoch) == ("none", 8)  # only the handover could fail after the record
+    assert endpoint.store.load_control().lease.site == LeaseSite.NONE
+    [deferred] = endpoint.log.records("handover_deferred")
+    assert deferred["site"] == "standby"

@@ -545,3 +545,82 @@ def test_bad_constructor_arguments_are_refused_clearly(keyring: Keyring, kwargs:
     with pytest.raises(ValueError, match=message) as info:
         HttpsProber(**args)
     assert SECRET not in str(info.value)
+
+
+# --- adversarial answers (issue 10) -------------------------------------------------------------
+
+
+def _signed_reply(keyring: Keyring, body_for: Callable[[str], bytes], **headers: str) -> Callable[[Exchange], None]:
+    def behave(ex: Exchange) -> None:
+        nonce = ex.request.param("nonce") or ""
+        body = body_for(nonce)
+        sig = sign_health(keyring, nonce, body)
+        ex.reply(200, body, {SIGNATURE_HEADER: sig, **headers}, content_type=CONTENT_TYPE)
+
+    return behave
+
+
+@pytest.mark.parametrize("pieces", [2, 7])
+def test_an_answer_in_pieces_is_read_whole(
+    server: HttpsServer, prober: HttpsProber, keyring: Keyring, pieces: int
+) -> None:
+    def behave(ex: Exchange) -> None:
+        nonce = ex.request.param("nonce") or ""
+        doc = HealthDocument("pass", "primary", "workload", time.time(), nonce, 7)
+        body = build_health_body(doc)
+        ex.send_head(
+            200,
+            {
+                "Content-Type": CONTENT_TYPE,
+                "Content-Length": str(len(body)),
+                SIGNATURE_HEADER: sign_health(keyring, nonce, body),
+            },
+        )
+        step = -(-len(body) // pieces)
+        for start in range(0, len(body), step):
+            ex.write(body[start : start + step])
+            ex.wait(0.05)
+
+    server.behaviour = behave
+    result = prober.probe()
+    assert result.ok, result
+
+
+@pytest.mark.parametrize(
+    "body_for",
+    [
+        lambda nonce: b"[" * 60_000 + b"]" * 5_000,  # within the 64 KiB cap, nested too deeply to parse
+        lambda nonce: b'{"status":"pass","hfo":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+)
+def test_deeply_nested_json_is_not_a_health_document(
+    server: HttpsServer, prober: HttpsProber, keyring: Keyring, body_for: Callable[[str], bytes]
+) -> None:
+    """Issue 10, bug 4: RecursionError was classed `error` (an unforeseen failure of the prober)."""
+    server.behaviour = _signed_reply(keyring, body_for)
+    assert_failure(prober.probe(), ProbeFailure.NOT_HEALTH_DOCUMENT)
+
+
+def test_a_nonce_echoed_with_a_trailing_newline_is_not_a_health_document(
+    server: HttpsServer, prober: HttpsProber, keyring: Keyring
+) -> None:
+    def body_for(nonce: str) -> bytes:
+        return build_health_body(HealthDocument("pass", "primary", "workload", time.time(), nonce + "\n", 7))
+
+    server.behaviour = _signed_reply(keyring, body_for)
+    assert_failure(prober.probe(), ProbeFailure.NOT_HEALTH_DOCUMENT)
+
+
+def test_an_answer_head_over_the_client_limits_is_too_large(
+    server: HttpsServer, prober: HttpsProber, keyring: Keyring
+) -> None:
+    """150 header lines (http.client reads at most 100) used to be classed `timeout`."""
+    many = {f"X-Filler-{i}": "x" for i in range(150)}
+    server.behaviour = _signed_reply(keyring, lambda n: b"{}", **many)
+    assert_failure(prober.probe(), ProbeFailure.TOO_LARGE)
+
+    def long_line(ex: Exchange) -> None:
+        ex.reply(200, b"{}", {"X-Long": "y" * 70_000}, content_type=CONTENT_TYPE)
+
+    server.behaviour = long_line
+    assert_failure(prober.probe(), ProbeFailure.TOO_LARGE)

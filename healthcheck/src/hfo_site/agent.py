@@ -26,11 +26,13 @@ import aiohttp
 from hfo_site.agent_status import AgentStatus, build_status
 from hfo_site.backends.base import Observation, WorkloadBackend, WorkloadError
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
+from hfo_site.http_body import read_capped
 from hfo_site.lease import LeaseTracker, Outcome, lease_clock
 from hfo_site.metrics import AgentMetrics
 
 log = logging.getLogger("hfo_site.agent")
 RECHECK_S = 1.0  # the reconcile loop's longest sleep (see reconcile_loop)
+MAX_REPORT_ANSWER_BYTES = 4096  # the health service answers 204; anything longer is read no further
 
 
 class StatusReporter:
@@ -52,7 +54,7 @@ class StatusReporter:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                await resp.read()
+                await read_capped(resp.content, MAX_REPORT_ANSWER_BYTES)
                 ok = resp.status == 204
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             ok = False
@@ -95,6 +97,7 @@ class Agent:
         self.observation = Observation("unknown", False, "not observed yet")
         self.intent: bool | None = None  # what this process last asked the backend for
         self.last_ok_wall: float | None = None
+        self.last_ok_mono: float | None = None  # lease clock at the last accepted answer
         self.server_interval: float | None = None
         self.first_round = asyncio.Event()
         self.last_cycle_mono = mono()
@@ -127,8 +130,8 @@ class Agent:
             lease_site=view.site if view else None,
             lease_epoch=view.epoch if view else None,
             lease_held=held,
-            lease_expires_at=self._wall() + self.tracker.remaining(now_mono) if held else None,
-            last_heartbeat_ok=self.last_ok_wall,
+            lease_remaining_s=self.tracker.remaining(now_mono) if held else None,
+            heartbeat_age_s=None if self.last_ok_mono is None else max(0.0, now_mono - self.last_ok_mono),
             reported_at=self._wall(),
             detail=self.observation.detail,
         )
@@ -180,6 +183,7 @@ class Agent:
                 extra={"epoch": answer.epoch, "site": answer.site},
             )
         self.last_ok_wall = self._wall()
+        self.last_ok_mono = self._mono()
         self.metrics.last_success.set(self.last_ok_wall)
         self.metrics.set_lease_site(answer.site)
         self.server_interval = float(answer.heartbeat_interval_s)

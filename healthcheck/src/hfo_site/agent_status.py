@@ -1,29 +1,36 @@
 """The agent's report to the health service (POST /agent-status on 127.0.0.1:8081).
 
-Both containers of the Pod share one network namespace and one clock, so wall-clock times are
-comparable. The health service trusts this report because only processes inside the Pod can
-reach the loopback port (docs/site.md#agent-status).
+Both containers of the Pod share one network namespace and one clock. The health service trusts
+this report because only processes inside the Pod can reach the loopback port
+(docs/site.md#agent-status). What the verdict depends on is carried as *durations* measured on
+the agent's lease clock (monotonic, counting through a suspend), never as wall-clock times: a
+step of the wall clock cannot make a report look fresher than it is. ``reported_at`` is the one
+wall-clock time; the health service uses it to refuse reports from the future and to add the
+time a report spent in transit to its ages (docs/site.md#agent-status).
 
 ```json
-{"v":1,"site":"primary","backend":"kubernetes","workload":"running","ready":true,
- "lease":{"site":"primary","epoch":7,"held":true,"expires_at":"2026-11-23T15:01:00.000Z"},
- "last_heartbeat_ok":"2026-11-23T15:00:00.123Z","reported_at":"2026-11-23T15:00:00.200Z",
- "detail":"..."}
+{"v":2,"site":"primary","backend":"kubernetes","workload":"running","ready":true,
+ "lease":{"site":"primary","epoch":7,"held":true,"remaining_s":58.75},
+ "heartbeat_age_s":1.25,"reported_at":"2026-11-23T15:00:00.200Z","detail":"..."}
 ```
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from hfo_protocol.errors import ProtocolError
 from hfo_protocol.heartbeat import LEASE_SITES, SITES, WORKLOAD_STATES
+from hfo_protocol.jsondoc import bounded_int, is_version, loads_object
 from hfo_protocol.timefmt import format_ts, parse_ts
 
+VERSION = 2  # 2: durations instead of the wall-clock last_heartbeat_ok and lease.expires_at of 1
 MAX_STATUS_BYTES = 4096
 MAX_DETAIL_CHARS = 512
+MAX_DURATION_S = 86_400.0 * 365  # a year: larger is nonsense, not a long lease
 PATH = "/agent-status"
 
 
@@ -35,16 +42,16 @@ class AgentStatus:
     ready: bool  # the site could run the workload now
     lease_site: str | None  # primary | standby | none, None before the first lease answer
     lease_epoch: int | None
-    lease_held: bool  # this site holds a fresh lease (agent's monotonic clock)
-    lease_expires_at: float | None  # wall clock, when held
-    last_heartbeat_ok: float | None  # wall clock of the last accepted heartbeat answer
-    reported_at: float
+    lease_held: bool  # this site holds a fresh lease (agent's lease clock)
+    lease_remaining_s: float | None  # time left on that lease when the report was made; when held
+    heartbeat_age_s: float | None  # time since the last accepted heartbeat answer came; None before one
+    reported_at: float  # wall clock, when the report was made
     detail: str = ""
 
 
 def build_status(status: AgentStatus) -> bytes:
     doc: dict[str, Any] = {
-        "v": 1,
+        "v": VERSION,
         "site": status.site,
         "backend": status.backend,
         "workload": status.workload,
@@ -53,9 +60,9 @@ def build_status(status: AgentStatus) -> bytes:
             "site": status.lease_site,
             "epoch": status.lease_epoch,
             "held": status.lease_held,
-            "expires_at": None if status.lease_expires_at is None else format_ts(status.lease_expires_at),
+            "remaining_s": None if status.lease_remaining_s is None else round(status.lease_remaining_s, 3),
         },
-        "last_heartbeat_ok": None if status.last_heartbeat_ok is None else format_ts(status.last_heartbeat_ok),
+        "heartbeat_age_s": None if status.heartbeat_age_s is None else round(status.heartbeat_age_s, 3),
         "reported_at": format_ts(status.reported_at),
         "detail": status.detail[:MAX_DETAIL_CHARS],
     }
@@ -66,20 +73,23 @@ def _bad(message: str) -> ProtocolError:
     return ProtocolError("malformed", message)
 
 
-def _optional_ts(value: object, field: str) -> float | None:
-    return None if value is None else parse_ts(value, field)
+def _duration(value: object, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(f"{field} must be a number of seconds or null")
+    if not 0 <= value <= MAX_DURATION_S:
+        raise _bad(f"{field} must be from 0 to {MAX_DURATION_S:g} seconds")
+    return float(value)
 
 
 def parse_status(body: bytes) -> AgentStatus:
     """Validate a report. Raises ProtocolError('malformed' | 'too_large')."""
     if len(body) > MAX_STATUS_BYTES:
         raise ProtocolError("too_large", f"status is {len(body)} bytes; at most {MAX_STATUS_BYTES}")
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _bad("status is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("v") != 1:
-        raise _bad("status must be a JSON object with v=1")
+    doc = loads_object(body, "status", "malformed")
+    if not is_version(doc.get("v"), VERSION):
+        raise _bad(f"status must carry v={VERSION} (the agent and the health service come from one image)")
     site = doc.get("site")
     if site not in SITES:
         raise _bad(f"site must be one of {SITES}")
@@ -99,11 +109,14 @@ def parse_status(body: bytes) -> AgentStatus:
     if lease_site is not None and lease_site not in LEASE_SITES:
         raise _bad(f"lease.site must be one of {LEASE_SITES} or null")
     epoch = lease.get("epoch")
-    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
-        raise _bad("lease.epoch must be a non-negative integer or null")
+    if epoch is not None and not bounded_int(epoch):
+        raise _bad("lease.epoch must be an integer from 0 to 2^53-1, or null")
     held = lease.get("held")
     if not isinstance(held, bool):
         raise _bad("lease.held must be true or false")
+    remaining = _duration(lease.get("remaining_s"), "lease.remaining_s")
+    if held and remaining is None:
+        raise _bad("lease.remaining_s is required while lease.held is true")
     detail = doc.get("detail", "")
     if not isinstance(detail, str) or len(detail) > MAX_DETAIL_CHARS:
         raise _bad(f"detail must be a string of at most {MAX_DETAIL_CHARS} characters")
@@ -115,8 +128,8 @@ def parse_status(body: bytes) -> AgentStatus:
         lease_site=lease_site,
         lease_epoch=epoch,
         lease_held=held,
-        lease_expires_at=_optional_ts(lease.get("expires_at"), "lease.expires_at"),
-        last_heartbeat_ok=_optional_ts(doc.get("last_heartbeat_ok"), "last_heartbeat_ok"),
+        lease_remaining_s=remaining,
+        heartbeat_age_s=_duration(doc.get("heartbeat_age_s"), "heartbeat_age_s"),
         reported_at=parse_ts(doc.get("reported_at"), "reported_at"),
         detail=detail,
     )

@@ -17,16 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from hfo_protocol import SIGNATURE_HEADER, Keyring, ProtocolError
 from hfo_protocol.health import CONTENT_TYPE, HealthDocument, build_health_body, http_status_for, sign_health
 from hfo_protocol.nonce import check_nonce
 
-from hfo_site.agent_status import MAX_STATUS_BYTES, AgentStatus, parse_status
+from hfo_site.agent_status import MAX_STATUS_BYTES, parse_status
 from hfo_site.checks import CheckRunner
+from hfo_site.http_body import read_capped
+from hfo_site.lease import lease_clock
 from hfo_site.metrics import HealthMetrics
 from hfo_site.ratelimit import RateLimiter, client_address
 from hfo_site.secrets import SecretFile
-from hfo_site.verdict import decide
+from hfo_site.verdict import Report, Verdict, decide, receive
 
 log = logging.getLogger("hfo_site.health")
 
@@ -34,7 +37,10 @@ MAX_REQUEST_BODY = 1024  # a probe is a GET: any body beyond this is refused unr
 # HTTP parser limits for the public port: the longest legitimate request line is the path and a
 # 128-character nonce; a probe needs a handful of headers.
 PUBLIC_LIMITS = {"max_line_size": 2048, "max_field_size": 4096, "max_headers": 32}
+# aiohttp closes a connection that has not sent a complete request head within this time of its
+# start (or of the previous answer): idle connections and slow request heads alike.
 KEEPALIVE_S = 15.0
+BAD_REQUEST_LOG_INTERVAL_S = 60.0
 # "Server" replaces aiohttp's default, which would tell the internet the Python and aiohttp versions.
 BASE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Server": "hfo"}
 
@@ -52,9 +58,15 @@ class HealthState:
     heartbeat_stale_s: float
     client_ip_header: str | None = None
     trusted_proxies: tuple = ()
-    agent: AgentStatus | None = None
+    report: Report | None = None  # the agent's last accepted report
     shutting_down: bool = False
     wall: Callable[[], float] = field(default=time.time)
+    clock: Callable[[], float] = field(default=lease_clock)  # freshness: monotonic, counts through a suspend
+
+    def verdict(self, details: bool) -> Verdict:
+        return decide(
+            self.site, self.wall(), self.clock(), self.report, self.runner.results, self.heartbeat_stale_s, details
+        )
 
 
 def _error(status: int, code: str, message: str, extra_headers: dict[str, str] | None = None) -> web.Response:
@@ -66,8 +78,10 @@ def _error(status: int, code: str, message: str, extra_headers: dict[str, str] |
 
 
 def _limited(state: HealthState, request: web.Request, path: str) -> web.Response | None:
-    header = request.headers.get(state.client_ip_header) if state.client_ip_header else None
-    key = client_address(request.remote, header, state.trusted_proxies)
+    # Every line of the header, in order: a proxy that appends its own line leaves the client's
+    # lines first, and headers.get() would return the client's.
+    lines = request.headers.getall(state.client_ip_header, []) if state.client_ip_header else []
+    key = client_address(request.remote, lines, state.trusted_proxies)
     wait = state.limiter.acquire(key)
     if wait <= 0.0:
         return None
@@ -117,7 +131,7 @@ def make_public_app(state: HealthState) -> web.Application:
             details = True
 
         now = state.wall()
-        verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s, details)
+        verdict = state.verdict(details)
         doc = HealthDocument(
             status=verdict.status,
             site=state.site,
@@ -181,16 +195,22 @@ def make_status_app(state: HealthState) -> web.Application:
         if request.content_length is None or request.content_length > MAX_STATUS_BYTES:
             state.metrics.agent_reports.labels("refused").inc()
             return _error(413, "too_large", f"at most {MAX_STATUS_BYTES} bytes with a Content-Length")
-        body = await request.read()
+        body = await read_capped(request.content, MAX_STATUS_BYTES)  # to its end, however it arrives
         try:
             status = parse_status(body)
         except ProtocolError as exc:
             state.metrics.agent_reports.labels("refused").inc()
-            return _error(400, exc.code, exc.message)
+            return _error(413 if exc.code == "too_large" else 400, exc.code, exc.message)
         if status.site != state.site:
             state.metrics.agent_reports.labels("refused").inc()
             return _error(422, "wrong_site", f"this health service is for site {state.site}")
-        state.agent = status
+        try:
+            report = receive(status, state.wall(), state.clock())
+        except ProtocolError as exc:
+            state.metrics.agent_reports.labels("refused").inc()
+            log.warning("agent report refused", extra={"error": exc.code, "why": exc.message})
+            return _error(422, exc.code, exc.message)
+        state.report = report
         state.metrics.agent_reports.labels("accepted").inc()
         return web.Response(status=204, headers=BASE_HEADERS)
 
@@ -209,13 +229,52 @@ def refresh_gauges(state: HealthState) -> None:
     """Run before each check round: secrets that rotated, gauges that age."""
     state.keyring.reload_if_changed()
     state.token.reload_if_changed()
-    now = state.wall()
-    verdict = decide(state.site, now, state.agent, state.runner.results, state.heartbeat_stale_s, details=False)
+    verdict = state.verdict(details=False)
     for name in ("pass", "warn", "fail"):
         state.metrics.verdict.labels(name).set(1 if name == verdict.status else 0)
-    if state.agent is not None and state.agent.last_heartbeat_ok is not None:
-        state.metrics.agent_report_age.set(max(0.0, now - state.agent.last_heartbeat_ok))
+    age = None if state.report is None else state.report.heartbeat_age(state.clock())
+    if age is not None:
+        state.metrics.agent_report_age.set(age)
     state.metrics.clients.set(len(state.limiter))
+
+
+class BadRequestLog(logging.Filter):
+    """aiohttp logs every request its parser refuses (400, 413, 431) at ERROR with a traceback, before
+    any handler runs, so before the rate limit: a flood of malformed requests was a flood of log
+    lines. Count each one (hfo_health_bad_requests_total) and let one WARNING line through per
+    ``interval_s``, with the number refused since the last one. Other records pass unchanged."""
+
+    def __init__(self, metrics: HealthMetrics, interval_s: float, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._metrics = metrics
+        self._interval = interval_s
+        self._clock = clock
+        self._last: float | None = None
+        self._since = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        self._metrics.bad_requests.inc()
+        self._since += 1
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return False
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "malformed HTTP request refused by the parser", ()
+        record.exc_info, record.exc_text = None, None
+        record.error = type(exc).__name__
+        record.status = exc.code
+        record.refused_since_last_line = self._since
+        self._last, self._since = now, 0
+        return True
+
+
+def _public_logger(state: HealthState) -> logging.Logger:
+    logger = logging.getLogger("hfo_site.health.http")
+    logger.filters[:] = [BadRequestLog(state.metrics, BAD_REQUEST_LOG_INTERVAL_S)]
+    return logger
 
 
 async def serve(
@@ -231,7 +290,7 @@ async def serve(
     """Run the three listeners and the check loop until ``stop`` is set, then drain gracefully."""
     runners: list[web.AppRunner] = []
     specs = [
-        (make_public_app(state), bind, port, PUBLIC_LIMITS),
+        (make_public_app(state), bind, port, {**PUBLIC_LIMITS, "logger": _public_logger(state)}),
         (make_status_app(state), "127.0.0.1", status_port, {}),
         (make_metrics_app(state), bind, metrics_port, {}),
     ]

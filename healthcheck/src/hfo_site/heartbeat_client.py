@@ -7,7 +7,6 @@ it never stretches it).
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import time
@@ -27,8 +26,10 @@ from hfo_protocol.heartbeat import (
     sign_heartbeat,
     verify_lease_answer,
 )
-from hfo_protocol.nonce import new_nonce
+from hfo_protocol.jsondoc import loads_object
+from hfo_protocol.nonce import new_boot_id, new_nonce
 
+from hfo_site.http_body import read_capped
 from hfo_site.lease import lease_clock
 
 log = logging.getLogger("hfo_site.heartbeat")
@@ -72,6 +73,10 @@ def make_ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
 
 class HeartbeatClient:
+    """Signs and sends heartbeats for one agent process. Its boot id, drawn once, goes into every
+    heartbeat beside the caller's seq: the watchdog's replay guard (docs/protocol.md#replay-protection)
+    then needs no wall clock, so a step of the agent's clock cannot lock its heartbeats out."""
+
     def __init__(
         self,
         url: str,
@@ -89,6 +94,7 @@ class HeartbeatClient:
         self._ssl = ssl_context
         self._mono = mono
         self._wall = wall
+        self.boot = new_boot_id()
 
     async def send(self, site: str, seq: int, workload: str, epoch_seen: int, ready: bool) -> BeatResult:
         nonce = new_nonce()
@@ -102,6 +108,7 @@ class HeartbeatClient:
                 epoch_seen=epoch_seen,
                 ready=ready,
                 agent=USER_AGENT,
+                boot=self.boot,
             )
         )
         keyring = self._keyring()
@@ -115,7 +122,7 @@ class HeartbeatClient:
             async with self._session.post(
                 self.url, data=body, headers=headers, timeout=self._timeout, ssl=self._ssl, allow_redirects=False
             ) as resp:
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
+                raw = await read_capped(resp.content, MAX_ANSWER_BYTES)
                 status = resp.status
                 signature = resp.headers.get(SIGNATURE_HEADER)
         except TimeoutError:
@@ -141,10 +148,10 @@ class HeartbeatClient:
 
 def _refusal_doc(raw: bytes) -> dict[str, object] | None:
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = loads_object(raw, "refusal", "malformed")  # the strict reader: never RecursionError
+    except ProtocolError:
         return None
-    if isinstance(doc, dict) and doc.get("accepted") is False:
+    if doc.get("accepted") is False:
         return doc
     return None
 

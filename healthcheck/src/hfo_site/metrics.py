@@ -54,6 +54,9 @@ class HealthMetrics:
             "hfo_health_agent_heartbeat_age_seconds", "Age of the agent's last accepted heartbeat", registry=r
         )
         self.clients = Gauge("hfo_health_rate_limit_clients", "Clients tracked by the rate limiter", registry=r)
+        self.bad_requests = Counter(
+            "hfo_health_bad_requests", "Requests the HTTP parser refused on the public port (400/413/431)", registry=r
+        )
 
     def handler(self):  # type: ignore[no-untyped-def]
         return make_aiohttp_handler(self.registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,15 +51,17 @@ class RateLimiter:
         return (1.0 - tokens) / self.rate
 
 
-def client_address(peer: str | None, header_value: str | None, trusted: Iterable[Network]) -> str:
+def client_address(peer: str | None, header_values: Sequence[str], trusted: Iterable[Network]) -> str:
     """The address a request is accounted to.
 
-    ``header_value`` (e.g. X-Forwarded-For) is used only when the peer is a trusted proxy; its
-    right-most entry is the one the nearest proxy wrote (Tailscale's serve proxy sets exactly one).
-    Anything unparsable falls back to the peer.
+    ``header_values`` are the lines of the client address header (e.g. X-Forwarded-For), in the
+    order received. They count only when the peer is a trusted proxy, and then only the last
+    entry of the last line: that is what the nearest proxy wrote (a proxy that appends a line of
+    its own leaves the client's lines above it; Tailscale's serve proxy replaces the header with
+    exactly one line). Anything unparsable falls back to the peer.
     """
     peer = peer or "unknown"
-    if header_value is None:
+    if not header_values:
         return peer
     try:
         peer_ip = ipaddress.ip_address(peer)
@@ -67,7 +69,7 @@ def client_address(peer: str | None, header_value: str | None, trusted: Iterable
         return peer
     if not any(peer_ip in net for net in trusted):
         return peer
-    candidate = header_value.rsplit(",", 1)[-1].strip()
+    candidate = header_values[-1].rsplit(",", 1)[-1].strip()
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:

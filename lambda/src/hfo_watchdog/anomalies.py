@@ -6,11 +6,36 @@ from __future__ import annotations
 from hfo_watchdog import alerts
 from hfo_watchdog.draft import Draft, Tick, fields
 from hfo_watchdog.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Policy, SiteRecord
+from hfo_watchdog.model import ControlState, InstanceState, LeaseSite, Mode, Policy, SiteRecord
 from hfo_watchdog.signals import secs
+from hfo_watchdog.steady import steady_gap_s
 
 _ACTIVE_WORKLOAD = frozenset({"running", "starting"})
 _MANAGED = tuple(alerts.KINDS)
+
+
+def _funnel_outage(st: ControlState, primary: SiteRecord | None, now: float, policy: Policy) -> bool:
+    """The probe is down while the primary's heartbeats keep arriving: the likely cause is the
+    probe's path (Funnel, the health service), not the primary. True only when the heartbeats
+    make that diagnosis true (issue 10: the alert used to fire in the first seconds of every real
+    laptop death, while its last heartbeat was merely younger than the lease TTL):
+
+    - the run of heartbeats is unbroken now (the last one is within the steady gap);
+    - heartbeats went on arriving at least two intervals into the probe outage (a dead laptop's
+      last heartbeat comes before, or with, its first failed probe);
+    - and that run began before the probes started failing, or has lasted the recovery window
+      (a primary back from an outage whose probe still fails)."""
+    if primary is None:
+        return False
+    since = st.probe_failing_since
+    if since is None:  # a state written before the field: the latest failure is the safe choice
+        since = st.last_probe.at if st.last_probe is not None else now
+    interval = policy.heartbeat_interval_s
+    return (
+        now - primary.received_at <= steady_gap_s(policy)
+        and primary.received_at - since >= 2 * interval
+        and (primary.steady_since <= since or now - primary.steady_since >= policy.recovery_steady_s)
+    )
 
 
 def _fresh_active(rec: SiteRecord | None, now: float, policy: Policy) -> bool:
@@ -20,10 +45,7 @@ def _fresh_active(rec: SiteRecord | None, now: float, policy: Policy) -> bool:
 def check(d: Draft, t: Tick) -> None:
     st, sig, obs, policy = d.state, t.sig, t.obs, d.policy
     active: dict[str, str] = {}
-    # "Heartbeats arrive" = the primary's agent still holds its lease (last one younger than the
-    # TTL): a probe outage then is Funnel's, not the primary's. An older heartbeat is an outage
-    # on its way to DOWN, not a degradation.
-    if sig.probe == "down" and sig.heartbeat_age is not None and sig.heartbeat_age < policy.lease_ttl_s:
+    if sig.probe == "down" and _funnel_outage(st, obs.primary, d.now, policy):
         active[alerts.DEGRADED_PROBE] = f"{sig.probe_reason}, but {sig.heartbeat_reason}: no failover"
     if sig.heartbeat == "down" and sig.probe == "alive":
         active[alerts.DEGRADED_HEARTBEAT] = f"{sig.heartbeat_reason}, but {sig.probe_reason}: no failover"

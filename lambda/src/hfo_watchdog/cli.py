@@ -115,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     probe.add_argument("url", help="https:// URL of the health endpoint, e.g. https://laptop.tailnet.ts.net/healthz")
-    probe.add_argument("--ca-bundle", help="extra CA bundle file (private or test CAs)")
+    probe.add_argument(
+        "--ca-bundle",
+        help="CA bundle file to verify the endpoint with, instead of the default trust store "
+        "(private or test CAs; not for a Funnel URL, whose certificate the default store verifies)",
+    )
     group = probe.add_mutually_exclusive_group()
     group.add_argument("--secret-file", help="file holding the shared secret (plain or JSON keyring)")
     group.add_argument("--secret-env", help=f"environment variable holding the secret (default {DEFAULT_SECRET_ENV})")

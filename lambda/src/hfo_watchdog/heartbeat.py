@@ -1,10 +1,13 @@
 """The heartbeat endpoint (Lambda Function URL): check, record, answer with the lease.
 
 Checks run in the exact order of docs/protocol.md#heartbeat; each refusal answers its status and
-error code and changes no state. An accepted heartbeat is recorded in its site's item only
-(conditional on `sent_at` increasing: the replay check), then the engine may complete a handover
-that this heartbeat fulfils; that write uses the control item's `version` condition, like a tick.
-The answer carries the current lease, signed with purpose `lease`.
+error code and changes no state. The store reads first and writes last: the heartbeat is recorded
+in its site's item only (the replay guard of docs/protocol.md#replay-protection), in one
+transaction with a check that the control item is still as read, so every refusal, `unavailable`
+included, comes before the only write. Then the engine may complete a handover that this
+heartbeat fulfils; that write uses the control item's `version` condition, like a tick, and a
+failure there defers the handover (the heartbeat stays accepted and is answered with the lease
+as read, `none`). The answer carries the lease, signed with purpose `lease`.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_protocol.timefmt import format_ts
 
 from hfo_watchdog import engine
-from hfo_watchdog.model import ControlState, Policy, Site, SiteRecord
-from hfo_watchdog.store import HeartbeatReplay, StoreUnavailable
+from hfo_watchdog.model import ControlState, LeaseSite, Policy, Site
+from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, StoreUnavailable
 from hfo_watchdog.tick import Effects, Log, TickStore, commit_and_act, lease_guard
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
@@ -46,7 +49,9 @@ class HeartbeatStore(TickStore, Protocol):
     """What the heartbeat handler needs: the tick's conditional control writes, plus its site's
     record and a control-only read."""
 
-    def record_heartbeat(self, hb: Heartbeat, received_at: float) -> SiteRecord: ...
+    def accept_heartbeat(
+        self, hb: Heartbeat, clock: Callable[[], float], *, replay_window_s: float
+    ) -> AcceptedHeartbeat: ...
 
     def load_control(self) -> ControlState: ...
 
@@ -90,31 +95,44 @@ def _headers(event: Mapping[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
 
 
-def _body(event: Mapping[str, Any]) -> bytes:
+def _raw_body(event: Mapping[str, Any]) -> tuple[str, bool]:
     body = event.get("body")
     if body is None:
-        return b""
+        return "", False
     if not isinstance(body, str):
         raise Refused("malformed", "body must be text")
-    if event.get("isBase64Encoded"):
-        # Decoding a huge body only to measure it would be wasteful: a base64 text longer than
-        # 4/3 of the cap (plus padding) cannot decode to something within it.
-        if len(body) > (MAX_HEARTBEAT_BYTES + 2) // 3 * 4:
-            raise Refused("too_large", f"body is larger than {MAX_HEARTBEAT_BYTES} bytes")
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise Refused("malformed", "body is not valid base64") from None
-    return body.encode("utf-8")
+    return body, bool(event.get("isBase64Encoded"))
+
+
+def _size(text: str, is_base64: bool) -> int:
+    """The body's size in bytes, without decoding it (a base64 text's length says its size)."""
+    if not is_base64:
+        return len(text.encode("utf-8", "surrogatepass"))
+    stripped = text.rstrip("=")
+    return len(stripped) * 3 // 4
+
+
+def _bytes(text: str, is_base64: bool) -> bytes:
+    """The exact bytes to verify. Only after the signature header is known to be there: a body
+    that cannot be decoded can match no signature, and says nothing about the schema."""
+    if not is_base64:
+        # A lone surrogate (possible in a JSON event, never in UTF-8) is kept as the bytes that
+        # encode it, which are not UTF-8: no signature matches them and no parser accepts them.
+        return text.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused("bad_signature", "body is not valid base64: no signature can match it") from None
 
 
 def check(event: Mapping[str, Any], keyring: Keyring, now: float, max_skew_s: float) -> Heartbeat:
     """Every check that needs no state, in the documented order. Raises Refused."""
     if _method(event) != "POST":
         raise Refused("method_not_allowed", "heartbeats are POSTed")
-    body = _body(event)
-    if len(body) > MAX_HEARTBEAT_BYTES:
-        raise Refused("too_large", f"body is {len(body)} bytes; at most {MAX_HEARTBEAT_BYTES}")
+    text, is_base64 = _raw_body(event)
+    size = _size(text, is_base64)
+    if size > MAX_HEARTBEAT_BYTES:
+        raise Refused("too_large", f"body is {size} bytes; at most {MAX_HEARTBEAT_BYTES}")
     headers = _headers(event)
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != CONTENT_TYPE:
@@ -122,6 +140,9 @@ def check(event: Mapping[str, Any], keyring: Keyring, now: float, max_skew_s: fl
     signature = headers.get(_SIGNATURE_HEADER)
     if not signature:
         raise Refused("unsigned", f"no {SIGNATURE_HEADER} header")
+    body = _bytes(text, is_base64)
+    if len(body) > MAX_HEARTBEAT_BYTES:
+        raise Refused("too_large", f"body is {len(body)} bytes; at most {MAX_HEARTBEAT_BYTES}")
     try:
         verify_heartbeat(keyring, signature, body)
     except SignatureError as exc:
@@ -160,23 +181,22 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
         log.warning("heartbeat_refused", extra={"error": refused.code, "why": refused.message, **_source(event)})
         return refusal(refused.code, refused.message)
     try:
-        record = deps.store.record_heartbeat(hb, now)
+        accepted = deps.store.accept_heartbeat(hb, deps.clock, replay_window_s=2 * deps.max_skew_s)
     except HeartbeatReplay as replay:
         log.warning("heartbeat_refused", extra={"error": "replay", "site": hb.site, "why": str(replay)})
         return refusal("replay", str(replay))
     except StoreUnavailable as exc:
         log.error("heartbeat_unavailable", extra={"site": hb.site, "why": str(exc)})
         return refusal("unavailable", "the watchdog's state store cannot be reached; retry")
-    try:
-        state = _decide_and_save(deps, record, now)
-    except StoreUnavailable as exc:
-        log.error("heartbeat_unavailable", extra={"site": hb.site, "why": str(exc), "stage": "lease"})
-        return refusal("unavailable", "the watchdog's state store cannot be reached; retry")
+    # Recorded: from here on the heartbeat is accepted, whatever happens to the handover.
+    state = _complete_handover(deps, accepted, now)
     log.debug(
         "heartbeat_accepted",
         extra={
             "site": hb.site,
             "sent_at": format_ts(hb.sent_at),
+            "seq": hb.seq,
+            "boot": hb.boot,
             "workload": hb.workload,
             "epoch_seen": hb.epoch_seen,
             "ready": hb.ready,
@@ -198,32 +218,40 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
     return _response(200, answer, {_SIGNATURE_HEADER: sign_lease_answer(deps.keyring, answer)})
 
 
-def _decide_and_save(deps: HeartbeatDeps, record: SiteRecord, now: float) -> ControlState:
-    """Let the engine complete a handover this heartbeat fulfils; return the state to answer with."""
-    state, primary, standby = deps.store.load()
-    if record.site == Site.PRIMARY:
-        primary, other = record, standby
-    else:
-        standby, other = record, primary
+def _complete_handover(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> ControlState:
+    """Let the engine complete a handover this heartbeat fulfils; return the state to answer with.
+
+    The engine decides only while the lease names no site, so when anything here fails the answer
+    is the state as read (lease `none`), which lets no site run: the handover waits for the next
+    heartbeat or tick, and the accepted heartbeat is never turned into a refusal after its write."""
+    state, record = accepted.state, accepted.record
+    other = accepted.standby if record.site == Site.PRIMARY else accepted.primary
     decision = engine.on_heartbeat(state, record, other, now, deps.policy)
     if decision is None:
         return state
-    committed = commit_and_act(
-        deps.store,
-        deps.effects,
-        decision,
-        state.version,
-        deps.policy,
-        deps.clock,
-        deps.log,
-        guard=lease_guard(decision, primary, standby),
-        context={"trigger": f"heartbeat:{record.site.value}"},
-    )
-    if committed is None:
+    assert state.lease.site == LeaseSite.NONE  # on_heartbeat's precondition, and what makes the fallback safe
+    try:
+        committed = commit_and_act(
+            deps.store,
+            deps.effects,
+            decision,
+            state.version,
+            deps.policy,
+            deps.clock,
+            deps.log,
+            guard=lease_guard(decision, accepted.primary, accepted.standby),
+            context={"trigger": f"heartbeat:{record.site.value}"},
+        )
+        if committed is not None:
+            return committed.state
         # Someone else changed the control item meanwhile: answer with what is stored now, never
         # with the state this invocation failed to write.
         return deps.store.load_control()
-    return committed.state
+    except StoreUnavailable as exc:
+        deps.log.error(
+            "handover_deferred", extra={"site": record.site.value, "why": str(exc), "lease": "none", "stage": "lease"}
+        )
+        return state
 
 
 def _source(event: Mapping[str, Any]) -> dict[str, Any]:

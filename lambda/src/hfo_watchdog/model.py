@@ -142,6 +142,7 @@ class ControlState:
     probe_fail_streak: int = 0
     probe_ok_streak: int = 0
     last_probe: ProbeResult | None = None
+    probe_failing_since: float | None = None  # first failed probe of the current failing streak
     last_start_at: float | None = None  # last EC2 start request (cooldown)
     start_count: int = 0
     start_failures: int = 0  # consecutive failed start attempts

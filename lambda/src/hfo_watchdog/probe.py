@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import http.client
 import math
 import socket
 import ssl
@@ -181,6 +182,9 @@ def _classify_exception(exc: BaseException, deadline: _Deadline, total_s: float)
     if any(isinstance(c, (ConnectionRefusedError, ConnectionResetError)) for c in chain):
         what = "refused" if any(isinstance(c, ConnectionRefusedError) for c in chain) else "reset"
         return ProbeFailure.CONNECT_REFUSED, f"TCP connection {what}"
+    oversized = next((c for c in chain if _head_over_limits(c)), None)
+    if oversized is not None:
+        return ProbeFailure.TOO_LARGE, _short(f"the answer's head is over the client's limits ({oversized})")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)) or any(
         isinstance(c, (urllib3.exceptions.ProtocolError, urllib3.exceptions.IncompleteRead)) for c in chain
     ):
@@ -188,6 +192,14 @@ def _classify_exception(exc: BaseException, deadline: _Deadline, total_s: float)
     if isinstance(exc, requests.exceptions.ConnectionError):
         return ProbeFailure.CONNECT_REFUSED, _short(f"connection failed ({name})")
     return ProbeFailure.ERROR, _short(f"unexpected {name} during the probe")
+
+
+def _head_over_limits(exc: BaseException) -> bool:
+    """http.client's refusal of an answer head it will not read: more than 100 header lines, or a
+    status or header line over 64 KiB (issue 10: these were classed `timeout`)."""
+    if isinstance(exc, http.client.LineTooLong):
+        return True
+    return type(exc) is http.client.HTTPException and str(exc).startswith("got more than")
 
 
 def _content_type_ok(value: str | None) -> bool:

@@ -79,8 +79,21 @@ def record_probe(state: ControlState, probe: ProbeResult | None) -> ControlState
     if probe is None:
         return state
     if probe.ok:
-        return replace(state, probe_ok_streak=state.probe_ok_streak + 1, probe_fail_streak=0, last_probe=probe)
-    return replace(state, probe_fail_streak=state.probe_fail_streak + 1, probe_ok_streak=0, last_probe=probe)
+        return replace(
+            state,
+            probe_ok_streak=state.probe_ok_streak + 1,
+            probe_fail_streak=0,
+            last_probe=probe,
+            probe_failing_since=None,
+        )
+    since = state.probe_failing_since if state.probe_fail_streak > 0 else None
+    return replace(
+        state,
+        probe_fail_streak=state.probe_fail_streak + 1,
+        probe_ok_streak=0,
+        last_probe=probe,
+        probe_failing_since=probe.at if since is None else since,
+    )
 
 
 def probe_signal(state: ControlState, policy: Policy) -> tuple[str, str]:

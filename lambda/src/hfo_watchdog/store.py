@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,10 @@ HISTORY_PK = "HISTORY"
 SITE_PK = "SITE"
 _RECORD_ATTEMPTS = 4
 _BATCH_ATTEMPTS = 4
+# The replay guard (docs/protocol.md#replay-protection): the last accepted seq of each agent process
+# (boot id) of a site, kept while a captured heartbeat of it could still pass the skew check.
+LEGACY_BOOT = "legacy"  # heartbeats without a boot id (agents older than the field): sent_at must grow
+MAX_BOOTS = 8  # agent processes of one site remembered at once; a 9th within the window is refused
 
 
 class StoreError(RuntimeError):
@@ -49,16 +53,81 @@ class StoreUnavailable(StoreError):
 
 
 class HeartbeatReplay(StoreError):
-    """A heartbeat whose sent_at is not later than the last accepted one of its site."""
+    """A heartbeat the replay guard refuses: not later, in its agent process, than one accepted."""
 
-    def __init__(self, site: str, sent_at: float, last_sent_at: float) -> None:
-        super().__init__(
-            f"heartbeat of {site} sent at {format_ts(sent_at)} is not later than the last accepted "
-            f"one ({format_ts(last_sent_at)})"
-        )
+    def __init__(self, site: str, why: str) -> None:
+        super().__init__(f"heartbeat of {site}: {why}")
         self.site = site
-        self.sent_at = sent_at
-        self.last_sent_at = last_sent_at
+
+
+@dataclass(frozen=True)
+class BootMark:
+    """The last accepted heartbeat of one agent process of a site."""
+
+    seq: int
+    sent_at: float
+    at: float  # received_at (the watchdog's clock)
+
+
+def next_boots(
+    site: str, boots: Mapping[str, BootMark], hb: Heartbeat, received_at: float, window_s: float
+) -> dict[str, BootMark]:
+    """The replay guard: the site's boot marks after accepting `hb`, or HeartbeatReplay.
+
+    A heartbeat of a known agent process must carry a higher `seq` than that process's last
+    accepted one; a new process (boot id) is accepted. A process is forgotten `window_s` after its
+    last accepted heartbeat (2 x the allowed skew: by then every copy of its heartbeats fails the
+    skew check). A heartbeat without a boot id (an older agent) must carry a later `sent_at`.
+    """
+    live = {k: v for k, v in boots.items() if received_at - v.at < window_s}
+    key = LEGACY_BOOT if hb.boot is None else hb.boot
+    mark = live.get(key)
+    if mark is not None:
+        if hb.boot is None and hb.sent_at <= mark.sent_at:
+            raise HeartbeatReplay(
+                site,
+                f"sent at {format_ts(hb.sent_at)}, not later than the last accepted one ({format_ts(mark.sent_at)})",
+            )
+        if hb.boot is not None and hb.seq <= mark.seq:
+            raise HeartbeatReplay(
+                site, f"seq {hb.seq} of agent process {key} is not above the last accepted one ({mark.seq})"
+            )
+    elif len(live) >= MAX_BOOTS:
+        raise HeartbeatReplay(
+            site,
+            f"{len(live)} agent processes heartbeated within {window_s:g}s; a new one is refused until one ages out",
+        )
+    live[key] = BootMark(seq=hb.seq, sent_at=hb.sent_at, at=received_at)
+    return live
+
+
+def _boots_to_item(boots: Mapping[str, BootMark]) -> dict[str, Any]:
+    return {"M": {k: {"M": {"seq": _n(v.seq), "sent_at": _n(v.sent_at), "at": _n(v.at)}} for k, v in boots.items()}}
+
+
+def _boots_from_item(item: Mapping[str, Any]) -> dict[str, BootMark]:
+    attr = item.get("boots")
+    if attr is None:
+        # An item written before boot ids: its last heartbeat continues the sent_at rule.
+        return {
+            LEGACY_BOOT: BootMark(
+                seq=_get_i(item, "seq"), sent_at=float(item["sent_at"]["N"]), at=float(item["received_at"]["N"])
+            )
+        }
+    return {
+        k: BootMark(seq=int(v["M"]["seq"]["N"]), sent_at=float(v["M"]["sent_at"]["N"]), at=float(v["M"]["at"]["N"]))
+        for k, v in attr["M"].items()
+    }
+
+
+@dataclass(frozen=True)
+class AcceptedHeartbeat:
+    """An accepted heartbeat and the state it was recorded against (one consistent snapshot)."""
+
+    record: SiteRecord  # the site item as written
+    state: ControlState  # the control item, unchanged between the read and the write
+    primary: SiteRecord | None  # both site items after the write (one of them is `record`)
+    standby: SiteRecord | None
 
 
 @dataclass(frozen=True)
@@ -171,6 +240,7 @@ def control_to_item(state: ControlState, *, updated_at: float, writer: str) -> d
         "lease_changed_at": _n(state.lease.changed_at),
         "probe_fail_streak": _n(state.probe_fail_streak),
         "probe_ok_streak": _n(state.probe_ok_streak),
+        "probe_failing_since": _opt_n(state.probe_failing_since),
         "last_start_at": _opt_n(state.last_start_at),
         "start_count": _n(state.start_count),
         "start_failures": _n(state.start_failures),
@@ -200,6 +270,7 @@ def control_from_item(item: Mapping[str, Any]) -> ControlState:
         probe_fail_streak=_get_i(item, "probe_fail_streak"),
         probe_ok_streak=_get_i(item, "probe_ok_streak"),
         last_probe=_probe_from_item(item.get("last_probe")),
+        probe_failing_since=_get_f(item, "probe_failing_since"),
         last_start_at=_get_f(item, "last_start_at"),
         start_count=_get_i(item, "start_count"),
         start_failures=_get_i(item, "start_failures"),
@@ -272,6 +343,13 @@ class DynamoStateStore:
 
     def load(self) -> tuple[ControlState, SiteRecord | None, SiteRecord | None]:
         """One consistent BatchGetItem for the control item and both site items."""
+        control, sites = self._load_items()
+        state = ControlState() if control is None else control_from_item(control)
+        records = {site: site_from_item(item) for site, item in sites.items()}
+        return state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value)
+
+    def _load_items(self) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        """The raw control item (None when absent) and site items (by site), read consistently."""
         keys = [CONTROL_KEY, _site_key(Site.PRIMARY.value), _site_key(Site.STANDBY.value)]
         found: list[dict[str, Any]] = []
         request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
@@ -283,15 +361,14 @@ class DynamoStateStore:
                 break
         else:
             raise StoreUnavailable("DynamoDB left keys unprocessed after repeated BatchGetItem calls")
-        control = ControlState()
-        sites: dict[str, SiteRecord] = {}
+        control: dict[str, Any] | None = None
+        sites: dict[str, dict[str, Any]] = {}
         for item in found:
             if item["pk"]["S"] == "CONTROL":
-                control = control_from_item(item)
+                control = item
             else:
-                record = site_from_item(item)
-                sites[record.site.value] = record
-        return control, sites.get(Site.PRIMARY.value), sites.get(Site.STANDBY.value)
+                sites[item["sk"]["S"]] = item
+        return control, sites
 
     def load_control(self) -> ControlState:
         answer = self._call("get_item", TableName=self.table_name, Key=CONTROL_KEY, ConsistentRead=True)
@@ -420,25 +497,38 @@ class DynamoStateStore:
             "expires_at": _n(int(t.at + self._history_ttl_s)),
         }
 
-    def record_heartbeat(self, hb: Heartbeat, received_at: float) -> SiteRecord:
-        """Record an accepted heartbeat in its site's item only, conditional on `sent_at` increasing.
+    def record_heartbeat(self, hb: Heartbeat, received_at: float, *, replay_window_s: float = 60.0) -> SiteRecord:
+        """accept_heartbeat() at a fixed time, returning the record (tests, the CLI's fixtures)."""
+        return self.accept_heartbeat(hb, lambda: received_at, replay_window_s=replay_window_s).record
 
-        Raises HeartbeatReplay when the stored `sent_at` is not older, StoreUnavailable when
-        DynamoDB cannot be reached. `steady_since` restarts when the previous heartbeat is more
-        than `steady_gap_s` old (the run of heartbeats was broken).
+    def accept_heartbeat(
+        self, hb: Heartbeat, clock: Callable[[], float], *, replay_window_s: float = 60.0
+    ) -> AcceptedHeartbeat:
+        """Record a heartbeat that passed every check needing no state: read, judge, write once.
+
+        Reads the control item and both site items (one consistent BatchGetItem), applies the
+        replay guard (`next_boots`), then writes the site item in one transaction with a
+        ConditionCheck that the control item is still at the version read: the lease returned in
+        `state` is the one in force when the heartbeat was recorded (a tick that moved it in
+        between makes the write fail, and the heartbeat is judged again on a fresh read). Nothing
+        is written before every read succeeded, and the one write is the last store call: a
+        failure (StoreUnavailable) or a refusal (HeartbeatReplay) leaves the table as it was.
+        `received_at` is taken after the read and grows with every write of the site's item.
         """
         site = Site(hb.site)
         for _ in range(_RECORD_ATTEMPTS):
-            answer = self._call("get_item", TableName=self.table_name, Key=_site_key(site.value), ConsistentRead=True)
-            previous = answer.get("Item")
+            control_item, site_items = self._load_items()
+            previous = site_items.get(site.value)
+            received_at = clock()
             if previous is None:
-                steady_since, count = received_at, 1
+                steady_since, count, boots = received_at, 1, {}
             else:
                 last = site_from_item(previous)
-                if hb.sent_at <= last.sent_at:
-                    raise HeartbeatReplay(site.value, hb.sent_at, last.sent_at)
+                received_at = max(received_at, last.received_at + 0.001)  # strictly later than the item read
                 steady_since = steady_since_after(last, received_at, self._steady_gap_s)
                 count = last.count + 1
+                boots = _boots_from_item(previous)
+            boots = next_boots(site.value, boots, hb, received_at, replay_window_s)
             record = SiteRecord(
                 site=site,
                 sent_at=hb.sent_at,
@@ -460,20 +550,31 @@ class DynamoStateStore:
                 "count": _n(count),
                 "seq": _n(hb.seq),
                 "agent": _s(hb.agent),
+                "boot": _opt_s(hb.boot),
+                "boots": _boots_to_item(boots),
             }
             put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
             if previous is None:
                 put["ConditionExpression"] = "attribute_not_exists(pk)"
             else:
-                # The exact value read: the write replaces what was read or nothing at all.
-                put["ConditionExpression"] = "sent_at = :previous"
-                put["ExpressionAttributeValues"] = {":previous": previous["sent_at"]}
+                # The exact item read: the write replaces what was read or nothing at all.
+                put["ConditionExpression"] = "received_at = :previous"
+                put["ExpressionAttributeValues"] = {":previous": previous["received_at"]}
+            check: dict[str, Any] = {"TableName": self.table_name, "Key": CONTROL_KEY}
+            if control_item is None:
+                check["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                check["ConditionExpression"] = "version = :version"
+                check["ExpressionAttributeValues"] = {":version": control_item["version"]}
             try:
-                self._call("put_item", **put)
-            except _ConditionFailed:
-                continue  # another heartbeat of this site landed in between: read again
-            return record
-        raise StoreUnavailable(f"heartbeat of {site.value}: too much write contention on its site item")
+                self._call("transact_write_items", TransactItems=[{"Put": put}, {"ConditionCheck": check}])
+            except (_ConditionFailed, _Contention):
+                continue  # a heartbeat of this site, or a control write, landed in between: read again
+            state = ControlState() if control_item is None else control_from_item(control_item)
+            records = {s: site_from_item(i) for s, i in site_items.items()}
+            records[site.value] = record
+            return AcceptedHeartbeat(record, state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value))
+        raise StoreUnavailable(f"heartbeat of {site.value}: too much write contention on the state table")
 
     # -- plumbing
 
@@ -489,9 +590,16 @@ class DynamoStateStore:
                 reasons = exc.response.get("CancellationReasons") or []
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
                     raise _ConditionFailed([str(r.get("Code")) for r in reasons]) from None
+                if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                    raise _Contention(f"DynamoDB {operation} failed: TransactionConflict") from exc
             raise StoreUnavailable(f"DynamoDB {operation} failed: {code or type(exc).__name__}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc
+
+
+class _Contention(StoreUnavailable):
+    """Internal: a transaction lost to another one in progress on one of its items. Callers that
+    retry on a lost condition retry on it too; to everyone else it is StoreUnavailable."""
 
 
 class _ConditionFailed(Exception):

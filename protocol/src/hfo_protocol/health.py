@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfo_protocol.errors import ProtocolError
+from hfo_protocol.jsondoc import bounded_int, is_version, loads_object
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import check_nonce
 from hfo_protocol.signing import sign, verify
@@ -66,18 +67,13 @@ def verify_health(keyring: Keyring, header: str | None, nonce: str, body: bytes)
 
 def parse_health_body(body: bytes) -> HealthDocument:
     """Parse and validate a health document. Raise ProtocolError('not_health_document')."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("not_health_document", "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ProtocolError("not_health_document", "body is not a JSON object")
+    doc = loads_object(body, "body", "not_health_document")
     status = doc.get("status")
     if status not in STATUSES:
         raise ProtocolError("not_health_document", f"status must be one of {STATUSES}")
     ext = doc.get("hfo")
-    if not isinstance(ext, dict) or ext.get("v") != 1:
-        raise ProtocolError("not_health_document", "missing hfo member with v=1")
+    if not isinstance(ext, dict) or not is_version(ext.get("v"), 1):
+        raise ProtocolError("not_health_document", "missing hfo member with v=1 (the integer)")
     site = ext.get("site")
     if not isinstance(site, str):
         raise ProtocolError("not_health_document", "hfo.site must be a string")
@@ -90,8 +86,8 @@ def parse_health_body(body: bytes) -> HealthDocument:
     except ProtocolError as exc:
         raise ProtocolError("not_health_document", exc.message) from None
     epoch = ext.get("leaseEpoch")
-    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
-        raise ProtocolError("not_health_document", "hfo.leaseEpoch must be a non-negative integer or null")
+    if epoch is not None and not bounded_int(epoch):
+        raise ProtocolError("not_health_document", "hfo.leaseEpoch must be an integer from 0 to 2^53-1, or null")
     checks = doc.get("checks")
     if checks is not None and not isinstance(checks, dict):
         raise ProtocolError("not_health_document", "checks must be an object")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfo_protocol.errors import ProtocolError
+from hfo_protocol.jsondoc import MAX_INT, bounded_int, is_version, loads_object
 from hfo_protocol.keys import Keyring
-from hfo_protocol.nonce import check_nonce
+from hfo_protocol.nonce import check_boot_id, check_nonce
 from hfo_protocol.signing import sign, verify
 from hfo_protocol.timefmt import format_ts, parse_ts
 
@@ -16,6 +17,7 @@ CONTENT_TYPE = "application/json"
 MAX_HEARTBEAT_BYTES = 4096
 SITES = ("primary", "standby")
 LEASE_SITES = ("primary", "standby", "none")
+MAX_TTL_S = 86_400  # a lease answer's ttl_s and heartbeat_interval_s: a day at most
 WORKLOAD_STATES = ("running", "starting", "stopping", "stopped", "unknown")
 
 # Refusal codes -> HTTP status. Every refusal leaves the watchdog's state untouched.
@@ -35,22 +37,17 @@ REFUSALS: dict[str, int] = {
 }
 
 
-def _int(doc: dict[str, Any], key: str, minimum: int = 0) -> int:
+def _int(doc: dict[str, Any], key: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
     value = doc.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ProtocolError("malformed", f"{key} must be an integer >= {minimum}")
-    return value
+    if not bounded_int(value, minimum, maximum):
+        raise ProtocolError("malformed", f"{key} must be an integer from {minimum} to {maximum}")
+    return value  # type: ignore[return-value]
 
 
 def _object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("malformed", f"{what} is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ProtocolError("malformed", f"{what} is not a JSON object")
-    if doc.get("v") != 1:
-        raise ProtocolError("malformed", f"{what} must carry v=1")
+    doc = loads_object(body, what, "malformed")
+    if not is_version(doc.get("v"), 1):
+        raise ProtocolError("malformed", f"{what} must carry v=1 (the integer)")
     return doc
 
 
@@ -63,27 +60,31 @@ class Heartbeat:
     site: str
     sent_at: float  # epoch seconds, the agent's clock
     nonce: str
-    seq: int  # increases by one per heartbeat of one agent process; informative
+    seq: int  # increases with every heartbeat of one agent process (one boot)
     workload: str  # one of WORKLOAD_STATES
     epoch_seen: int  # highest lease epoch the agent has seen
     ready: bool  # the site could take the lease now (its cluster and workload image are ready)
     agent: str = "hfo-agent"
+    # Random per agent process, drawn at start. With `seq`, the watchdog's replay guard (a wall
+    # clock step cannot break it). None only in heartbeats of agents older than the field.
+    boot: str | None = None
 
 
 def build_heartbeat(hb: Heartbeat) -> bytes:
-    return _dump(
-        {
-            "v": 1,
-            "site": hb.site,
-            "sent_at": format_ts(hb.sent_at),
-            "nonce": hb.nonce,
-            "seq": hb.seq,
-            "workload": hb.workload,
-            "epoch_seen": hb.epoch_seen,
-            "ready": hb.ready,
-            "agent": hb.agent,
-        }
-    )
+    doc: dict[str, Any] = {
+        "v": 1,
+        "site": hb.site,
+        "sent_at": format_ts(hb.sent_at),
+        "nonce": hb.nonce,
+        "seq": hb.seq,
+        "workload": hb.workload,
+        "epoch_seen": hb.epoch_seen,
+        "ready": hb.ready,
+        "agent": hb.agent,
+    }
+    if hb.boot is not None:
+        doc["boot"] = hb.boot
+    return _dump(doc)
 
 
 def sign_heartbeat(keyring: Keyring, body: bytes) -> str:
@@ -122,6 +123,7 @@ def parse_heartbeat(body: bytes) -> Heartbeat:
         epoch_seen=_int(doc, "epoch_seen"),
         ready=ready,
         agent=agent,
+        boot=check_boot_id(doc["boot"]) if "boot" in doc else None,
     )
 
 
@@ -178,10 +180,10 @@ def parse_lease_answer(body: bytes) -> LeaseAnswer:
         server_time=parse_ts(doc.get("server_time"), "server_time"),
         site=site,
         epoch=_int(lease, "epoch"),
-        ttl_s=_int(lease, "ttl_s", minimum=1),
+        ttl_s=_int(lease, "ttl_s", minimum=1, maximum=MAX_TTL_S),
         mode=doc["mode"],
         phase=doc["phase"],
-        heartbeat_interval_s=_int(doc, "heartbeat_interval_s", minimum=1),
+        heartbeat_interval_s=_int(doc, "heartbeat_interval_s", minimum=1, maximum=MAX_TTL_S),
     )
 
 

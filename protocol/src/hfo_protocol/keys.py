@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MIN_KEY_BYTES = 32
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+_KID = re.compile(r"[A-Za-z0-9._-]{1,32}")  # fullmatch
 DEFAULT_KID = "default"
 
 
@@ -23,7 +23,7 @@ class Keyring:
         if not self.keys:
             raise ValueError("keyring: no keys")
         for kid, key in self.keys.items():
-            if not _KID.match(kid):
+            if not isinstance(kid, str) or _KID.fullmatch(kid) is None:
                 raise ValueError(f"keyring: key id {kid!r} must match {_KID.pattern}")
             if len(key) < MIN_KEY_BYTES:
                 raise ValueError(f"keyring: key {kid!r} is {len(key)} bytes; at least {MIN_KEY_BYTES} are required")
@@ -51,6 +51,8 @@ class Keyring:
                 doc = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"keyring: secret looks like JSON but does not parse (line {exc.lineno})") from None
+            except RecursionError:
+                raise ValueError("keyring: secret looks like JSON but is nested too deeply") from None
             if (
                 not isinstance(doc, dict)
                 or not isinstance(doc.get("keys"), dict)

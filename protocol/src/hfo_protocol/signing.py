@@ -18,7 +18,7 @@ from hfo_protocol.keys import Keyring
 
 SIGNATURE_HEADER = "X-HFO-Signature"
 PURPOSES = frozenset({"health", "heartbeat", "lease"})
-_HEADER = re.compile(r"^v1;kid=([A-Za-z0-9._-]{1,32});sig=([A-Za-z0-9_-]{43})$")
+_HEADER = re.compile(r"v1;kid=([A-Za-z0-9._-]{1,32});sig=([A-Za-z0-9_-]{43})")  # fullmatch
 
 
 def _message(purpose: str, parts: tuple[bytes, ...]) -> bytes:
@@ -46,7 +46,7 @@ def verify(keyring: Keyring, header: str | None, purpose: str, *parts: bytes) ->
     """Check a header value; return the key id used. Raise SignatureError otherwise."""
     if header is None or header == "":
         raise SignatureError("missing", f"no {SIGNATURE_HEADER} header")
-    match = _HEADER.match(header.strip())
+    match = _HEADER.fullmatch(header.strip())
     if match is None:
         raise SignatureError("malformed", f"{SIGNATURE_HEADER} is not of the form v1;kid=<id>;sig=<base64url>")
     kid, sig = match.groups()

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from hfo_protocol.errors import ProtocolError
 
-_RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# [0-9], not \d (which also matches other scripts' digits); always fullmatch (`$` lets "\n" in).
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 def format_ts(epoch_seconds: float) -> str:
@@ -18,7 +19,7 @@ def format_ts(epoch_seconds: float) -> str:
 
 def parse_ts(value: object, field: str) -> float:
     """Parse an RFC 3339 UTC ('Z') timestamp into epoch seconds, or raise ProtocolError('malformed')."""
-    if not isinstance(value, str) or not _RFC3339_UTC.match(value):
+    if not isinstance(value, str) or _RFC3339_UTC.fullmatch(value) is None:
         raise ProtocolError("malformed", f"{field} must be an RFC 3339 UTC timestamp like 2026-01-31T12:00:00.000Z")
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
