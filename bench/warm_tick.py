@@ -62,11 +62,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import boto3
+    from hfo_drill.demo import DemoLambdaContext, function_url_event
+    from hfo_drill.moto_server import MotoProcess, provision
     from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
     from hfo_protocol.keys import Keyring
     from hfo_protocol.nonce import new_nonce
-    from hfo_watchdog.demo import DemoLambdaContext, function_url_event
-    from hfo_watchdog.demo_aws import MotoProcess, provision
 
     moto = MotoProcess()
     try:

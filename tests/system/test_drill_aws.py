@@ -8,8 +8,8 @@ import re
 
 import boto3
 import pytest
+from hfo_drill.aws_setup import MODULE_DEFAULTS, DrillConfigError, accelerate, directly, read_functions
 from hfo_watchdog.config import Settings
-from hfo_watchdog.drill_aws import MODULE_DEFAULTS, DrillConfigError, accelerate, directly, read_functions
 from testsupport.moto import MotoServer
 from testsupport.tools import REPO_ROOT
 

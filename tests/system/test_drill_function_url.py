@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hfo_drill.function_url import FunctionUrlServer, function_url_event, http_answer
 from hfo_protocol.heartbeat import (
     CONTENT_TYPE,
     Heartbeat,
@@ -25,7 +26,6 @@ from hfo_protocol.heartbeat import (
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import new_nonce
 from hfo_protocol.signing import SIGNATURE_HEADER
-from hfo_watchdog.drill_function_url import FunctionUrlServer, function_url_event, http_answer
 from testsupport.https import TestCA
 from testsupport.moto import MotoServer
 
@@ -211,9 +211,9 @@ def watchdog(
     aws: MotoServer, monkeypatch: pytest.MonkeyPatch, ca: TestCA
 ) -> Iterator[tuple[FunctionUrlServer, Keyring]]:
     import boto3
+    from hfo_drill.aws_setup import accelerate, directly, read_functions
+    from hfo_drill.demo import DemoLambdaContext
     from hfo_watchdog import handlers
-    from hfo_watchdog.demo import DemoLambdaContext
-    from hfo_watchdog.drill_aws import accelerate, directly, read_functions
 
     keyring_text = "drill-function-url-test-keyring-0123456789"
     session = boto3.session.Session()

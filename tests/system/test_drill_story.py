@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hfo_watchdog.drill_function_url import UrlCounters
-from hfo_watchdog.drill_ledger import LedgerTail, parse, summarize
-from hfo_watchdog.drill_story import Marks, Story, StoryFailed, Timeline, Timings
+from hfo_drill.function_url import UrlCounters
+from hfo_drill.ledger import LedgerTail, parse, summarize
+from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings
 from hfo_watchdog.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0

@@ -451,10 +451,10 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
     """The real tick and heartbeat handlers, in-process, with the environment Terraform gave the
     functions (read back from the emulator), fail over to the Terraform-made instance when the
     laptop's health server goes down and stop it when the laptop comes back."""
+    from hfo_drill.demo import in_process_transport
+    from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
     from hfo_protocol.keys import Keyring
     from hfo_watchdog import handlers
-    from hfo_watchdog.demo import in_process_transport
-    from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
     from testsupport.lambda_context import FakeLambdaContext
 
     names = stack.outputs["function_names"]

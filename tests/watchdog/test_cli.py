@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import trustme
+from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
 from hfo_watchdog import cli
-from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
 from hfo_watchdog.model import (
     ControlState,
     Lease,

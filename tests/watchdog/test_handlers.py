@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 import trustme
+from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
 from hfo_watchdog import handlers
 from hfo_watchdog.config import SecretError, SettingsError
-from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
 from hfo_watchdog.store import StoreUnavailable
 from testsupport.lambda_context import FakeLambdaContext
 from testsupport.moto import MotoServer

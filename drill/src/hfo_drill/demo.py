@@ -1,4 +1,4 @@
-"""`python -m hfo_watchdog.demo` (`make demo`): the whole system on one machine, no AWS account.
+"""`python -m hfo_drill` (`make demo`): the whole system on one machine, no AWS account.
 
 The full drill (docs/demo.md):
 
@@ -39,7 +39,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from hfo_watchdog.demo_laptop import Transport
+    from hfo_drill.demo_laptop import Transport
 
 TICK_S = 1.0
 BOT_PERIOD_S = 1.0
@@ -85,7 +85,7 @@ class DemoLambdaContext:
 
 def function_url_event(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """A POST / to a Function URL (payload format 2.0), for in-process callers (bench/)."""
-    from hfo_watchdog.drill_function_url import function_url_event as build
+    from hfo_drill.function_url import function_url_event as build
 
     return build("POST", "/", list(headers.items()), body, source_ip="127.0.0.1", url_id="demo", region="us-east-1")
 
@@ -139,16 +139,16 @@ def _private_file(path: Path, text: str) -> Path:
 def run(out: TextIO, opts: Options) -> int:
     import boto3
 
-    from hfo_watchdog.demo_aws import MotoProcess
-    from hfo_watchdog.demo_laptop import free_loopback_port
-    from hfo_watchdog.drill_aws import AwsSide, accelerate, directly, read_functions, subscribe_inbox, with_terraform
-    from hfo_watchdog.drill_function_url import FunctionUrlServer
-    from hfo_watchdog.drill_funnel import FunnelProxy
-    from hfo_watchdog.drill_ledger import LedgerTail, read, summarize
-    from hfo_watchdog.drill_proc import Child, alive
-    from hfo_watchdog.drill_sites import Site, SiteFiles, SiteTiming, site_command
-    from hfo_watchdog.drill_story import Story, StoryFailed, Timeline, Timings, print_summary
-    from hfo_watchdog.drill_terraform import Terraform, TerraformFailed, TerraformUnavailable
+    from hfo_drill.aws_setup import AwsSide, accelerate, directly, read_functions, subscribe_inbox, with_terraform
+    from hfo_drill.demo_laptop import free_loopback_port
+    from hfo_drill.function_url import FunctionUrlServer
+    from hfo_drill.funnel import FunnelProxy
+    from hfo_drill.ledger import LedgerTail, read, summarize
+    from hfo_drill.moto_server import MotoProcess
+    from hfo_drill.proc import Child, alive
+    from hfo_drill.sites import Site, SiteFiles, SiteTiming, site_command
+    from hfo_drill.story import Story, StoryFailed, Timeline, Timings, print_summary
+    from hfo_drill.terraform import Terraform, TerraformFailed, TerraformUnavailable
 
     wall = time.monotonic()
     timeline = Timeline(out)
@@ -304,7 +304,7 @@ def run(out: TextIO, opts: Options) -> int:
             raise DrillFailed(f"the laptop's processes did not start: {exc}") from None
         timeline.say(
             f"laptop: {' '.join(site_command('health'))} pid {children[0].pid} on 127.0.0.1:{primary.health_port}, "
-            f"agent pid {children[1].pid}, bot `python -m hfo_watchdog.drill_bot` (ledger {files.ledger})"
+            f"agent pid {children[1].pid}, bot `python -m hfo_drill.bot` (ledger {files.ledger})"
         )
 
         tick_config = aws.configs["tick"]
@@ -384,7 +384,7 @@ def _write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hfo_watchdog.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hfo_drill", description=__doc__.split("\n\n")[0])
     parser.add_argument("--verbose", action="store_true", help="also print the handlers' JSON logs and metrics")
     parser.add_argument(
         "--no-terraform", action="store_true", help="create the AWS resources directly instead of with Terraform"

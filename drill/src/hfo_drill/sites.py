@@ -1,6 +1,6 @@
 """The drill's two sites, as real processes: `hfo-site health` and `hfo-site agent` (exec
 backend) from healthcheck/, configured as docs/site.md says, each running the stand-in bot
-(`hfo_watchdog.drill_bot`) as its workload.
+(`hfo_drill.bot`) as its workload.
 
 - the primary (the laptop): health service + agent. `kill()` is the laptop dying: SIGKILL to
   the process groups of all of them at once, the bot's included. `start()` again is the laptop
@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfo_watchdog.demo_laptop import free_loopback_port
-from hfo_watchdog.drill_proc import Child, kill_together, spawn
+from hfo_drill.demo_laptop import free_loopback_port
+from hfo_drill.proc import Child, kill_together, spawn
 
 _PRIVATE_PREFIXES = ("AWS_", "HFO_", "POWERTOOLS_", "TF_", "MOTO_")
 
@@ -92,7 +92,7 @@ class Site:
             [
                 sys.executable,
                 "-m",
-                "hfo_watchdog.drill_bot",
+                "hfo_drill.bot",
                 "--site",
                 self.name,
                 "--ledger",

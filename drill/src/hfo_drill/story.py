@@ -20,12 +20,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
-from hfo_watchdog.demo_aws import drain_alerts, instance_state
-from hfo_watchdog.drill_aws import AwsSide
-from hfo_watchdog.drill_function_url import FunctionUrlServer
-from hfo_watchdog.drill_funnel import FunnelProxy
-from hfo_watchdog.drill_ledger import LedgerTail, Summary, summarize
-from hfo_watchdog.drill_sites import Site
+
+from hfo_drill.aws_setup import AwsSide
+from hfo_drill.function_url import FunctionUrlServer
+from hfo_drill.funnel import FunnelProxy
+from hfo_drill.ledger import LedgerTail, Summary, summarize
+from hfo_drill.moto_server import drain_alerts, instance_state
+from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
 

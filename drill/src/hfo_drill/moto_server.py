@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hfo_watchdog.demo_laptop import free_loopback_port
 from hfo_watchdog.store import ensure_table
+
+from hfo_drill.demo_laptop import free_loopback_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}

@@ -4,7 +4,7 @@ configuration as Terraform gave it to the functions, read back from the emulator
 Two ways to the same account:
 
 - `with_terraform()`: the repository's complete example (terraform/examples/complete), applied
-  to moto with the offline provider mirror (`hfo_watchdog.drill_terraform`);
+  to moto with the offline provider mirror (`hfo_drill.terraform`);
 - `directly()`: when Terraform cannot be used here, the same resources under the same names,
   created with boto3: state table, stopped standby instance, alert topic, HMAC secret, an IAM
   role and the two functions with the environment the Terraform module sets (its defaults),
@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hfo_watchdog.drill_proc import Child
-from hfo_watchdog.drill_terraform import Terraform, apply_example, lambda_package
 from hfo_watchdog.store import ensure_table
+
+from hfo_drill.proc import Child
+from hfo_drill.terraform import Terraform, apply_example, lambda_package
 
 NAME = "hfo"  # the example's default name prefix; the direct path uses the same names
 REGION = "us-east-1"
@@ -244,11 +245,13 @@ _LAMBDA_TRUST = {
 
 def _source_zip() -> bytes:
     """The function code for the direct path: moto stores it and never runs it."""
+    import hfo_watchdog
+
     buf = io.BytesIO()
-    package = Path(__file__).resolve().parent
+    package = Path(hfo_watchdog.__file__).resolve().parent
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(package.glob("*.py")):
-            zf.writestr(f"hfo_watchdog/{path.name}", path.read_bytes())
+        for path in sorted(package.rglob("*.py")):
+            zf.writestr(f"hfo_watchdog/{path.relative_to(package).as_posix()}", path.read_bytes())
     return buf.getvalue()
 
 
