@@ -47,7 +47,7 @@ class InstantProber:
     """A good probe result with no network at all."""
 
     def probe(self) -> Any:
-        from hfo_watchdog.model import ProbeResult
+        from hfo_watchdog.core.model import ProbeResult
 
         return ProbeResult(ok=True, at=time.time(), http_status=200, latency_ms=0.0, detail="instant (benchmark)")
 

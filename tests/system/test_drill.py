@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from hfo_drill.terraform import Terraform, TerraformUnavailable
-from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
+from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
 from testsupport.drill import DrillProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]

@@ -13,7 +13,7 @@ import pytest
 from hfo_drill.function_url import UrlCounters
 from hfo_drill.ledger import LedgerTail, parse, summarize
 from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings
-from hfo_watchdog.model import ControlState, Lease, LeaseSite
+from hfo_watchdog.core.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0
 GOOD_HISTORY = [{"from": "suspect", "to": "failing_over"}, {"from": "handing_back", "to": "healthy"}]

@@ -54,7 +54,7 @@ def test_same_sources_same_bytes(lambda_build: ModuleType, lambda_zip: Path, sou
 
 def test_changed_source_changes_the_hash(lambda_build: ModuleType, sources: tuple[Path, ...], tmp_path: Path):
     before = build(lambda_build, tmp_path / "a.zip", sources)
-    model = sources[0] / "model.py"
+    model = sources[0] / "core" / "model.py"
     model.write_text(model.read_text() + "\n# changed\n")
     after = build(lambda_build, tmp_path / "b.zip", sources)
     assert before.sha256_hex != after.sha256_hex
@@ -94,7 +94,7 @@ def test_package_imports_on_its_own(lambda_zip: Path, tmp_path: Path) -> None:
         zf.extractall(task)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import hfo_protocol, hfo_watchdog.model, requests, aws_lambda_powertools;"
+        "import hfo_protocol, hfo_watchdog.core.model, requests, aws_lambda_powertools;"
         "print(requests.__file__); print(hfo_protocol.__file__); print(aws_lambda_powertools.__file__)"
     )
     result = subprocess.run(

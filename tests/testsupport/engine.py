@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ActionKind,
     ControlState,
     Decision,

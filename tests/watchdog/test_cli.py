@@ -18,7 +18,7 @@ import pytest
 import trustme
 from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
 from hfo_watchdog import cli
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     Lease,
     LeaseSite,

@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 import pytest
 from hfo_watchdog.config import SecretError, Secrets, Settings, SettingsError, fetch_secret_string
-from hfo_watchdog.model import Policy
+from hfo_watchdog.core.model import Policy
 from testsupport.moto import MotoServer
 
 BASE = {

@@ -24,8 +24,8 @@ import boto3
 import pytest
 import requests
 from botocore.awsrequest import AWSResponse
+from hfo_watchdog.core.model import InstanceState
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
-from hfo_watchdog.model import InstanceState
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hfo_watchdog import alerts
-from hfo_watchdog.engine import decide
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Phase, Severity
+from hfo_watchdog.core import alerts
+from hfo_watchdog.core.engine import decide
+from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Phase, Severity
 from testsupport.engine import (
     POLICY,
     T0,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hfo_watchdog.engine import decide, set_mode
-from hfo_watchdog.model import ActionKind, InstanceState, Lease, LeaseSite, Mode, Phase
+from hfo_watchdog.core.engine import decide, set_mode
+from hfo_watchdog.core.model import ActionKind, InstanceState, Lease, LeaseSite, Mode, Phase
 from testsupport.engine import (
     POLICY,
     T0,

@@ -23,7 +23,7 @@ import itertools
 import os
 from collections import defaultdict
 
-from hfo_watchdog.model import ActionKind, InstanceState, LeaseSite, Mode, Phase, Policy
+from hfo_watchdog.core.model import ActionKind, InstanceState, LeaseSite, Mode, Phase, Policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from watchdog.sim import Command, Segment, Sim, Timing

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from hfo_watchdog.model import Notification, Severity
+from hfo_watchdog.core.model import Notification, Severity
 from hfo_watchdog.notify import (
     DISCORD_COLOURS,
     DiscordWebhookNotifier,

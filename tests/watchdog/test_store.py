@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     InstanceState,
     Lease,

@@ -11,8 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     Ec2Outcome,
     InstanceState,
@@ -24,6 +23,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
+from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.notify import SnsNotifier, sns_client
 from hfo_watchdog.store import DynamoStateStore
 from hfo_watchdog.tick import TickDeps, TickReport, run_tick

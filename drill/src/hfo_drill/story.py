@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
+from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
 
 from hfo_drill.aws_setup import AwsSide
 from hfo_drill.function_url import FunctionUrlServer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from hfo_watchdog.model import Policy
+from hfo_watchdog.core.model import Policy
 
 T = TypeVar("T", int, float)
 

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hfo_watchdog.model import Ec2Outcome, InstanceState
+from hfo_watchdog.core.model import Ec2Outcome, InstanceState
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ class Runtime:
         return self._once(f"client:{service}", lambda: self._session.client(service, config=config))
 
     def store(self, writer: str) -> DynamoStateStore:
-        from hfo_watchdog.steady import steady_gap_s
+        from hfo_watchdog.core.steady import steady_gap_s
         from hfo_watchdog.store import DynamoStateStore
 
         s = self.settings

@@ -33,8 +33,8 @@ from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_protocol.timefmt import format_ts
 
-from hfo_watchdog import engine
-from hfo_watchdog.model import ControlState, Policy, Site, SiteRecord
+from hfo_watchdog.core import engine
+from hfo_watchdog.core.model import ControlState, Policy, Site, SiteRecord
 from hfo_watchdog.store import HeartbeatReplay, StoreUnavailable
 from hfo_watchdog.tick import Effects, Log, TickStore, commit_and_act, lease_guard
 

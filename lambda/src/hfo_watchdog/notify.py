@@ -23,8 +23,8 @@ import boto3
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hfo_watchdog.core.model import Notification, Severity
 from hfo_watchdog.ec2 import client_config
-from hfo_watchdog.model import Notification, Severity
 from hfo_watchdog.ports import Notifier
 
 log = logging.getLogger(__name__)

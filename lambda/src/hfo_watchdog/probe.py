@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
-from hfo_watchdog.model import ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import ProbeFailure, ProbeResult
 
 SITES = ("primary", "standby")
 _CHUNK = 16384

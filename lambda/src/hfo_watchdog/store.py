@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hfo_protocol.heartbeat import Heartbeat
 from hfo_protocol.timefmt import format_ts
 
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     InstanceState,
     Lease,
@@ -31,7 +31,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.steady import steady_since_after
+from hfo_watchdog.core.steady import steady_since_after
 
 CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 HISTORY_PK = "HISTORY"

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from hfo_watchdog import engine
-from hfo_watchdog.model import (
+from hfo_watchdog.core import engine
+from hfo_watchdog.core.model import (
     Action,
     ActionKind,
     ControlState,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from hfo_watchdog import lease as leases
-from hfo_watchdog.model import (
+from hfo_watchdog.core import lease as leases
+from hfo_watchdog.core.model import (
     Action,
     ActionKind,
     ControlState,
@@ -24,7 +24,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.signals import Signals, secs
+from hfo_watchdog.core.signals import Signals, secs
 
 TRANSITION_SEVERITY: Mapping[Phase, Severity] = {
     Phase.HEALTHY: Severity.INFO,

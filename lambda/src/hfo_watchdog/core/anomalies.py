@@ -3,11 +3,11 @@ each one once."""
 
 from __future__ import annotations
 
-from hfo_watchdog import alerts
-from hfo_watchdog.draft import Draft, Tick, fields
-from hfo_watchdog.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Policy, SiteRecord
-from hfo_watchdog.signals import secs
+from hfo_watchdog.core import alerts
+from hfo_watchdog.core.draft import Draft, Tick, fields
+from hfo_watchdog.core.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
+from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Policy, SiteRecord
+from hfo_watchdog.core.signals import secs
 
 _ACTIVE_WORKLOAD = frozenset({"running", "starting"})
 _MANAGED = tuple(alerts.KINDS)
