@@ -53,7 +53,7 @@ def _zip() -> bytes:
 def deployment(aws: MotoServer) -> Deployment:
     """State table, stopped standby, the three secrets, both functions and the alert topic, named as
     Terraform names them, and the shell environment the runbook's variables describe."""
-    from hfo_watchdog.store import ensure_table
+    from hfo_drill.aws_setup import ensure_table
 
     session = boto3.session.Session(region_name=aws.region)
     table = f"{NAME}-state"

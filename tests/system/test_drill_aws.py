@@ -8,7 +8,7 @@ import re
 
 import boto3
 import pytest
-from hfo_drill.aws_setup import MODULE_DEFAULTS, DrillConfigError, accelerate, directly, read_functions
+from hfo_drill.aws_setup import MODULE_DEFAULTS, DrillConfigError, accelerate, directly, ensure_table, read_functions
 from hfo_watchdog.config import Settings
 from testsupport.moto import MotoServer
 from testsupport.tools import REPO_ROOT
@@ -115,6 +115,18 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
     secret = session.client("secretsmanager").get_secret_value(SecretId=side.secret_arn)["SecretString"]
     assert secret == "fallback-keyring-0123456789abcdef0123"
     assert session.client("dynamodb").describe_table(TableName=side.table)["Table"]["TableStatus"] == "ACTIVE"
+
+
+@pytest.mark.moto
+def test_ensure_table_is_idempotent_and_enables_ttl(aws: MotoServer) -> None:
+    client = boto3.client("dynamodb")
+    ensure_table(client, "t1")
+    ensure_table(client, "t1")
+    table = client.describe_table(TableName="t1")["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = client.describe_time_to_live(TableName="t1")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
 MODULE = REPO_ROOT / "terraform" / "modules" / "watchdog"

@@ -5,17 +5,42 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
+from hfo_drill.aws_setup import ensure_table
 from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import new_nonce
-from hfo_watchdog.store import ensure_table
+from hfo_watchdog.aws import client_config
 
 TABLE = "hfo-state"
 SECRET_TEXT = "test-shared-secret-0123456789-abcdefghij"
 KEYRING = Keyring.from_secret_string(SECRET_TEXT)
+
+
+def sns_client(max_attempts: int, region: str | None = None) -> Any:
+    """A boto3 SNS client with the watchdog's retry policy (the endpoint from AWS_ENDPOINT_URL)."""
+    return boto3.client("sns", region_name=region, config=client_config(max_attempts))
+
+
+def secrets_client(max_attempts: int, region: str | None = None) -> Any:
+    """A boto3 Secrets Manager client with the watchdog's retry policy."""
+    return boto3.client("secretsmanager", region_name=region, config=client_config(max_attempts))
+
+
+def scan_all(client: Any, name: str) -> Sequence[dict[str, Any]]:
+    """Every item of the table, sorted by key: tests compare whole tables with it."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 
 def create_table(name: str = TABLE) -> Any:

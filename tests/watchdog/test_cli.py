@@ -28,10 +28,18 @@ from hfo_watchdog.core.model import (
     ProbeResult,
     Transition,
 )
-from hfo_watchdog.store import DynamoStateStore, scan_all
+from hfo_watchdog.store import DynamoStateStore
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
-from testsupport.watchdog import KEYRING, SECRET_TEXT, TABLE, create_standby_instance, create_table, heartbeat
+from testsupport.watchdog import (
+    KEYRING,
+    SECRET_TEXT,
+    TABLE,
+    create_standby_instance,
+    create_table,
+    heartbeat,
+    scan_all,
+)
 
 pytestmark = pytest.mark.moto
 HFO = [sys.executable, "-m", "hfo_watchdog.cli"]

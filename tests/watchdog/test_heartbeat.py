@@ -19,8 +19,8 @@ from hfo_protocol.keys import Keyring
 from hfo_watchdog.core.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
-from hfo_watchdog.notify import SnsNotifier, sns_client
-from hfo_watchdog.store import DynamoStateStore, scan_all
+from hfo_watchdog.notify import SnsNotifier
+from hfo_watchdog.store import DynamoStateStore
 from hfo_watchdog.tick import Effects
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
@@ -34,7 +34,9 @@ from testsupport.watchdog import (
     function_url_event,
     heartbeat,
     instance_state,
+    scan_all,
     signed_heartbeat_event,
+    sns_client,
 )
 
 pytestmark = pytest.mark.moto

@@ -21,12 +21,11 @@ from hfo_watchdog.notify import (
     SecretError,
     SnsNotifier,
     load_secret_string,
-    secrets_client,
-    sns_client,
 )
 from testsupport.https import Exchange, HttpsServer, Recorder, TestCA
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
+from testsupport.watchdog import secrets_client, sns_client
 
 TOKEN = "hfoTok3n-abcdefghijklmnopqrstuvwxyz0123456789_SECRET"
 WEBHOOK_PATH = f"/api/webhooks/112233445566778899/{TOKEN}"

@@ -27,13 +27,11 @@ from hfo_watchdog.store import (
     HeartbeatReplay,
     SiteUnchanged,
     StoreUnavailable,
-    ensure_table,
     history_sort_key,
-    scan_all,
 )
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
-from testsupport.watchdog import TABLE, create_table, heartbeat
+from testsupport.watchdog import TABLE, create_table, heartbeat, scan_all
 
 pytestmark = pytest.mark.moto
 T0 = 1_800_000_000.0
@@ -279,17 +277,6 @@ def test_unreachable_dynamodb_is_store_unavailable(aws: MotoServer) -> None:
 def test_missing_table_is_store_unavailable(aws: MotoServer) -> None:
     with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
         DynamoStateStore(boto3.client("dynamodb"), "no-such-table").load()
-
-
-def test_ensure_table_is_idempotent_and_enables_ttl(aws: MotoServer) -> None:
-    client = boto3.client("dynamodb")
-    ensure_table(client, "t1")
-    ensure_table(client, "t1")
-    table = client.describe_table(TableName="t1")["Table"]
-    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
-    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    ttl = client.describe_time_to_live(TableName="t1")["TimeToLiveDescription"]
-    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
 def test_a_guarded_write_fails_when_the_site_heartbeated_after_the_read(ddb: Any) -> None:

@@ -24,7 +24,7 @@ from hfo_watchdog.core.model import (
     Transition,
 )
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
-from hfo_watchdog.notify import SnsNotifier, sns_client
+from hfo_watchdog.notify import SnsNotifier
 from hfo_watchdog.store import DynamoStateStore
 from hfo_watchdog.tick import TickDeps, TickReport, run_tick
 from testsupport.moto import MotoServer
@@ -36,6 +36,7 @@ from testsupport.watchdog import (
     create_table,
     heartbeat,
     instance_state,
+    sns_client,
 )
 from watchdog.fakes import BrokenNotifier, FakeClock, FakeProber, FakeStandby
 

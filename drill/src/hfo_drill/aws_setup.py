@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hfo_watchdog.store import ensure_table
+from botocore.exceptions import ClientError
 
 from hfo_drill.proc import Child
 from hfo_drill.terraform import Terraform, apply_example, lambda_package
@@ -253,6 +253,37 @@ def _source_zip() -> bytes:
         for path in sorted(package.rglob("*.py")):
             zf.writestr(f"hfo_watchdog/{path.relative_to(package).as_posix()}", path.read_bytes())
     return buf.getvalue()
+
+
+def ensure_table(client: Any, name: str, *, timeout_s: float = 30.0) -> None:
+    """Create the state table as terraform/modules/watchdog does (keys `pk`/`sk`, on demand, TTL on
+    `expires_at`); an existing table is kept."""
+    try:
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + timeout_s
+    while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} not ACTIVE within {timeout_s:.0f}s")
+        time.sleep(0.2)
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
 
 
 def directly(session: Any, keyring_text: str, health_url: str, why: str) -> AwsSide:

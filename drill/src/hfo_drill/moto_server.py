@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hfo_watchdog.store import ensure_table
-
+from hfo_drill.aws_setup import ensure_table
 from hfo_drill.demo_laptop import free_loopback_port
 
 REGION = "us-east-1"

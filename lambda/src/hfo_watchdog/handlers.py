@@ -66,7 +66,7 @@ class Runtime:
     def client(self, service: str) -> Any:
         """One boto3 client per service and container, with the watchdog's retry policy; the
         endpoint comes from the standard environment (AWS_ENDPOINT_URL in tests and the demo)."""
-        from hfo_watchdog.ec2 import client_config
+        from hfo_watchdog.aws import client_config
 
         config = client_config(
             self.settings.aws_max_attempts,
