@@ -16,12 +16,12 @@ import pytest
 from botocore.config import Config
 from hfo_protocol.heartbeat import build_heartbeat, parse_lease_answer, sign_heartbeat, verify_lease_answer
 from hfo_protocol.keys import Keyring
+from hfo_watchdog.commit import Effects
 from hfo_watchdog.core.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
 from hfo_watchdog.notify import SnsNotifier
 from hfo_watchdog.store import DynamoStateStore
-from hfo_watchdog.tick import Effects
 from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import (
