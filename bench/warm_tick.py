@@ -84,7 +84,12 @@ def main() -> None:
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
             }
         )
-        from hfo_watchdog import handlers
+        from hfo_watchdog.config import Settings
+        from hfo_watchdog.handlers import entry_points
+        from hfo_watchdog.runtime import Container, Runtime
+
+        # The real handlers on a container whose Runtime has the instant prober put in.
+        handlers = entry_points(Container(lambda: Runtime(Settings.from_env(os.environ), prober=InstantProber())))
 
         keyring = Keyring.from_secret_string(res.secret_text)
         seq = [0]
@@ -103,11 +108,8 @@ def main() -> None:
                 return handlers.tick({"source": "aws.scheduler"}, DemoLambdaContext("hfo-tick"))
 
         # Cold: the first invocation builds settings, fetches the secret, creates the clients.
-        handlers.reset_runtime()
         CALLS.clear()
         started = time.perf_counter()
-        rt = handlers.runtime()
-        rt.use("prober", InstantProber())
         beat()
         cold_heartbeat_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()

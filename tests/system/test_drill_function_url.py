@@ -213,7 +213,8 @@ def watchdog(
     import boto3
     from hfo_drill.aws_setup import accelerate, directly, read_functions
     from hfo_drill.demo import DemoLambdaContext
-    from hfo_watchdog import handlers
+    from hfo_watchdog.handlers import entry_points
+    from hfo_watchdog.runtime import Container
 
     keyring_text = "drill-function-url-test-keyring-0123456789"
     session = boto3.session.Session()
@@ -222,7 +223,7 @@ def watchdog(
     env, _ = accelerate(side.env("heartbeat"))
     for key, value in {**env, "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(key, value)
-    handlers.reset_runtime()
+    handlers = entry_points(Container())
     server = FunctionUrlServer(
         handlers.heartbeat,
         lambda: DemoLambdaContext.for_function(side.configs["heartbeat"]),
@@ -232,7 +233,6 @@ def watchdog(
     ).start()
     yield server, Keyring.from_secret_string(keyring_text)
     server.stop()
-    handlers.reset_runtime()
 
 
 @pytest.mark.moto

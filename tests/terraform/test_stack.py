@@ -454,7 +454,8 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
     from hfo_drill.demo import in_process_transport
     from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
     from hfo_protocol.keys import Keyring
-    from hfo_watchdog import handlers
+    from hfo_watchdog.handlers import entry_points
+    from hfo_watchdog.runtime import Container
     from testsupport.lambda_context import FakeLambdaContext
 
     names = stack.outputs["function_names"]
@@ -483,7 +484,7 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(tls)
     ledger = WorkloadLedger()
-    handlers.reset_runtime()
+    handlers = entry_points(Container())  # configured from the environment set above, as Lambda's are
     transport = in_process_transport(handlers.heartbeat)
     primary = SiteAgent("primary", keyring, transport, ledger, interval_s=1.0)
     standby = SiteAgent("standby", keyring, transport, ledger, interval_s=1.0)
@@ -541,7 +542,6 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
         primary.kill()
         standby.kill()
         health.stop()
-        handlers.reset_runtime()
         alerts.close()
 
 

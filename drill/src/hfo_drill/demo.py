@@ -268,11 +268,11 @@ def run(out: TextIO, opts: Options) -> int:
             raise DrillFailed(f"the accelerated configuration is refused by the watchdog: {exc}") from None
         inbox = subscribe_inbox(session, aws.topic_arn)
 
-        from hfo_watchdog import handlers
+        from hfo_watchdog.handlers import entry_points
+        from hfo_watchdog.runtime import Container
         from hfo_watchdog.store import DynamoStateStore
 
-        handlers.reset_runtime()
-        stack.callback(handlers.reset_runtime)
+        handlers = entry_points(Container())  # a fresh container, configured from the environment set above
         url_server = FunctionUrlServer(
             handlers.heartbeat,
             lambda: DemoLambdaContext.for_function(aws.configs["heartbeat"]),
