@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+
+from hfo_drill.net import free_port
 
 CHECK_INTERVAL_S = 0.5
 NONCE = "benchmarkNonce_0123456789abcdefgh"
@@ -84,12 +85,6 @@ HELLO_SERVER = textwrap.dedent(
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:  # type: ignore[type-arg]

@@ -1,22 +1,21 @@
-"""`hfo`, run as a real child process against the moto server (and, for `probe`, against a real
-HTTPS health server on loopback). Bad arguments: a clear message, exit 2, and no state change."""
+"""`hfo`, run as a real child process against the moto server (and, for `probe`, against the real
+site processes: hfo-site health behind the drill's Funnel stand-in, on loopback). Bad arguments:
+a clear message, exit 2, and no state change."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
-from hfo_drill.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
+from hfo_drill.aws_setup import create_standby_instance
+from hfo_drill.moto_server import MotoServer
 from hfo_watchdog import cli
 from hfo_watchdog.core.model import (
     ControlState,
@@ -29,13 +28,10 @@ from hfo_watchdog.core.model import (
     Transition,
 )
 from hfo_watchdog.store import DynamoStateStore
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import (
-    KEYRING,
     SECRET_TEXT,
     TABLE,
-    create_standby_instance,
     create_table,
     heartbeat,
     scan_all,
@@ -259,20 +255,9 @@ def test_a_mode_change_that_keeps_losing_the_race_writes_nothing(store: DynamoSt
 
 
 @pytest.fixture
-def health_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    ca = trustme.CA()
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-
-    def no_transport(body: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
-        raise ConnectionError("not heartbeating")
-
-    server = HealthServer(SiteAgent("primary", KEYRING, no_transport, WorkloadLedger()), KEYRING, tls, free_port())
-    server.start()
-    yield server.url, ca_path
-    server.stop()
+def health_server(laptop: tuple[str, Path]) -> tuple[str, Path]:
+    """The real laptop's health endpoint (through the Funnel stand-in) and its CA bundle."""
+    return laptop
 
 
 def test_probe_a_healthy_url_with_the_secret_from_a_file(health_server: tuple[str, Path], tmp_path: Path) -> None:

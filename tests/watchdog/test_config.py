@@ -6,9 +6,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hfo_drill.moto_server import MotoServer
 from hfo_watchdog.config import SecretError, Secrets, Settings, SettingsError, fetch_secret_string
 from hfo_watchdog.core.model import Policy
-from testsupport.moto import MotoServer
 
 BASE = {
     "HFO_TABLE_NAME": "hfo-state",

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from hfo_drill.moto_server import MotoServer
 from hfo_watchdog.core.model import (
     ControlState,
     InstanceState,
@@ -29,7 +30,6 @@ from hfo_watchdog.store import (
     StoreUnavailable,
     history_sort_key,
 )
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import TABLE, create_table, heartbeat, scan_all
 

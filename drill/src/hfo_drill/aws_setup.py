@@ -7,22 +7,22 @@ Two ways to the same account:
   to moto with the offline provider mirror (`hfo_drill.terraform`);
 - `directly()`: when Terraform cannot be used here, the same resources under the same names,
   created with boto3: state table, stopped standby instance, alert topic, HMAC secret, an IAM
-  role and the two functions with the environment the Terraform module sets (its defaults),
-  and the heartbeat function's URL. The caller says so in its output.
+  role and the two functions with what the Terraform modules give them by default (their
+  environment, timeouts, memory and architecture, read from the modules' files by
+  `hfo_drill.module_defaults`), and the heartbeat function's URL. The caller says so in its
+  output.
 
 Either way the drill then reads the functions' configuration back with
 `lambda:GetFunctionConfiguration` (`read_functions`): the watchdog runs on what the function in
-the account holds, not on what the drill meant to give it. `accelerate()` then scales that
-configuration's timings down for a run of minutes (docs/demo.md, "Timings").
-
-Needs the development dependencies (moto[server], boto3); the Lambda package never imports it.
+the account holds, not on what the drill meant to give it (`hfo_drill.timescale` then scales its
+timings down). The builders the direct path uses (`ensure_table`, `create_standby_instance`) and
+`instance_state` are the tests' too.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -30,137 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
+from hfo_drill.module_defaults import watchdog_defaults
 from hfo_drill.proc import Child
-from hfo_drill.terraform import Terraform, apply_example, lambda_package
+from hfo_drill.terraform import Terraform, apply_example, find_repo_root, lambda_package
 
-NAME = "hfo"  # the example's default name prefix; the direct path uses the same names
 REGION = "us-east-1"
-
-# What terraform/modules/watchdog gives both functions, with the module's defaults (which are the
-# watchdog's documented defaults, docs/configuration.md). The direct path sets exactly this.
-MODULE_DEFAULTS: Mapping[str, str] = {
-    "HFO_TICK_INTERVAL_S": "60",
-    "HFO_PROBE_CONNECT_TIMEOUT_S": "3",
-    "HFO_PROBE_READ_TIMEOUT_S": "5",
-    "HFO_PROBE_MAX_BODY_BYTES": "65536",
-    "HFO_MAX_SKEW_S": "30",
-    "HFO_DOWN_PROBES": "3",
-    "HFO_DOWN_HEARTBEAT_S": "180",
-    "HFO_RECOVERY_PROBES": "3",
-    "HFO_RECOVERY_STEADY_S": "180",
-    "HFO_HEARTBEAT_INTERVAL_S": "10",
-    "HFO_LEASE_TTL_S": "60",
-    "HFO_STOP_GRACE_S": "30",
-    "HFO_START_COOLDOWN_S": "900",
-    "HFO_MIN_STATE_S": "120",
-    "HFO_STANDBY_MAX_RUNTIME_S": "86400",
-    "HFO_HISTORY_DAYS": "30",
-    "HFO_AWS_MAX_ATTEMPTS": "3",
-    "HFO_TRACING": "false",
-    "POWERTOOLS_SERVICE_NAME": "hfo-watchdog",
-    "POWERTOOLS_METRICS_NAMESPACE": "HybridFailover",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-}
-
-# --- accelerating the configuration ---------------------------------------------------------
-
-TIME_FACTOR = 60  # one production minute is one drill second
-# Durations divided by TIME_FACTOR, rounded up to whole seconds (the watchdog reads them as
-# integers), then raised to the smallest value it accepts (docs/configuration.md).
-SCALED_DURATIONS: Mapping[str, int] = {
-    "HFO_TICK_INTERVAL_S": 1,
-    "HFO_HEARTBEAT_INTERVAL_S": 1,
-    "HFO_LEASE_TTL_S": 5,
-    "HFO_STOP_GRACE_S": 0,
-    "HFO_DOWN_HEARTBEAT_S": 10,
-    "HFO_RECOVERY_STEADY_S": 0,
-    "HFO_MIN_STATE_S": 0,
-    "HFO_START_COOLDOWN_S": 0,
-    "HFO_STANDBY_MAX_RUNTIME_S": 600,
-}
-# Network timeouts do not shrink with the story (a TLS handshake on a loaded machine takes what
-# it takes); they are divided by 10 and must still fit in one tick.
-NETWORK_FACTOR = 10
-NETWORK_TIMEOUTS = ("HFO_PROBE_CONNECT_TIMEOUT_S", "HFO_PROBE_READ_TIMEOUT_S")
-
-
-class DrillConfigError(ValueError):
-    """A function environment the drill cannot scale; names the variable."""
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    before: str | None
-    after: str
-    why: str
-
-
-def _number(env: Mapping[str, str], name: str) -> float:
-    raw = env.get(name)
-    if raw is None:
-        raise DrillConfigError(f"{name}: missing from the function's environment")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DrillConfigError(f"{name}: {raw!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise DrillConfigError(f"{name}: {raw!r} must be a finite number >= 0")
-    return value
-
-
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[str, str], list[Change]]:
-    """The function's environment with its timings scaled down for the drill, and what changed
-    and why. Counts (failed probes, good probes) and everything else are kept as given.
-
-    1. every duration of SCALED_DURATIONS: divided by `factor`, rounded up, raised to the
-       watchdog's minimum;
-    2. the probe's connect and read timeouts: divided by NETWORK_FACTOR, and shrunk further if
-       both together would not fit in one tick;
-    3. the watchdog's timing rules, restored if rounding broke them: lease TTL >= 3 heartbeat
-       intervals, and heartbeat silence > lease TTL + stop grace + heartbeat interval.
-    """
-    if factor < 1:
-        raise DrillConfigError(f"time factor: must be at least 1, got {factor}")
-    out = dict(env)
-    changes: list[Change] = []
-
-    def put(name: str, value: float, why: str) -> None:
-        text = _fmt(value)
-        if out.get(name) != text:
-            changes.append(Change(name, out.get(name), text, why))
-            out[name] = text
-
-    for name, minimum in SCALED_DURATIONS.items():
-        value = math.ceil(_number(env, name) / factor)
-        why = f"/{factor}, rounded up"
-        if value < minimum:
-            value, why = minimum, f"/{factor} is below the watchdog's minimum {minimum}"
-        put(name, value, why)
-
-    tick = _number(out, "HFO_TICK_INTERVAL_S")
-    timeouts = {name: round(_number(env, name) / NETWORK_FACTOR, 2) for name in NETWORK_TIMEOUTS}
-    total = sum(timeouts.values())
-    if total >= tick:
-        shrink = 0.8 * tick / total
-        timeouts = {name: max(0.1, round(v * shrink, 2)) for name, v in timeouts.items()}
-    for name, value in timeouts.items():
-        put(name, value, f"/{NETWORK_FACTOR} (a network timeout), connect + read within one tick")
-
-    hb = _number(out, "HFO_HEARTBEAT_INTERVAL_S")
-    if _number(out, "HFO_LEASE_TTL_S") < 3 * hb:
-        put("HFO_LEASE_TTL_S", 3 * hb, "raised to 3 heartbeat intervals (one lost heartbeat must not fence)")
-    need = _number(out, "HFO_LEASE_TTL_S") + _number(out, "HFO_STOP_GRACE_S") + hb
-    if _number(out, "HFO_DOWN_HEARTBEAT_S") <= need:
-        put("HFO_DOWN_HEARTBEAT_S", math.floor(need) + 1, "raised above lease TTL + stop grace + heartbeat interval")
-    return out, changes
-
 
 # --- the account ----------------------------------------------------------------------------
 
@@ -286,30 +163,53 @@ def ensure_table(client: Any, name: str, *, timeout_s: float = 30.0) -> None:
         )
 
 
-def directly(session: Any, keyring_text: str, health_url: str, why: str) -> AwsSide:
-    started = time.monotonic()
-    table = f"{NAME}-state"
-    ensure_table(session.client("dynamodb"), table)
-    ec2 = session.client("ec2")
-    images = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["arm64"]}])["Images"]
+def create_standby_instance(
+    session: Any = None, *, instance_type: str = "t3.small", architecture: str | None = None, name: str = ""
+) -> str:
+    """A stopped instance, as Terraform leaves the standby: an Amazon image of `architecture`
+    (any, if the emulator has none of it), tagged Name=`name` when given. Returns its id."""
+    ec2 = (session if session is not None else boto3.session.Session()).client("ec2")
+    filters = [{"Name": "architecture", "Values": [architecture]}] if architecture else []
+    images = ec2.describe_images(Owners=["amazon"], Filters=filters)["Images"]
     image = (images or ec2.describe_images(Owners=["amazon"])["Images"])[0]["ImageId"]
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}] if name else []
     instance = ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t4g.small",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"{NAME}-standby"}]}],
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type, TagSpecifications=tags
     )["Instances"][0]["InstanceId"]
     ec2.stop_instances(InstanceIds=[instance])
-    topic = session.client("sns").create_topic(Name=f"{NAME}-alerts")["TopicArn"]
-    secret_arn = session.client("secretsmanager").create_secret(Name=f"{NAME}/hmac-keyring", SecretString=keyring_text)[
+    return str(instance)
+
+
+def instance_state(instance_id: str, *, session: Any = None) -> str:
+    """The instance's state name as EC2 reports it (pending, running, stopping, stopped...)."""
+    ec2 = (session if session is not None else boto3.session.Session()).client("ec2")
+    answer = ec2.describe_instances(InstanceIds=[instance_id])
+    return str(answer["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+
+def directly(session: Any, keyring_text: str, health_url: str, why: str, *, repo: Path | None = None) -> AwsSide:
+    """The resources of terraform/examples/complete, created with boto3, named as Terraform names
+    them, the functions configured with the modules' defaults (read from `repo`'s terraform/)."""
+    started = time.monotonic()
+    module = watchdog_defaults(repo or find_repo_root())
+    name = module.name
+    table = f"{name}-state"
+    ensure_table(session.client("dynamodb"), table)
+    instance = create_standby_instance(
+        session,
+        instance_type=module.standby_instance_type,
+        architecture=module.standby_architecture,
+        name=f"{name}-standby",
+    )
+    topic = session.client("sns").create_topic(Name=f"{name}-alerts")["TopicArn"]
+    secret_arn = session.client("secretsmanager").create_secret(Name=f"{name}/hmac-keyring", SecretString=keyring_text)[
         "ARN"
     ]
     role = session.client("iam").create_role(
-        RoleName=f"{NAME}-watchdog", AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST)
+        RoleName=f"{name}-watchdog", AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST)
     )["Role"]["Arn"]
     env = {
-        **MODULE_DEFAULTS,
+        **module.environment,
         "HFO_TABLE_NAME": table,
         "HFO_INSTANCE_ID": instance,
         "HFO_HEALTH_URL": health_url,
@@ -319,20 +219,20 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str) -> AwsS
     lam = session.client("lambda")
     code = _source_zip()
     functions = {}
-    for which, timeout in (("tick", 30), ("heartbeat", 10)):
-        name = f"{NAME}-{which}"
+    for which, timeout in (("tick", module.tick_timeout_s), ("heartbeat", module.heartbeat_timeout_s)):
+        function_name = f"{name}-{which}"
         lam.create_function(
-            FunctionName=name,
+            FunctionName=function_name,
             Runtime="python3.12",
             Role=role,
             Handler=f"hfo_watchdog.handlers.{which}",
             Code={"ZipFile": code},
             Timeout=timeout,
-            MemorySize=256,
-            Architectures=["arm64"],
+            MemorySize=module.memory_mb,
+            Architectures=[module.lambda_architecture],
             Environment={"Variables": env},
         )
-        functions[which] = name
+        functions[which] = function_name
     url = lam.create_function_url_config(FunctionName=functions["heartbeat"], AuthType="NONE")["FunctionUrl"]
     return AwsSide(
         how="direct",
@@ -345,13 +245,3 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str) -> AwsS
         function_url=url,
         seconds=time.monotonic() - started,
     )
-
-
-def subscribe_inbox(session: Any, topic_arn: str) -> str:
-    """An SQS queue subscribed to the alert topic, so the drill can show what was sent (the
-    drill's own tap on the topic; Terraform subscribes only an optional e-mail address)."""
-    sqs = session.client("sqs")
-    url = sqs.create_queue(QueueName="hfo-drill-alerts-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    session.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-    return str(url)

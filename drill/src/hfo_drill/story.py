@@ -21,11 +21,11 @@ from typing import Any, TextIO
 
 from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
 
-from hfo_drill.aws_setup import AwsSide
+from hfo_drill.aws_setup import AwsSide, instance_state
 from hfo_drill.function_url import FunctionUrlServer
 from hfo_drill.funnel import FunnelProxy
+from hfo_drill.inbox import AlertInbox
 from hfo_drill.ledger import LedgerTail, Summary, summarize
-from hfo_drill.moto_server import drain_alerts, instance_state
 from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
@@ -169,7 +169,7 @@ class Story:
         tick: Callable[[], dict[str, Any]],
         session: Any,
         aws: AwsSide,
-        inbox_url: str,
+        inbox: AlertInbox,
         store: Any,
         primary: Site,
         standby: Site,
@@ -182,7 +182,7 @@ class Story:
         self._tick = tick
         self.session = session
         self.aws = aws
-        self.inbox_url = inbox_url
+        self.inbox = inbox
         self.store = store
         self.primary = primary
         self.standby = standby
@@ -214,10 +214,10 @@ class Story:
         lease = f"{self.report['lease_site']}#{self.report['lease_epoch']}"
         if not self.leases_seen or self.leases_seen[-1] != lease:
             self.leases_seen.append(lease)
-        self._follow_ec2(instance_state(self.session, self.aws.instance_id))
-        for alert in drain_alerts(self.session, self.inbox_url):
-            self.alerts.append((time.time(), alert))
-            self.timeline.say(f"   alert delivered: {alert}")
+        self._follow_ec2(instance_state(self.aws.instance_id, session=self.session))
+        for alert in self.inbox.drain():
+            self.alerts.append((time.time(), alert.title))
+            self.timeline.say(f"   alert delivered: {alert.title}")
         if self._in_outage:
             self._check_funnel_tick()
         self._check_invariants()
