@@ -40,7 +40,8 @@ def _counting(self: Any, operation_model: Any, request_dict: Any) -> Any:
         AWS_MS[0] += (time.perf_counter() - started) * 1000
 
 
-botocore.endpoint.Endpoint.make_request = _counting  # type: ignore[method-assign]
+# Counting every AWS call (and its time) needs botocore's own request method replaced.
+botocore.endpoint.Endpoint.make_request = _counting  # type: ignore[method-assign]  # a deliberate patch
 
 
 class InstantProber:

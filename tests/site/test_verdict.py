@@ -23,7 +23,7 @@ def _agent(**kw: object) -> AgentStatus:
         "reported_at": NOW - 1,
     }
     fields.update(kw)
-    return AgentStatus(**fields)  # type: ignore[arg-type]
+    return AgentStatus(**fields)
 
 
 UP = {"workload:ready": CheckResult(PASS, NOW, 200)}

@@ -62,8 +62,8 @@ def story(tmp_path: Path, ledger_text: str, store: FakeStore | None = None) -> S
         tick_s=1, down_probes=3, down_heartbeat_s=10, lease_ttl_s=5, start_cooldown_s=15, bot_period_s=1, boot_delay_s=1
     )
     s = Story(
-        Timeline(io.StringIO()), lambda: {}, None, FakeAws(), "", store or FakeStore(), None, None, None,  # type: ignore[arg-type]
-        FakeUrlServer(), LedgerTail(str(path)), timings,  # type: ignore[arg-type]
+        Timeline(io.StringIO()), lambda: {}, None, FakeAws(), "", store or FakeStore(), None, None, None,
+        FakeUrlServer(), LedgerTail(str(path)), timings,
     )  # fmt: skip
     s.ledger.poll()
     s.marks = Marks(killed=T0 + 10.5, back=T0 + 30, dark=T0 + 50, light=T0 + 70, end=T0 + 80)

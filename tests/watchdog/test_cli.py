@@ -210,7 +210,7 @@ def test_bad_arguments_exit_2_with_a_clear_message_and_change_nothing(
     try:
         code = cli.main(args, out=io.StringIO())
     except SystemExit as exited:  # argparse's own refusals
-        code = exited.code  # type: ignore[assignment]
+        code = exited.code
     assert code == 2
     assert message in capsys.readouterr().err
     assert scan_all(store._client, TABLE) == before

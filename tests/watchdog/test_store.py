@@ -211,7 +211,7 @@ def test_steady_since_restarts_after_a_gap(ddb: Any) -> None:
     s = store(ddb, steady_gap_s=30)
     s.record_heartbeat(heartbeat("standby", T0), T0)
     s.record_heartbeat(heartbeat("standby", T0 + 30), T0 + 30)  # a gap of exactly 30 s: still steady
-    assert s.load()[2].steady_since == T0  # type: ignore[union-attr]
+    assert s.load()[2].steady_since == T0
     late = s.record_heartbeat(heartbeat("standby", T0 + 61), T0 + 60.5)
     assert late.steady_since == T0 + 60.5 and late.count == 3
 

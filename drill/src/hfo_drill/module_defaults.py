@@ -140,10 +140,13 @@ def _evaluate(setting: str, expression: str, defaults: Mapping[str, Any], where:
 
 
 def _condition_holds(condition: str, defaults: Mapping[str, Any], where: str) -> bool:
-    for pattern, empty in ((_NULL_TEST, lambda v: v is None), (_EMPTY_TEST, lambda v: len(v or ()) == 0)):
-        found = pattern.fullmatch(condition)
-        if found:
-            return bool(empty(defaults.get(found.group(1))))
+    """`var.x == null` or `length(var.x) == 0`, on the variable's default."""
+    found = _NULL_TEST.fullmatch(condition)
+    if found:
+        return defaults.get(found.group(1)) is None
+    found = _EMPTY_TEST.fullmatch(condition)
+    if found:
+        return len(defaults.get(found.group(1)) or ()) == 0
     raise ModuleDefaultsError(f"{where}: cannot evaluate the condition {condition!r}")
 
 

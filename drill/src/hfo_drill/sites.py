@@ -165,7 +165,7 @@ class Site:
     def wait_ready(self, timeout_s: float) -> None:
         """Both processes answer /livez (bounded); a process that exits or never answers is an
         error carrying the end of its log."""
-        checks = [(self.agent, self.agent_port)]
+        checks: list[tuple[Child | None, int | None]] = [(self.agent, self.agent_port)]
         if self.with_health:
             checks.insert(0, (self.health, self.health_port))
         deadline = time.monotonic() + timeout_s

@@ -29,6 +29,10 @@ from hfo_drill.ledger import LedgerTail, Summary, summarize
 from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
+_GAP_NAMES: dict[tuple[str | None, str | None], str] = {
+    ("primary", "standby"): "failover",
+    ("standby", "primary"): "handback",
+}
 
 
 class StoryFailed(Exception):
@@ -295,7 +299,8 @@ class Story:
         return check
 
     def run(self) -> None:
-        r = lambda: self.report  # noqa: E731 - read at call time
+        def r() -> dict[str, Any]:  # the report of the latest tick, read at call time
+            return self.report
 
         self.until("healthy: the laptop holds the lease, passes the probe and runs the bot", self._healthy_for(3), 60)
         first_epoch = r()["lease_epoch"]
@@ -474,7 +479,7 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
     w(f"ledger        {ledger_path}: {len(summary.runs)} bot runs ({runs}), times from the first bot start\n")
     w(f"downtime      {v.downtime_s:.1f} s with no bot running, in all (an upper bound):\n")
     for g in summary.gaps:
-        what = {("primary", "standby"): "failover", ("standby", "primary"): "handback"}.get((g.before, g.after), "gap")
+        what = _GAP_NAMES.get((g.before, g.after), "gap")
         w(
             f"              - {g.seconds:5.1f} s  {what}: {g.before}'s last record {rel(g.start)} -> "
             f"{g.after} bot start {rel(g.end)}\n"

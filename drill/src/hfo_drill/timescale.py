@@ -93,8 +93,8 @@ def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[
     if total >= tick:
         shrink = 0.8 * tick / total
         timeouts = {name: max(0.1, round(v * shrink, 2)) for name, v in timeouts.items()}
-    for name, value in timeouts.items():
-        put(name, value, f"/{NETWORK_FACTOR} (a network timeout), connect + read within one tick")
+    for name, seconds in timeouts.items():
+        put(name, seconds, f"/{NETWORK_FACTOR} (a network timeout), connect + read within one tick")
 
     hb = _number(out, "HFO_HEARTBEAT_INTERVAL_S")
     if _number(out, "HFO_LEASE_TTL_S") < 3 * hb:

@@ -187,14 +187,14 @@ class _Reader:
         if not raw:
             return default
         try:
-            value: Any = kind(raw)
+            value = kind(raw)
         except ValueError:
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}") from None
         if kind is float and value != value:  # NaN
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}")
         if not low <= value <= high:
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self._raw(name).lower()
