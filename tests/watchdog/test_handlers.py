@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from hfo_drill.aws_setup import create_standby_instance, instance_state
+from hfo_drill.inbox import AlertInbox
 from hfo_drill.lambda_runtime import LambdaContext, function_url_event
 from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
@@ -268,18 +269,13 @@ def test_a_discord_secret_without_a_value_degrades_alerts_to_sns_and_never_block
     sm = boto3.client("secretsmanager")
     arn = sm.create_secret(Name="hfo/discord-webhook")["ARN"]
     monkeypatch.setenv("HFO_DISCORD_WEBHOOK_SECRET_ARN", arn)
-    queue = boto3.client("sqs").create_queue(QueueName="alerts")["QueueUrl"]
-    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    boto3.client("sns").subscribe(
-        TopicArn=deployed["HFO_SNS_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
-    )
+    inbox = AlertInbox(deployed["HFO_SNS_TOPIC_ARN"], "alerts")
     report = fn.tick(SCHEDULE_EVENT, LambdaContext())
     assert report["outcome"] == "saved"
     [error] = [r for r in output.lines() if r.get("message") == "discord_alerts_unavailable"]
     assert error["level"] == "ERROR" and error["secret"] == arn
     # The first tick's transition alert still went out, through SNS.
-    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    assert messages, "alerts reached SNS although Discord was unavailable"
+    assert inbox.messages(), "alerts reached SNS although Discord was unavailable"
     # Once the user puts the value in, the next tick picks Discord up without a cold start.
     sm.put_secret_value(SecretId=arn, SecretString="https://discord.com/api/webhooks/1/abcdef")
     fn.tick(SCHEDULE_EVENT, LambdaContext())
