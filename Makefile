@@ -37,11 +37,12 @@ test: $(STAMP) $(TEST_PREREQS) ## Run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) $(LAMBDA_ZIP) ## Whole-system failover drill against the embedded AWS emulator (no account needed)
-	$(PY) -m hfo_watchdog.demo
+	$(PY) -m hfo_drill
 
-lint: $(STAMP) ## ruff over the Python code
+lint: $(STAMP) ## ruff and mypy (strict, settings in pyproject.toml) over the Python code
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean: ## Remove the virtual environments and caches
 	rm -rf $(VENV) .venv-* .hypothesis

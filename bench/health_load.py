@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,9 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+from hfo_drill.net import free_port
 
 CHECK_INTERVAL_S = 0.5
 NONCE = "benchmarkNonce_0123456789abcdefgh"
@@ -86,13 +88,7 @@ HELLO_SERVER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:  # type: ignore[type-arg]
+def wait_http(port: int, path: str, proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -141,7 +137,7 @@ def push_status(status_port: int) -> None:
     assert conn.getresponse().status == 204
 
 
-def run_wrk(url: str, duration: float, connections: int) -> dict:
+def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
         capture_output=True,
@@ -150,13 +146,19 @@ def run_wrk(url: str, duration: float, connections: int) -> dict:
         check=True,
     ).stdout
 
+    def found(pattern: str, text: str) -> re.Match[str]:
+        match = re.search(pattern, text)
+        if match is None:
+            raise RuntimeError(f"wrk's report has no {pattern!r}:\n{out}")
+        return match
+
     def ms(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+        number, unit = found(r"^([\d.]+)(us|ms|s)$", value).groups()
         return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(found(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(found(r"\s50%\s+(\S+)", out).group(1))
+    p99 = ms(found(r"\s99%\s+(\S+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
@@ -168,7 +170,7 @@ def run_wrk(url: str, duration: float, connections: int) -> dict:
     }
 
 
-def run_python(url: str, duration: float, connections: int) -> dict:
+def run_python(url: str, duration: float, connections: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", PY_LOADGEN, url, str(duration), str(connections)],
         capture_output=True,
@@ -211,7 +213,7 @@ def health_env(tmp: Path, stub: CountingStub, ports: dict[str, int], limited: bo
     return env
 
 
-def measure(name: str, url: str, args: argparse.Namespace, generator: str, stub: CountingStub | None) -> dict:
+def measure(name: str, url: str, args: argparse.Namespace, generator: str, stub: CountingStub | None) -> dict[str, Any]:
     before = stub.calls if stub else 0
     started = time.monotonic()
     load = run_wrk if generator == "wrk" else run_python
@@ -224,7 +226,9 @@ def measure(name: str, url: str, args: argparse.Namespace, generator: str, stub:
     return result
 
 
-def run_health(args: argparse.Namespace, generator: str, stub: CountingStub, limited: bool, name: str) -> dict:
+def run_health(
+    args: argparse.Namespace, generator: str, stub: CountingStub, limited: bool, name: str
+) -> dict[str, Any]:
     ports = {"health": free_port(), "status": free_port(), "metrics": free_port()}
     with tempfile.TemporaryDirectory() as tmp:
         env = health_env(Path(tmp), stub, ports, limited)
@@ -240,7 +244,7 @@ def run_health(args: argparse.Namespace, generator: str, stub: CountingStub, lim
             proc.wait(timeout=20)
 
 
-def run_baseline(args: argparse.Namespace, generator: str) -> dict:
+def run_baseline(args: argparse.Namespace, generator: str) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", HELLO_SERVER, str(port)])
     try:

@@ -40,14 +40,15 @@ def _counting(self: Any, operation_model: Any, request_dict: Any) -> Any:
         AWS_MS[0] += (time.perf_counter() - started) * 1000
 
 
-botocore.endpoint.Endpoint.make_request = _counting  # type: ignore[method-assign]
+# Counting every AWS call (and its time) needs botocore's own request method replaced.
+botocore.endpoint.Endpoint.make_request = _counting  # type: ignore[method-assign]  # a deliberate patch
 
 
 class InstantProber:
     """A good probe result with no network at all."""
 
     def probe(self) -> Any:
-        from hfo_watchdog.model import ProbeResult
+        from hfo_watchdog.core.model import ProbeResult
 
         return ProbeResult(ok=True, at=time.time(), http_status=200, latency_ms=0.0, detail="instant (benchmark)")
 
@@ -61,32 +62,35 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=60)
     args = parser.parse_args()
 
+    import secrets
+
     import boto3
+    from hfo_drill.aws_setup import directly, read_functions
+    from hfo_drill.lambda_runtime import LambdaContext, function_url_event
+    from hfo_drill.moto_server import MotoServer
     from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
     from hfo_protocol.keys import Keyring
     from hfo_protocol.nonce import new_nonce
-    from hfo_watchdog.demo import DemoLambdaContext, function_url_event
-    from hfo_watchdog.demo_aws import MotoProcess, provision
 
-    moto = MotoProcess()
+    moto = MotoServer()
     try:
         moto.start()
         os.environ.update(moto.env())
-        res = provision(boto3.session.Session())
-        os.environ.update(
-            {
-                "HFO_TABLE_NAME": res.table,
-                "HFO_INSTANCE_ID": res.instance_id,
-                "HFO_HEALTH_URL": "https://laptop.invalid/healthz",
-                "HFO_HMAC_SECRET_ARN": res.secret_arn,
-                "HFO_SNS_TOPIC_ARN": res.topic_arn,
-                "HFO_TICK_INTERVAL_S": "60",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-            }
-        )
-        from hfo_watchdog import handlers
+        # The account terraform/examples/complete makes, and the functions' configuration (the
+        # modules' defaults) as the watchdog reads it from its environment.
+        session = boto3.session.Session()
+        secret_text = secrets.token_urlsafe(36)
+        side = directly(session, secret_text, "https://laptop.invalid/healthz", "benchmark")
+        read_functions(session, side)
+        os.environ.update({**side.env("tick"), "POWERTOOLS_LOG_LEVEL": "WARNING"})
+        from hfo_watchdog.config import Settings
+        from hfo_watchdog.handlers import entry_points
+        from hfo_watchdog.runtime import Container, Runtime
 
-        keyring = Keyring.from_secret_string(res.secret_text)
+        # The real handlers on a container whose Runtime has the instant prober put in.
+        handlers = entry_points(Container(lambda: Runtime(Settings.from_env(os.environ), prober=InstantProber())))
+
+        keyring = Keyring.from_secret_string(secret_text)
         seq = [0]
 
         def beat() -> dict[str, Any]:
@@ -94,20 +98,17 @@ def main() -> None:
             hb = Heartbeat("primary", time.time(), new_nonce(), seq[0], "running", 1, True)
             body = build_heartbeat(hb)
             headers = {"content-type": "application/json", "x-hfo-signature": sign_heartbeat(keyring, body)}
-            return handlers.heartbeat(function_url_event(body, headers), DemoLambdaContext("hfo-heartbeat"))
+            return handlers.heartbeat(function_url_event(body, headers), LambdaContext("hfo-heartbeat"))
 
         sink = io.StringIO()  # EMF metric documents are printed on stdout; keep the report readable
 
         def tick() -> dict[str, Any]:
             with redirect_stdout(sink):
-                return handlers.tick({"source": "aws.scheduler"}, DemoLambdaContext("hfo-tick"))
+                return handlers.tick({"source": "aws.scheduler"}, LambdaContext("hfo-tick"))
 
         # Cold: the first invocation builds settings, fetches the secret, creates the clients.
-        handlers.reset_runtime()
         CALLS.clear()
         started = time.perf_counter()
-        rt = handlers.runtime()
-        rt.use("prober", InstantProber())
         beat()
         cold_heartbeat_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
@@ -142,11 +143,11 @@ def main() -> None:
         ddb = boto3.client("dynamodb")
         key = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
         for _ in range(5):
-            ddb.get_item(TableName=res.table, Key=key, ConsistentRead=True)
+            ddb.get_item(TableName=side.table, Key=key, ConsistentRead=True)
         get_ms = []
         for _ in range(args.ticks):
             started = time.perf_counter()
-            ddb.get_item(TableName=res.table, Key=key, ConsistentRead=True)
+            ddb.get_item(TableName=side.table, Key=key, ConsistentRead=True)
             get_ms.append((time.perf_counter() - started) * 1000)
     finally:
         moto.stop()

@@ -7,8 +7,10 @@ does.
     python lambda/build.py --offline       # use only wheels already in the wheelhouse
     python lambda/build.py lock            # re-pin lambda/build-lock.txt after requirements.txt changed
 
-What goes in: hfo_watchdog (lambda/src) and hfo_protocol (protocol/src), plus the runtime
-dependencies pinned in lambda/requirements.txt except boto3 (the Lambda runtime ships it),
+What goes in: the modules of hfo_watchdog (lambda/src) and hfo_protocol (protocol/src) that the
+Lambda entry points import, directly or through other modules (every import statement counts,
+those inside functions too); nothing the Lambda never loads, such as the `hfo` operator CLI. Plus
+the runtime dependencies pinned in lambda/requirements.txt except boto3 (the Lambda runtime ships it),
 resolved once into lambda/build-lock.txt with every transitive package pinned by version and
 sha256. Only pure-Python wheels (platform tag ``any``) are accepted, so one package runs on
 arm64 and x86_64 alike.
@@ -22,6 +24,7 @@ across the zlib versions CPython ships; a different zlib could in principle chan
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import hashlib
 import io
@@ -45,6 +48,8 @@ SOURCE_PACKAGES = (
     REPO_ROOT / "lambda" / "src" / "hfo_watchdog",
     REPO_ROOT / "protocol" / "src" / "hfo_protocol",
 )
+# The modules Lambda calls (terraform/modules/watchdog: hfo_watchdog.handlers.tick / .heartbeat).
+ENTRY_MODULES = ("hfo_watchdog.handlers",)
 # Provided by the Lambda Python runtime; packing our own would only add megabytes.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 PYTHON_VERSION = "3.12"  # the Lambda runtime (python3.12)
@@ -201,16 +206,74 @@ def wheel_entries(wheel: Path) -> Iterator[tuple[str, bytes]]:
             yield name, zf.read(info)
 
 
-def source_entries(package_dir: Path) -> Iterator[tuple[str, bytes]]:
-    """A source package's files, as importable paths. Caches and hidden files stay out."""
+def _module_files(sources: Iterable[Path]) -> dict[str, Path]:
+    """Dotted module name -> file, for every Python module of the source packages."""
+    files: dict[str, Path] = {}
+    for package_dir in sources:
+        for path in package_dir.rglob("*.py"):
+            relative = path.relative_to(package_dir.parent)
+            if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+                continue
+            parts = list(relative.with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            files[".".join(parts)] = path
+    return files
+
+
+def _imported_names(path: Path, module: str, is_package: bool) -> Iterator[str]:
+    """Every module name an import statement of `path` may load (at any depth of the file)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            yield target
+            yield from (f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+
+
+def reachable_modules(sources: Iterable[Path], entries: Iterable[str] = ENTRY_MODULES) -> set[str]:
+    """The modules of the source packages that importing `entries` can load: the entries, what
+    they import, what that imports, and so on, with the packages that hold each one."""
+    files = _module_files(sources)
+    missing = [e for e in entries if e not in files]
+    if missing:
+        raise BuildError(f"entry module(s) {', '.join(missing)} not found in the source packages")
+    seen: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in files:
+            continue
+        seen.add(name)
+        parents = name.split(".")
+        todo.extend(".".join(parents[:i]) for i in range(1, len(parents)))
+        path = files[name]
+        todo.extend(_imported_names(path, name, path.name == "__init__.py"))
+    return seen
+
+
+def source_entries(package_dir: Path, modules: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
+    """A source package's files, as importable paths; with `modules`, only those Python modules
+    (data files always). Caches and hidden files stay out."""
     if not package_dir.is_dir():
         raise BuildError(f"source package {package_dir} not found")
     base = package_dir.parent
+    files = _module_files([package_dir])
+    keep = None if modules is None else {files[m] for m in modules if m in files}
     for path in package_dir.rglob("*"):
         relative = path.relative_to(base)
         if path.is_dir() or any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
             continue
         if path.suffix in {".pyc", ".pyo"}:
+            continue
+        if keep is not None and path.suffix == ".py" and path not in keep:
             continue
         yield relative.as_posix(), path.read_bytes()
 
@@ -255,12 +318,13 @@ def build(
     pins = read_lock(lock_file)
     check_lock_current(read_requirements(requirements), pins)
     wheels = fetch_wheels(pins, wheelhouse, offline)
+    modules = reachable_modules(sources)
 
     def everything() -> Iterator[tuple[str, bytes]]:
         for wheel in wheels:
             yield from wheel_entries(wheel)
         for package in sources:
-            yield from source_entries(package)
+            yield from source_entries(package, modules)
 
     write_zip(everything(), out)
     digest = hashlib.sha256(out.read_bytes()).digest()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from testsupport.lambda_context import FakeLambdaContext
-from testsupport.moto import MotoServer, moto_server
+from hfo_drill.moto_server import MotoServer, moto_server
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +22,3 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
     return moto
-
-
-@pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()

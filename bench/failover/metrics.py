@@ -90,7 +90,7 @@ def mean(all_figures: Sequence[Figures]) -> Figures:
     n = len(all_figures)
 
     def avg(name: str) -> float:
-        return sum(getattr(f, name) for f in all_figures) / n
+        return float(sum(getattr(f, name) for f in all_figures)) / n
 
     return Figures(
         decision_s=_mean_of([f.decision_s for f in all_figures]),

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hfo_watchdog.engine import apply_outcomes, decide, on_heartbeat
-from hfo_watchdog.model import (
+from hfo_watchdog.core.engine import apply_outcomes, decide, on_heartbeat
+from hfo_watchdog.core.model import (
     ActionKind,
     ControlState,
     Decision,
@@ -43,7 +43,7 @@ from hfo_watchdog.model import (
     Site,
     SiteRecord,
 )
-from hfo_watchdog.steady import steady_gap_s, steady_since_after
+from hfo_watchdog.core.steady import steady_gap_s, steady_since_after
 
 from failover.boot import BootModel
 from failover.traces import Trace

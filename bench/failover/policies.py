@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hfo_watchdog.model import Policy
+from hfo_watchdog.core.model import Policy
 
 from failover.ours import OurPolicy
 from failover.seed import SeedPolicy

@@ -76,7 +76,7 @@ def run_all(
 ) -> list[Row]:
     if not 1 <= runs <= MAX_RUNS:
         raise ValueError(f"runs {runs} is out of range: 1-{MAX_RUNS}")
-    rows = []
+    rows: list[Row] = []
     for name in trace_names:
         per_policy: dict[str, list[Figures]] = {p.name: [] for p in policies}
         overlap = dict.fromkeys(per_policy, 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hfo_watchdog.model import InstanceState
+from hfo_watchdog.core.model import InstanceState
 
 from failover.boot import BootModel
 from failover.traces import Trace

@@ -66,7 +66,8 @@ class Trace:
         return bool(self.laptop[t] and self.net[t])
 
     def down_seconds(self, channel: str) -> int:
-        return len(getattr(self, channel)) - sum(getattr(self, channel))
+        up: list[bool] = getattr(self, channel)
+        return len(up) - sum(up)
 
 
 def build(name: str, title: str, outages: Sequence[Outage], tail_s: int = TAIL_S) -> Trace:

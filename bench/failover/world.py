@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hfo_watchdog.model import Ec2Outcome, InstanceState
+from hfo_watchdog.core.model import Ec2Outcome, InstanceState
 
 from failover.boot import BootModel
 from failover.traces import Trace

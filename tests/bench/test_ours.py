@@ -8,7 +8,7 @@ import pytest
 from failover import boot, metrics, ours, policies, traces
 from failover.traces import LEAD_S
 from failover.world import EC2_CODE, LEASE_CODE
-from hfo_watchdog.model import InstanceState
+from hfo_watchdog.core.model import InstanceState
 
 BOOT = boot.load()
 DEFAULT, SPEED = policies.DEFAULT, policies.SPEED

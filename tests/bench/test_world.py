@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from failover import boot
 from failover.world import Instance
-from hfo_watchdog.model import InstanceState
+from hfo_watchdog.core.model import InstanceState
 
 BOOT = boot.load()
 

@@ -64,23 +64,23 @@ class SyncRecorder:
 def test_commands_sync_once_per_change_and_only_from_shard_zero(tmp_path: Path) -> None:
     first = _bot(tmp_path)
     recorder = SyncRecorder()
-    first.tree.sync = recorder  # type: ignore[method-assign]
+    first.tree.sync = recorder
     asyncio.run(first.setup_hook())
     assert recorder.calls == 1
     assert StateStore(tmp_path).load().synced_commands == command_fingerprint(first.command_specs())
 
     again = _bot(tmp_path)
-    again.tree.sync = recorder  # type: ignore[method-assign]
+    again.tree.sync = recorder
     asyncio.run(again.setup_hook())
     assert recorder.calls == 1  # unchanged: no second sync after a restart
 
     other = _bot(tmp_path / "other", pod="bot-1", SHARD_COUNT="2", SHARDS_PER_POD="1")
-    other.tree.sync = recorder  # type: ignore[method-assign]
+    other.tree.sync = recorder
     asyncio.run(other.setup_hook())
     assert recorder.calls == 1  # bot-1 does not run shard 0
     assert StateStore(tmp_path / "other").load() == BotState()
 
     disabled = _bot(tmp_path / "off", HFO_BOT_SYNC_COMMANDS="false")
-    disabled.tree.sync = recorder  # type: ignore[method-assign]
+    disabled.tree.sync = recorder
     asyncio.run(disabled.setup_hook())
     assert recorder.calls == 1

@@ -4,21 +4,19 @@ variables docs/runbook.md#before-you-start sets from `terraform output`."""
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
+from hfo_drill.aws_setup import directly
+from hfo_drill.moto_server import MotoServer
 from testsupport.docs import AWSCLI_BIN, DOC_VARIABLES, VENV_BIN
-from testsupport.moto import MotoServer
 from testsupport.tools import require_tool
 
 NAME = "hfo"  # the Terraform variable `name`
-MOTO_AMI = "ami-12c6146b"
 
 
 @dataclass(frozen=True)
@@ -42,47 +40,18 @@ def awscli_bin() -> Path:
     return AWSCLI_BIN
 
 
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("handler.py", "def handler(event, context):\n    return None\n")
-    return buf.getvalue()
-
-
 @pytest.fixture
 def deployment(aws: MotoServer) -> Deployment:
-    """State table, stopped standby, the three secrets, both functions and the alert topic, named as
-    Terraform names them, and the shell environment the runbook's variables describe."""
-    from hfo_watchdog.store import ensure_table
-
+    """The drill's direct path (state table, stopped standby, HMAC secret, both functions, alert
+    topic, named as Terraform names them), the two other secrets of the secrets module, and the
+    shell environment the runbook's variables describe."""
     session = boto3.session.Session(region_name=aws.region)
-    table = f"{NAME}-state"
-    ensure_table(session.client("dynamodb"), table)
-
-    ec2 = session.client("ec2")
-    # One of moto's built-in AMIs: naming it directly spares describe_images, which costs most of a second
-    instance = ec2.run_instances(ImageId=MOTO_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.small")["Instances"][0]
-    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
-
-    sm = session.client("secretsmanager")
     hmac_value = secrets.token_urlsafe(36)  # a plain keyring, as the walkthrough creates it
-    sm.create_secret(Name=f"{NAME}/hmac-keyring", SecretString=hmac_value)
+    side = directly(session, hmac_value, "https://laptop.example.ts.net/healthz", "tests/docs")
+    sm = session.client("secretsmanager")
     sm.create_secret(Name=f"{NAME}/discord-webhook", SecretString="https://discord.example/api/webhooks/1/x")
     sm.create_secret(Name=f"{NAME}/tailscale-auth-key", SecretString="tskey-auth-sample")
-
-    role = session.client("iam").create_role(RoleName=f"{NAME}-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    lam = session.client("lambda")
-    functions = (f"{NAME}-tick", f"{NAME}-heartbeat")
-    for fn in functions:
-        lam.create_function(
-            FunctionName=fn,
-            Runtime="python3.12",
-            Role=role,
-            Handler=f"hfo_watchdog.handlers.{fn.rsplit('-', 1)[1]}",
-            Code={"ZipFile": _zip()},
-            Description=f"hybrid-failover watchdog: {fn.rsplit('-', 1)[1]} handler",
-        )
-    topic = session.client("sns").create_topic(Name=f"{NAME}-alerts")["TopicArn"]
+    functions = (side.functions["tick"], side.functions["heartbeat"])
 
     env = {
         "PATH": os.pathsep.join([str(awscli_bin()), str(VENV_BIN), "/usr/local/bin", "/usr/bin", "/bin"]),
@@ -93,14 +62,14 @@ def deployment(aws: MotoServer) -> Deployment:
         "AWS_PAGER": "",
         **aws.env(),
         # docs/runbook.md#before-you-start
-        "HFO_TABLE_NAME": table,
-        "HFO_INSTANCE_ID": instance["InstanceId"],
+        "HFO_TABLE_NAME": side.table,
+        "HFO_INSTANCE_ID": side.instance_id,
         "HMAC_SECRET": f"{NAME}/hmac-keyring",
         "DISCORD_SECRET": f"{NAME}/discord-webhook",
         "TAILSCALE_SECRET": f"{NAME}/tailscale-auth-key",
         "TICK_FUNCTION": functions[0],
         "HEARTBEAT_FUNCTION": functions[1],
-        "ALERT_TOPIC": topic,
+        "ALERT_TOPIC": side.topic_arn,
     }
     assert set(DOC_VARIABLES) <= set(env)
-    return Deployment(env, table, instance["InstanceId"], f"{NAME}/hmac-keyring", hmac_value, functions)
+    return Deployment(env, side.table, side.instance_id, f"{NAME}/hmac-keyring", hmac_value, functions)

@@ -64,7 +64,7 @@ def test_readme_documentation_section_links_every_page() -> None:
 
 
 def test_every_alert_key_has_a_runbook_entry() -> None:
-    from hfo_watchdog.alerts import KINDS
+    from hfo_watchdog.core.alerts import KINDS
 
     table = section(page("runbook.md"), "Alerts", subsections=False)
     keys = [c for cell in table_column(table, 0) for c in codes(cell)]
@@ -88,7 +88,7 @@ def test_runbook_alarm_names_are_the_ones_terraform_creates() -> None:
 
 
 def test_every_probe_failure_class_has_a_troubleshooting_entry() -> None:
-    from hfo_watchdog.model import ProbeFailure
+    from hfo_watchdog.core.model import ProbeFailure
 
     table = section(page("troubleshooting.md"), "The probe fails")
     documented = {c for cell in table_column(table, 1) for c in codes(cell)}

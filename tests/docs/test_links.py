@@ -10,7 +10,7 @@ from testsupport.docs import anchors, doc_paths, links, read, rel, slug
 from testsupport.tools import REPO_ROOT
 
 # A repository path: a top-level directory of this project, then at least one more component.
-_TOP = "lambda|healthcheck|protocol|bot|k8s|argocd|terraform|tests|bench|docs|tools|mk|requirements|build"
+_TOP = "lambda|drill|healthcheck|protocol|bot|k8s|argocd|terraform|tests|bench|docs|tools|mk|requirements|build"
 _PATH = re.compile(rf"(?<![\w/.$<-])((?:{_TOP})/[\w./*-]*[\w/*])")
 # Paths the docs name on purpose although they are not in the repository.
 NOT_IN_GIT = {

@@ -153,7 +153,7 @@ def test_network_policies_open_exactly_the_declared_ports(overlay: str) -> None:
     bot = find(docs, "StatefulSet", "bot")
     site = find(docs, "Deployment", "hfo-site")
     bot_port = {p["name"]: p["containerPort"] for p in container(bot, "bot")["ports"]}["health"]
-    site_ports = {p["name"]: p["containerPort"] for c in pod_spec(site)["containers"] for p in c.get("ports", [])}  # type: ignore[index]
+    site_ports = {p["name"]: p["containerPort"] for c in pod_spec(site)["containers"] for p in c.get("ports", [])}
     bot_np, site_np = _policy(docs, "bot"), _policy(docs, "site")
     assert bot_np["spec"]["podSelector"]["matchLabels"].items() <= bot["spec"]["template"]["metadata"]["labels"].items()
     assert (
@@ -266,7 +266,7 @@ def test_images_come_from_the_one_kustomize_images_entry() -> None:
     want = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in base["images"]}
     for overlay in ("laptop", "aws"):
         docs = render(overlay)
-        images = {c["image"] for d in docs if pod_spec(d) for c in pod_spec(d)["containers"]}  # type: ignore[index]
+        images = {c["image"] for d in docs if pod_spec(d) for c in pod_spec(d)["containers"]}
         assert images == set(want.values())
     owners = {v.rsplit("/", 1)[0] for v in want.values()}
     assert len(owners) == 1, "both images live under one owner, changed in one place"
@@ -451,7 +451,7 @@ def test_config_files_referenced_by_env_exist_in_mounts() -> None:
         (container(site, "agent"), "HFO_HMAC_SECRET_FILE"),
         (container(bot, "bot"), "DISCORD_TOKEN_FILE"),
     ]
-    volumes = {v["name"]: v for d in (site, bot) for v in pod_spec(d)["volumes"]}  # type: ignore[index]
+    volumes = {v["name"]: v for d in (site, bot) for v in pod_spec(d)["volumes"]}
     for c, var in pairs:
         path = Path(env_value(c, var, docs))
         mount = next(m for m in c["volumeMounts"] if Path(m["mountPath"]) == path.parent)

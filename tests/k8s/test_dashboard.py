@@ -36,7 +36,7 @@ def dashboard() -> dict[str, object]:
 
 def queried_metrics() -> set[str]:
     names: set[str] = set()
-    for panel in dashboard()["panels"]:  # type: ignore[union-attr]
+    for panel in dashboard()["panels"]:
         for target in panel.get("targets", []):
             names |= set(METRIC.findall(target["expr"]))
     return names
@@ -71,12 +71,12 @@ def test_dashboard_shows_lease_signals_heartbeats_and_failovers() -> None:
 def test_dashboard_is_portable() -> None:
     dash = dashboard()
     assert dash["uid"] == "hfo-failover"
-    variables = {v["name"]: v for v in dash["templating"]["list"]}  # type: ignore[index]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
-    for panel in dash["panels"]:  # type: ignore[union-attr]
+    for panel in dash["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
-    ids = [p["id"] for p in dash["panels"]]  # type: ignore[union-attr]
+    ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
 
 

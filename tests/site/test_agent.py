@@ -68,7 +68,7 @@ def agent_env(
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path, watchdog: StandInWatchdog, secret_file: Path, ca_bundle: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+def start_agent(tmp_path: Path, watchdog: StandInWatchdog, secret_file: Path, ca_bundle: Path) -> Iterator[callable]:
     started: list[SiteProcess] = []
 
     def start(site: str = "primary", **extra: str) -> Agent:

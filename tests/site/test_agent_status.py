@@ -47,7 +47,7 @@ def test_round_trip() -> None:
         (lambda d: d.update(detail="x" * 600), "detail"),
     ],
 )
-def test_malformed_reports_are_refused(mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_reports_are_refused(mutate, fragment: str) -> None:
     doc = json.loads(build_status(STATUS))
     mutate(doc)
     with pytest.raises(ProtocolError, match=fragment):

@@ -57,7 +57,7 @@ def test_waking_from_a_suspend_longer_than_the_lease_fences_within_about_a_secon
             backend,
             client=None,
             reporter=None,
-            metrics=AgentMetrics(),  # type: ignore[arg-type]
+            metrics=AgentMetrics(),
             interval_s=10.0,
             retries=0,
             mono=lambda: now[0],

@@ -68,7 +68,7 @@ def _lines(out: Path) -> list[str]:
     return out.read_text().splitlines() if out.exists() else []
 
 
-async def _wait(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait(predicate, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

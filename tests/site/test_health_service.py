@@ -66,7 +66,7 @@ class Health:
             "reported_at": now,
         }
         fields.update(changes)
-        body = build_status(AgentStatus(**fields))  # type: ignore[arg-type]
+        body = build_status(AgentStatus(**fields))
         return request(self.status_port, "/agent-status", "POST", {"Content-Type": "application/json"}, body)
 
     def metrics(self) -> str:

@@ -26,11 +26,11 @@ def _agent(**kw: object) -> Report:
         "reported_at": NOW - 1,
     }
     fields.update(kw)
-    return receive(AgentStatus(**fields), NOW, CLOCK)  # type: ignore[arg-type]
+    return receive(AgentStatus(**fields), NOW, CLOCK)
 
 
-def decide_at(report: Report | None, checks: dict | None, later: float = 0.0, **kw: object):  # type: ignore[no-untyped-def]
-    return decide("primary", NOW + later, CLOCK + later, report, checks, heartbeat_stale_s=30, **kw)  # type: ignore[arg-type]
+def decide_at(report: Report | None, checks: dict | None, later: float = 0.0, **kw: object):
+    return decide("primary", NOW + later, CLOCK + later, report, checks, heartbeat_stale_s=30, **kw)
 
 
 UP = {"workload:ready": CheckResult(PASS, NOW, 200)}

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
-from hfo_watchdog.drill_terraform import Terraform, TerraformUnavailable
+from hfo_drill.terraform import Terraform, TerraformUnavailable
+from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
 from testsupport.drill import DrillProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
@@ -41,7 +41,7 @@ MILESTONES = [
     "** milestone: Funnel back",
     "DRILL PASSED",
 ]
-PERIOD_S = 1.0  # the bots' period (hfo_watchdog.demo.BOT_PERIOD_S)
+PERIOD_S = 1.0  # the bots' period (hfo_drill.demo.BOT_PERIOD_S)
 
 
 @dataclass

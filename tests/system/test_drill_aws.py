@@ -1,16 +1,21 @@
 """The drill's AWS side: the timings scaled down (and still accepted by the watchdog), the
 fallback that creates the same resources without Terraform, and the configuration read back
-from the emulator. The fallback's environment is checked against the Terraform module's."""
+from the emulator. The fallback takes its configuration from the Terraform modules' own files,
+checked here against the module read another way, and shown to follow a changed default."""
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import boto3
 import pytest
+from hfo_drill.aws_setup import directly, ensure_table, read_functions
+from hfo_drill.module_defaults import ModuleDefaultsError, watchdog_defaults, watchdog_environment
+from hfo_drill.moto_server import MotoServer
+from hfo_drill.timescale import DrillConfigError, accelerate
 from hfo_watchdog.config import Settings
-from hfo_watchdog.drill_aws import MODULE_DEFAULTS, DrillConfigError, accelerate, directly, read_functions
-from testsupport.moto import MotoServer
 from testsupport.tools import REPO_ROOT
 
 IDS = {
@@ -20,6 +25,9 @@ IDS = {
     "HFO_HMAC_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hfo/hmac-keyring-AbCdEf",
     "HFO_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:hfo-alerts",
 }
+
+
+MODULE_DEFAULTS = watchdog_environment(REPO_ROOT)[0]
 
 
 def production() -> dict[str, str]:
@@ -107,6 +115,17 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
     }
     assert side.configs["tick"]["Handler"] == "hfo_watchdog.handlers.tick"
     assert side.configs["heartbeat"]["Handler"] == "hfo_watchdog.handlers.heartbeat"
+    module = watchdog_defaults(REPO_ROOT)
+    assert (
+        (side.configs["tick"]["Timeout"], side.configs["heartbeat"]["Timeout"])
+        == (30, 10)
+        == (
+            module.tick_timeout_s,
+            module.heartbeat_timeout_s,
+        )
+    )
+    for config in side.configs.values():
+        assert (config["MemorySize"], config["Architectures"]) == (module.memory_mb, [module.lambda_architecture])
     instance = session.client("ec2").describe_instances(InstanceIds=[side.instance_id])["Reservations"][0]
     assert instance["Instances"][0]["State"]["Name"] == "stopped"
     url = session.client("lambda").get_function_url_config(FunctionName=side.functions["heartbeat"])
@@ -117,11 +136,23 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
     assert session.client("dynamodb").describe_table(TableName=side.table)["Table"]["TableStatus"] == "ACTIVE"
 
 
+@pytest.mark.moto
+def test_ensure_table_is_idempotent_and_enables_ttl(aws: MotoServer) -> None:
+    client = boto3.client("dynamodb")
+    ensure_table(client, "t1")
+    ensure_table(client, "t1")
+    table = client.describe_table(TableName="t1")["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = client.describe_time_to_live(TableName="t1")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
 MODULE = REPO_ROOT / "terraform" / "modules" / "watchdog"
 
 
-@pytest.mark.skipif(not (MODULE / "main.tf").is_file(), reason="terraform/modules/watchdog is not in this checkout")
 def test_the_fallback_environment_is_the_terraform_modules_with_its_defaults() -> None:
+    """hcl2's reading of the module (what the fallback uses) against a plain-text reading of it."""
     main = (MODULE / "main.tf").read_text()
     variables = (MODULE / "variables.tf").read_text()
     block = main[main.index("environment = merge(") :]
@@ -153,3 +184,41 @@ def test_the_fallback_environment_is_the_terraform_modules_with_its_defaults() -
         else:
             value = expression.strip('"')
         assert MODULE_DEFAULTS[name] == value, name
+
+
+def _tree_with(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """A copy of the checkout's terraform/ with one edit in `file`."""
+    shutil.copytree(REPO_ROOT / "terraform", tmp_path / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
+    path = tmp_path / "terraform" / file
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    return tmp_path
+
+
+@pytest.mark.moto
+def test_the_fallback_follows_a_changed_module_default(aws: MotoServer, tmp_path: Path) -> None:
+    """Nothing is copied by hand: a default changed in the module's variables.tf is what the
+    functions created without Terraform hold."""
+    rule = 'failed probes in a row before the probe signal says down."\n  type        = number\n  default     = '
+    repo = _tree_with(tmp_path, "modules/watchdog/variables.tf", rule + "3\n", rule + "5\n")
+    session = boto3.session.Session()
+    side = directly(session, "fallback-keyring-0123456789abcdef0123", "https://127.0.0.1:9/healthz", "t", repo=repo)
+    read_functions(session, side)
+    assert side.env("tick")["HFO_DOWN_PROBES"] == side.env("heartbeat")["HFO_DOWN_PROBES"] == "5"
+
+
+def test_a_module_expression_the_reader_cannot_follow_is_refused_by_name(tmp_path: Path) -> None:
+    repo = _tree_with(
+        tmp_path,
+        "modules/watchdog/main.tf",
+        "HFO_MAX_SKEW_S               = tostring(var.max_skew_s)",
+        "HFO_MAX_SKEW_S               = tostring(max(var.max_skew_s, 10))",
+    )
+    with pytest.raises(ModuleDefaultsError, match=r"HFO_MAX_SKEW_S = tostring\(max\(var\.max_skew_s, 10\)\)"):
+        watchdog_defaults(repo)
+
+
+def test_a_checkout_without_the_modules_is_refused_with_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ModuleDefaultsError, match=r"terraform/modules/watchdog/variables\.tf not found"):
+        watchdog_defaults(tmp_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from testsupport.net import wait_until
 
-BOT = [sys.executable, "-m", "hfo_watchdog.drill_bot"]
+BOT = [sys.executable, "-m", "hfo_drill.bot"]
 
 
 def lines(path: Path) -> list[list[str]]:

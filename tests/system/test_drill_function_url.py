@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hfo_drill.function_url import FunctionUrlServer, http_answer
+from hfo_drill.lambda_runtime import LambdaContext, function_url_event
+from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import (
     CONTENT_TYPE,
     Heartbeat,
@@ -25,9 +28,7 @@ from hfo_protocol.heartbeat import (
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import new_nonce
 from hfo_protocol.signing import SIGNATURE_HEADER
-from hfo_watchdog.drill_function_url import FunctionUrlServer, function_url_event, http_answer
 from testsupport.https import TestCA
-from testsupport.moto import MotoServer
 
 pytestmark = pytest.mark.network
 
@@ -37,8 +38,7 @@ pytestmark = pytest.mark.network
 
 def test_event_follows_payload_format_2_0() -> None:
     event = function_url_event(
-        "post",
-        "/beat/now?b=2&a=1&b=3",
+        b'{"k":1}',
         [
             ("Content-Type", "application/json"),
             ("X-Multi", "one"),
@@ -46,7 +46,8 @@ def test_event_follows_payload_format_2_0() -> None:
             ("Cookie", "c1=v1; c2=v2"),
             ("User-Agent", "hfo-agent/0.1"),
         ],
-        b'{"k":1}',
+        method="post",
+        target="/beat/now?b=2&a=1&b=3",
         source_ip="127.0.0.1",
         url_id="abc123",
         region="eu-west-3",
@@ -83,13 +84,10 @@ def test_event_follows_payload_format_2_0() -> None:
 
 
 def test_binary_bodies_are_base64_and_empty_ones_absent() -> None:
-    binary = function_url_event(
-        "POST", "/", [("Content-Type", "application/octet-stream")], b"\x00\xff", source_ip="1.2.3.4", url_id="u",
-        region="us-east-1",
-    )  # fmt: skip
+    binary = function_url_event(b"\x00\xff", [("Content-Type", "application/octet-stream")], source_ip="1.2.3.4")
     assert binary["isBase64Encoded"] is True
     assert base64.b64decode(binary["body"]) == b"\x00\xff"
-    empty = function_url_event("GET", "/", [], b"", source_ip="1.2.3.4", url_id="u", region="us-east-1")
+    empty = function_url_event(method="GET", source_ip="1.2.3.4")
     assert "body" not in empty and "queryStringParameters" not in empty and "cookies" not in empty
 
 
@@ -211,9 +209,10 @@ def watchdog(
     aws: MotoServer, monkeypatch: pytest.MonkeyPatch, ca: TestCA
 ) -> Iterator[tuple[FunctionUrlServer, Keyring]]:
     import boto3
-    from hfo_watchdog import handlers
-    from hfo_watchdog.demo import DemoLambdaContext
-    from hfo_watchdog.drill_aws import accelerate, directly, read_functions
+    from hfo_drill.aws_setup import directly, read_functions
+    from hfo_drill.timescale import accelerate
+    from hfo_watchdog.handlers import entry_points
+    from hfo_watchdog.runtime import Container
 
     keyring_text = "drill-function-url-test-keyring-0123456789"
     session = boto3.session.Session()
@@ -222,17 +221,16 @@ def watchdog(
     env, _ = accelerate(side.env("heartbeat"))
     for key, value in {**env, "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(key, value)
-    handlers.reset_runtime()
+    handlers = entry_points(Container())
     server = FunctionUrlServer(
         handlers.heartbeat,
-        lambda: DemoLambdaContext.for_function(side.configs["heartbeat"]),
+        lambda: LambdaContext.for_function(side.configs["heartbeat"]),
         ca.server_context(),
         url_id=side.url_id,
         region="us-east-1",
     ).start()
     yield server, Keyring.from_secret_string(keyring_text)
     server.stop()
-    handlers.reset_runtime()
 
 
 @pytest.mark.moto

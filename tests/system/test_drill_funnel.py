@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hfo_drill.funnel import FunnelProxy
 from hfo_protocol.health import CONTENT_TYPE, HealthDocument, build_health_body, sign_health
 from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
-from hfo_watchdog.drill_funnel import FunnelProxy
-from hfo_watchdog.model import ProbeFailure
+from hfo_watchdog.core.model import ProbeFailure
 from hfo_watchdog.probe import HttpsProber
 from testsupport.https import TestCA
 from testsupport.net import free_port

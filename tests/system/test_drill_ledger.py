@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hfo_watchdog.drill_ledger import LedgerError, LedgerTail, Run, parse, runs, summarize
+from hfo_drill.ledger import LedgerError, LedgerTail, Run, parse, runs, summarize
 from testsupport.net import wait_until
 
-BOT = [sys.executable, "-m", "hfo_watchdog.drill_bot"]
+BOT = [sys.executable, "-m", "hfo_drill.bot"]
 
 
 def ledger(*rows: tuple[float, str, str, int]) -> str:

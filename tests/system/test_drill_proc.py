@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hfo_watchdog.drill_proc import alive, descendants, kill_together, spawn
+from hfo_drill.proc import alive, descendants, kill_together, spawn
 from testsupport.net import wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
@@ -106,7 +106,7 @@ def test_children_die_with_a_drill_killed_outright(tmp_path: Path) -> None:
     drill = textwrap.dedent(
         f"""
         import os, sys, time
-        from hfo_watchdog.drill_proc import spawn
+        from hfo_drill.proc import spawn
         child = spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ)
         open({str(pidfile)!r}, "w").write(str(child.pid))
         time.sleep(120)

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hfo_drill.sites import Site, SiteFiles, SiteTiming, site_command
 from hfo_site.config import load_agent_settings, load_health_settings
-from hfo_watchdog.drill_sites import Site, SiteFiles, SiteTiming, site_command
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_the_bot_command_is_the_drill_bot_on_the_shared_ledger(files: SiteFiles)
     argv = shlex.split(standby.agent_env()["HFO_EXEC_COMMAND"])
     assert argv[1:] == [
         "-m",
-        "hfo_watchdog.drill_bot",
+        "hfo_drill.bot",
         "--site",
         "standby",
         "--ledger",

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hfo_watchdog.drill_function_url import UrlCounters
-from hfo_watchdog.drill_ledger import LedgerTail, parse, summarize
-from hfo_watchdog.drill_story import Marks, Story, StoryFailed, Timeline, Timings
-from hfo_watchdog.model import ControlState, Lease, LeaseSite
+from hfo_drill.function_url import UrlCounters
+from hfo_drill.ledger import LedgerTail, parse, summarize
+from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings
+from hfo_watchdog.core.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0
 GOOD_HISTORY = [{"from": "suspect", "to": "failing_over"}, {"from": "handing_back", "to": "healthy"}]
@@ -62,8 +62,8 @@ def story(tmp_path: Path, ledger_text: str, store: FakeStore | None = None) -> S
         tick_s=1, down_probes=3, down_heartbeat_s=10, lease_ttl_s=5, start_cooldown_s=15, bot_period_s=1, boot_delay_s=1
     )
     s = Story(
-        Timeline(io.StringIO()), lambda: {}, None, FakeAws(), "", store or FakeStore(), None, None, None,  # type: ignore[arg-type]
-        FakeUrlServer(), LedgerTail(str(path)), timings,  # type: ignore[arg-type]
+        Timeline(io.StringIO()), lambda: {}, None, FakeAws(), "", store or FakeStore(), None, None, None,
+        FakeUrlServer(), LedgerTail(str(path)), timings,
     )  # fmt: skip
     s.ledger.poll()
     s.marks = Marks(killed=T0 + 10.5, back=T0 + 30, dark=T0 + 50, light=T0 + 70, end=T0 + 80)

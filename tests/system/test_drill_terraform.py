@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hfo_watchdog.drill_terraform import (
+from hfo_drill.terraform import (
     MIRROR_ENV,
     PROVIDER_SOURCE,
     Terraform,
@@ -131,7 +131,7 @@ def calls(tmp_path: Path) -> list[dict[str, object]]:
 def test_apply_runs_init_apply_output_in_a_scratch_copy_with_secrets_only_in_the_environment(
     fake_tf: Terraform, tmp_path: Path
 ) -> None:
-    from hfo_watchdog.drill_terraform import apply_example
+    from hfo_drill.terraform import apply_example
 
     registered = []
     applied = apply_example(
@@ -153,7 +153,7 @@ def test_apply_runs_init_apply_output_in_a_scratch_copy_with_secrets_only_in_the
 
 
 def test_a_failing_step_is_an_error_carrying_its_output(fake_tf: Terraform) -> None:
-    from hfo_watchdog.drill_terraform import TerraformFailed, apply_example
+    from hfo_drill.terraform import TerraformFailed, apply_example
 
     fake_tf.env["FAKE_TF_FAIL"] = "apply"
     with pytest.raises(TerraformFailed, match=r"terraform apply failed \(exit 1\):\nError: the emulator said no"):

@@ -17,15 +17,15 @@ from typing import Any
 import aiohttp
 import boto3
 import pytest
+from hfo_drill.function_url import FunctionUrlServer
+from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import CONTENT_TYPE
 from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient, make_ssl_context
-from hfo_watchdog.drill_function_url import FunctionUrlServer
+from hfo_watchdog.core.model import Policy
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
-from hfo_watchdog.model import Policy
 from hfo_watchdog.store import DynamoStateStore
 from testsupport.https import TestCA
-from testsupport.moto import MotoServer
 from testsupport.watchdog import KEYRING, TABLE, JsonLog, create_table
 
 pytestmark = [pytest.mark.moto, pytest.mark.network, pytest.mark.system]

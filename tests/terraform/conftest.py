@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from testsupport.moto import MotoServer, moto_server
+from hfo_drill.moto_server import MotoServer, moto_server
 from testsupport.terraform import TerraformEnv, terraform_env
 from testsupport.tools import REPO_ROOT, in_ci
 
@@ -25,10 +25,8 @@ def tfenv(tmp_path_factory: pytest.TempPathFactory) -> TerraformEnv:
 def tf_moto() -> Iterator[MotoServer]:
     """A moto server only the Terraform tests use. AWS's managed IAM policies (the standby
     attaches AmazonSSMManagedInstanceCore) are loaded, as they exist in every real account."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        with moto_server() as server:
-            yield server
+    with moto_server(extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}) as server:
+        yield server
 
 
 def load_build_module() -> ModuleType:

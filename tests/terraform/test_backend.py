@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from testsupport.moto import MotoServer
+from hfo_drill.moto_server import MotoServer
 from testsupport.terraform import TerraformEnv
 from testsupport.tools import REPO_ROOT
 

@@ -1,12 +1,14 @@
 """lambda/build.py: the watchdog's Lambda package. Same sources give the same bytes (so an
-unchanged tree never redeploys), the package is complete without boto3, and bad inputs (a lock
-that lags the requirements, an unpinned requirement, a tampered wheel) stop the build with a
-message that says what to do."""
+unchanged tree never redeploys), the package is complete without boto3 and holds only the code
+the Lambda handlers import (no harness, no test helper, no CLI), and bad inputs (a lock that
+lags the requirements, an unpinned requirement, a tampered wheel) stop the build with a message
+that says what to do."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import modulefinder
 import os
 import shutil
 import subprocess
@@ -54,7 +56,7 @@ def test_same_sources_same_bytes(lambda_build: ModuleType, lambda_zip: Path, sou
 
 def test_changed_source_changes_the_hash(lambda_build: ModuleType, sources: tuple[Path, ...], tmp_path: Path):
     before = build(lambda_build, tmp_path / "a.zip", sources)
-    model = sources[0] / "model.py"
+    model = sources[0] / "core" / "model.py"
     model.write_text(model.read_text() + "\n# changed\n")
     after = build(lambda_build, tmp_path / "b.zip", sources)
     assert before.sha256_hex != after.sha256_hex
@@ -87,6 +89,50 @@ def test_package_holds_the_code_and_pinned_dependencies_but_not_boto3(
     assert not any(n.endswith((".so", ".pyd", ".dylib")) for n in names)
 
 
+OUR_PACKAGES = ("hfo_watchdog", "hfo_protocol")
+
+
+def packed_modules(zip_path: Path) -> set[str]:
+    """The dotted names of our Python modules in a package."""
+    with zipfile.ZipFile(zip_path) as zf:
+        names = [n for n in zf.namelist() if n.split("/", 1)[0] in OUR_PACKAGES and n.endswith(".py")]
+    return {n.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for n in names}
+
+
+def test_package_holds_exactly_the_modules_the_handlers_import(lambda_zip: Path) -> None:
+    """Production is what Lambda calls, hfo_watchdog.handlers. What it can load is computed here
+    apart from build.py, by the standard library's modulefinder (it follows every import
+    statement of every module reached, those inside functions too), and must be what the
+    package holds: nothing more (no drill, no test helper, no CLI), nothing less."""
+    finder = modulefinder.ModuleFinder(path=[str(REPO_ROOT / "lambda" / "src"), str(REPO_ROOT / "protocol" / "src")])
+    finder.import_hook("hfo_watchdog.handlers")
+    reached = {name for name in finder.modules if name.split(".")[0] in OUR_PACKAGES}
+    packed = packed_modules(lambda_zip)
+    assert packed - reached == set(), "modules production never imports are in the Lambda package"
+    assert reached - packed == set(), "modules the handlers import are missing from the Lambda package"
+    assert "hfo_watchdog.cli" not in packed and "hfo_watchdog.core.engine" in packed
+    with zipfile.ZipFile(lambda_zip) as zf:
+        tops = {n.split("/", 1)[0] for n in zf.namelist()}
+    assert not tops & {"hfo_drill", "testsupport", "tests", "hfo_site", "hfo_bot"}
+
+
+def test_a_module_no_handler_imports_stays_out_until_one_does(
+    lambda_build: ModuleType, sources: tuple[Path, ...], tmp_path: Path
+) -> None:
+    watchdog = sources[0]
+    (watchdog / "harness.py").write_text("import moto\n")
+    (watchdog / "core" / "unused.py").write_text("ANSWER = 42\n")
+    before = packed_modules(build(lambda_build, tmp_path / "a.zip", sources).path)
+    assert {"hfo_watchdog.harness", "hfo_watchdog.core.unused"}.isdisjoint(before)
+    # An import inside a function of a module the handlers reach is enough to ship it.
+    tick = watchdog / "tick.py"
+    tick.write_text(
+        tick.read_text() + "\n\ndef _later() -> None:\n    from hfo_watchdog.core import unused  # noqa: F401\n"
+    )
+    after = packed_modules(build(lambda_build, tmp_path / "b.zip", sources).path)
+    assert after - before == {"hfo_watchdog.core.unused"}
+
+
 def test_package_imports_on_its_own(lambda_zip: Path, tmp_path: Path) -> None:
     """What the Lambda runtime does: the package directory first on sys.path."""
     task = tmp_path / "task"
@@ -94,7 +140,7 @@ def test_package_imports_on_its_own(lambda_zip: Path, tmp_path: Path) -> None:
         zf.extractall(task)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import hfo_protocol, hfo_watchdog.model, requests, aws_lambda_powertools;"
+        "import hfo_protocol, hfo_watchdog.core.model, requests, aws_lambda_powertools;"
         "print(requests.__file__); print(hfo_protocol.__file__); print(aws_lambda_powertools.__file__)"
     )
     result = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport.moto import MotoServer
+from hfo_drill.moto_server import MotoServer
 from testsupport.terraform import TerraformEnv, working_copy
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto]

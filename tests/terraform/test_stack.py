@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +23,8 @@ from typing import Any
 
 import boto3
 import pytest
-import trustme
 import yaml
-from testsupport.moto import MotoServer
+from hfo_drill.moto_server import MotoServer
 from testsupport.net import free_port
 from testsupport.terraform import Stack, TerraformEnv, make_stack, resource_changes, working_copy
 from testsupport.tools import REPO_ROOT
@@ -413,32 +411,6 @@ def test_outputs_tell_the_next_steps(stack: Stack) -> None:
 # --- end to end: the real handlers on the Terraform-made stack ------------------------------
 
 
-class AlertQueue:
-    """An SQS queue subscribed to the stack's alert topic: what the watchdog published."""
-
-    def __init__(self, aws: dict[str, Any], sqs: Any, topic_arn: str) -> None:
-        self.sqs = sqs
-        self.sns = aws["sns"]
-        self.url = sqs.create_queue(QueueName="e2e-alerts")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.subscription = self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
-        self.subjects: list[str] = []
-
-    def drain(self) -> list[str]:
-        for _ in range(10):  # bounded
-            batch = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            if not batch.get("Messages"):
-                break
-            for message in batch["Messages"]:
-                self.subjects.append(json.loads(message["Body"]).get("Subject", ""))
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-        return self.subjects
-
-    def close(self) -> None:
-        self.sns.unsubscribe(SubscriptionArn=self.subscription)
-        self.sqs.delete_queue(QueueUrl=self.url)
-
-
 def test_end_to_end_failover_to_the_terraform_instance_and_back(
     stack: Stack,
     aws: dict[str, Any],
@@ -449,26 +421,31 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
     tmp_path: Path,
 ) -> None:
     """The real tick and heartbeat handlers, in-process, with the environment Terraform gave the
-    functions (read back from the emulator), fail over to the Terraform-made instance when the
-    laptop's health server goes down and stop it when the laptop comes back."""
-    from hfo_protocol.keys import Keyring
-    from hfo_watchdog import handlers
-    from hfo_watchdog.demo import in_process_transport
-    from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
-    from testsupport.lambda_context import FakeLambdaContext
+    functions (read back from the emulator), and the real site processes (the laptop's health
+    service and agent, the standby's agent while its instance runs, heartbeating over HTTPS to
+    the heartbeat handler behind the drill's Function URL server): the watchdog fails over to the
+    Terraform-made instance when the laptop dies and stops it when the laptop comes back."""
+    from hfo_drill.aws_setup import instance_state
+    from hfo_drill.function_url import FunctionUrlServer
+    from hfo_drill.inbox import AlertInbox
+    from hfo_drill.lambda_runtime import LambdaContext
+    from hfo_drill.ledger import LedgerTail, read, summarize
+    from hfo_watchdog.handlers import entry_points
+    from hfo_watchdog.runtime import Container
+    from testsupport.https import TestCA
+    from testsupport.laptop import BOT_PERIOD_S, real_sites
 
     names = stack.outputs["function_names"]
-    env = aws["lambda"].get_function_configuration(FunctionName=names["tick"])["Environment"]["Variables"]
-    assert env == aws["lambda"].get_function_configuration(FunctionName=names["heartbeat"])["Environment"]["Variables"]
+    configs = {k: aws["lambda"].get_function_configuration(FunctionName=names[k]) for k in ("tick", "heartbeat")}
+    env = configs["tick"]["Environment"]["Variables"]
+    assert env == configs["heartbeat"]["Environment"]["Variables"]
     instance_id = env["HFO_INSTANCE_ID"]
     assert instance_id == stack.outputs["instance_id"]
     # Two additions, both because this runs on a test machine: the throwaway CA of the loopback
-    # health server, and no Discord alerts (the webhook would be on the internet; the alerts are
+    # Funnel stand-in, and no Discord alerts (the webhook would be on the internet; the alerts are
     # checked on the SNS topic instead).
-    ca = trustme.CA()
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    env = {**env, "HFO_PROBE_CA_BUNDLE": str(ca_path)}
+    ca = TestCA(tmp_path)
+    env = {**env, "HFO_PROBE_CA_BUNDLE": str(ca.bundle)}
     env.pop("HFO_DISCORD_WEBHOOK_SECRET_ARN")
     for key in [k for k in os.environ if k.startswith(("HFO_", "POWERTOOLS_"))]:
         monkeypatch.delenv(key)
@@ -476,72 +453,80 @@ def test_end_to_end_failover_to_the_terraform_instance_and_back(
         monkeypatch.setenv(key, value)
     assert env["HFO_HEALTH_URL"] == f"https://127.0.0.1:{health_port}/healthz"
 
-    sqs = boto3.client("sqs", endpoint_url=tf_moto.endpoint, region_name=tf_moto.region,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    alerts = AlertQueue(aws, sqs, env["HFO_SNS_TOPIC_ARN"])
-    keyring = Keyring.from_secret_string(secret_values.hmac_keyring)  # the value Terraform wrote
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    ledger = WorkloadLedger()
-    handlers.reset_runtime()
-    transport = in_process_transport(handlers.heartbeat)
-    primary = SiteAgent("primary", keyring, transport, ledger, interval_s=1.0)
-    standby = SiteAgent("standby", keyring, transport, ledger, interval_s=1.0)
-    health = HealthServer(primary, keyring, tls, health_port)
-
-    def state() -> str:
-        reservations = aws["ec2"].describe_instances(InstanceIds=[instance_id])["Reservations"]
-        return str(reservations[0]["Instances"][0]["State"]["Name"])
-
+    session = boto3.session.Session()
+    alerts = AlertInbox(env["HFO_SNS_TOPIC_ARN"], "e2e-alerts", session=session)
+    handlers = entry_points(Container())  # configured from the environment set above, as Lambda's are
+    url = FunctionUrlServer(
+        handlers.heartbeat,
+        lambda: LambdaContext.for_function(configs["heartbeat"]),
+        ca.server_context(),
+        url_id="e2e",
+        region=tf_moto.region,
+    ).start()
     report: dict[str, Any] = {}
 
-    def tick() -> None:
-        report.update(handlers.tick({"source": "aws.scheduler"}, FakeLambdaContext(function_name=names["tick"])))
-        # The standby's agent runs while its instance runs (cloud-init starts K3s and the agent).
-        running = state() == "running"
-        if running and not standby.alive:
-            standby.start()
-        elif not running and standby.alive:
-            standby.kill()
-
-    def until(what: str, done: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            tick()
-            if done():
-                return
-            time.sleep(1.0)
-        raise AssertionError(f"not reached within {timeout_s:.0f} s: {what}; last tick: {report}")
+    def state() -> str:
+        return instance_state(instance_id, session=session)
 
     try:
-        health.start()
-        primary.start()
-        until("the laptop holds the lease", lambda: report["phase"] == "healthy" and primary.workload == "running", 30)
-        assert state() == "stopped"
-        epoch = report["lease_epoch"]
+        with real_sites(
+            tmp_path / "sites",
+            secret_values.hmac_keyring,  # the value Terraform wrote
+            ca,
+            url.url,
+            heartbeat_interval_s=FAST_POLICY["heartbeat_interval_s"],
+            stop_grace_s=FAST_POLICY["stop_grace_s"],
+            funnel_port=health_port,  # the stack's health_url points there
+        ) as sites:
+            ledger = LedgerTail(str(sites.files.ledger))
 
-        health.stop()  # the laptop dies: probe refused, heartbeats stop, its bot is gone
-        primary.kill()
-        failed_over = lambda: report["lease_site"] == "standby" and state() == "running"  # noqa: E731
-        until("failover to the Terraform instance", failed_over, 60)
-        assert report["lease_epoch"] > epoch
-        until("the standby serves", lambda: standby.workload == "running", 30)
-        epoch = report["lease_epoch"]
+            def bots() -> list[str]:
+                ledger.poll()
+                return ledger.running(time.time(), BOT_PERIOD_S)
 
-        health.start()  # the laptop is back
-        primary.revive()
-        until("handback", lambda: report["lease_site"] == "primary" and report["lease_epoch"] > epoch, 60)
-        until("the Terraform instance is stopped again", lambda: state() == "stopped", 30)
-        until("the laptop serves again", lambda: primary.workload == "running", 30)
+            def tick() -> None:
+                report.update(handlers.tick({"source": "aws.scheduler"}, LambdaContext.for_function(configs["tick"])))
+                # The standby's agent runs while its instance runs (cloud-init starts K3s and the agent).
+                running = state() == "running"
+                if running and not sites.standby.up:
+                    sites.standby.start()
+                elif not running and sites.standby.up:
+                    sites.standby.shutdown(5.0)
 
-        assert ledger.overlaps == []  # never two bots at once
-        assert primary.refused == [] and standby.refused == []
-        assert len(alerts.drain()) >= 2  # failover and handback were announced on the topic
+            def until(what: str, done: Callable[[], bool], timeout_s: float) -> None:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    tick()
+                    if done():
+                        return
+                    time.sleep(1.0)
+                raise AssertionError(f"not reached within {timeout_s:.0f} s: {what}; last tick: {report}")
+
+            until(
+                "the laptop holds the lease and runs the bot",
+                lambda: report["phase"] == "healthy" and bots() == ["primary"],
+                60,
+            )
+            assert state() == "stopped"
+            epoch = report["lease_epoch"]
+
+            sites.primary.kill()  # the laptop dies: health service, agent and bot at once
+            failed_over = lambda: report["lease_site"] == "standby" and state() == "running"  # noqa: E731
+            until("failover to the Terraform instance", failed_over, 90)
+            assert report["lease_epoch"] > epoch
+            until("the standby runs the bot", lambda: bots() == ["standby"], 60)
+            epoch = report["lease_epoch"]
+
+            sites.primary.start()  # the laptop is back: fresh processes that remember nothing
+            until("handback", lambda: report["lease_site"] == "primary" and report["lease_epoch"] > epoch, 90)
+            until("the Terraform instance is stopped again", lambda: state() == "stopped", 60)
+            until("the laptop runs the bot again", lambda: bots() == ["primary"], 60)
+
+            assert summarize(read(str(sites.files.ledger)), period_s=BOT_PERIOD_S).overlaps == ()  # never two bots
+            assert set(url.counters.by_status) == {200}  # no heartbeat refused
+            assert len(alerts.messages()) >= 2  # failover and handback were announced on the topic
     finally:
-        primary.kill()
-        standby.kill()
-        health.stop()
-        handlers.reset_runtime()
+        url.stop()
         alerts.close()
 
 

@@ -1,4 +1,4 @@
-"""`python -m hfo_watchdog.demo` (the drill) as a real child process for tests: its output read by
+"""`python -m hfo_drill` (the drill) as a real child process for tests: its output read by
 a thread (reads never block the test), bounded waits for lines, and a view of every process it
 started, so a test can check that all of them are gone afterwards."""
 
@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from hfo_watchdog.drill_proc import alive, descendants
+from hfo_drill.proc import alive, descendants
 
-DRILL = [sys.executable, "-m", "hfo_watchdog.demo"]
+DRILL = [sys.executable, "-m", "hfo_drill"]
 
 
 def clean_env() -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ActionKind,
     ControlState,
     Decision,
@@ -62,7 +62,7 @@ def rec(
 
 
 def standby_rec(**kw: object) -> SiteRecord:
-    return rec(Site.STANDBY, **kw)  # type: ignore[arg-type]
+    return rec(Site.STANDBY, **kw)
 
 
 def obs(
@@ -80,14 +80,14 @@ def healthy_obs(**kw: object) -> Observations:
     """Both signals alive: a good probe and a heartbeat 5 s ago."""
     kw.setdefault("probe", ok())
     kw.setdefault("primary", rec())
-    return obs(**kw)  # type: ignore[arg-type]
+    return obs(**kw)
 
 
 def down_obs(**kw: object) -> Observations:
     """Both signals down: the 3rd failed probe (with a state at streak 2) and 200 s of silence."""
     kw.setdefault("probe", fail())
     kw.setdefault("primary", rec(age=200, workload="running"))
-    return obs(**kw)  # type: ignore[arg-type]
+    return obs(**kw)
 
 
 def state(
@@ -108,7 +108,7 @@ def state(
         phase_since=T0 - in_phase,
         lease=Lease(site=lease, epoch=epoch, changed_at=T0 - changed_ago),
     )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return replace(base, **kw)
 
 
 def streak(st: ControlState, fails: int = 0, oks: int = 0) -> ControlState:

@@ -72,7 +72,7 @@ class Exchange:
     def __init__(self, handler: _Handler, request: Request) -> None:
         self._handler = handler
         self.request = request
-        self.server: HttpsServer = handler.server.owner  # type: ignore[attr-defined]
+        self.server: HttpsServer = handler.server.owner
 
     def send_head(self, status: int, headers: Mapping[str, str] | None = None) -> bool:
         h = self._handler
@@ -144,7 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        owner: HttpsServer = self.server.owner  # type: ignore[attr-defined]
+        owner: HttpsServer = self.server.owner
         owner.record(request)
         owner.behaviour(Exchange(self, request))
 
@@ -163,7 +163,7 @@ class _TlsThreadingServer(http.server.ThreadingHTTPServer):
         self.ssl_context = context
         super().__init__((LOOPBACK, 0), _Handler)
 
-    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         request.settimeout(IO_TIMEOUT_S)
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)

@@ -1,16 +1,14 @@
-"""Loopback networking helpers with bounded waits."""
+"""Loopback networking helpers with bounded waits. The free port comes from the drill's harness
+(hfo_drill.net), which the benchmarks use too: one helper, one home."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
+from hfo_drill.net import free_port
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "wait_until"]
 
 
 def wait_until(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import tftest
-from hfo_watchdog import drill_terraform as _shared
+from hfo_drill import terraform as _shared
 
 from testsupport.tools import REPO_ROOT, in_ci, require_tool
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hfo_watchdog.model import Ec2Outcome, InstanceState, Notification, ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import Ec2Outcome, InstanceState, Notification, ProbeFailure, ProbeResult
 
 
 class FakeClock:

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hfo_watchdog.engine import apply_outcomes, decide, on_heartbeat, set_mode
-from hfo_watchdog.model import (
+from hfo_watchdog.core.engine import apply_outcomes, decide, on_heartbeat, set_mode
+from hfo_watchdog.core.model import (
     ActionKind,
     ControlState,
     Decision,
@@ -42,7 +42,7 @@ from hfo_watchdog.model import (
     Site,
     SiteRecord,
 )
-from hfo_watchdog.steady import steady_gap_s, steady_since_after
+from hfo_watchdog.core.steady import steady_gap_s, steady_since_after
 
 CONDITIONS = ("up", "dead", "funnel_out", "heartbeat_out", "partitioned")
 _PROBE_REACHES = frozenset({"up", "heartbeat_out"})

@@ -1,24 +1,23 @@
-"""`hfo`, run as a real child process against the moto server (and, for `probe`, against a real
-HTTPS health server on loopback). Bad arguments: a clear message, exit 2, and no state change."""
+"""`hfo`, run as a real child process against the moto server (and, for `probe`, against the real
+site processes: hfo-site health behind the drill's Funnel stand-in, on loopback). Bad arguments:
+a clear message, exit 2, and no state change."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
+from hfo_drill.aws_setup import create_standby_instance
+from hfo_drill.moto_server import MotoServer
 from hfo_watchdog import cli
-from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     Lease,
     LeaseSite,
@@ -28,10 +27,15 @@ from hfo_watchdog.model import (
     ProbeResult,
     Transition,
 )
-from hfo_watchdog.store import DynamoStateStore, scan_all
-from testsupport.moto import MotoServer
+from hfo_watchdog.store import DynamoStateStore
 from testsupport.net import free_port
-from testsupport.watchdog import KEYRING, SECRET_TEXT, TABLE, create_standby_instance, create_table, heartbeat
+from testsupport.watchdog import (
+    SECRET_TEXT,
+    TABLE,
+    create_table,
+    heartbeat,
+    scan_all,
+)
 
 pytestmark = pytest.mark.moto
 HFO = [sys.executable, "-m", "hfo_watchdog.cli"]
@@ -206,7 +210,7 @@ def test_bad_arguments_exit_2_with_a_clear_message_and_change_nothing(
     try:
         code = cli.main(args, out=io.StringIO())
     except SystemExit as exited:  # argparse's own refusals
-        code = exited.code  # type: ignore[assignment]
+        code = exited.code
     assert code == 2
     assert message in capsys.readouterr().err
     assert scan_all(store._client, TABLE) == before
@@ -251,20 +255,9 @@ def test_a_mode_change_that_keeps_losing_the_race_writes_nothing(store: DynamoSt
 
 
 @pytest.fixture
-def health_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    ca = trustme.CA()
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-
-    def no_transport(body: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
-        raise ConnectionError("not heartbeating")
-
-    server = HealthServer(SiteAgent("primary", KEYRING, no_transport, WorkloadLedger()), KEYRING, tls, free_port())
-    server.start()
-    yield server.url, ca_path
-    server.stop()
+def health_server(laptop: tuple[str, Path]) -> tuple[str, Path]:
+    """The real laptop's health endpoint (through the Funnel stand-in) and its CA bundle."""
+    return laptop
 
 
 def test_probe_a_healthy_url_with_the_secret_from_a_file(health_server: tuple[str, Path], tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hfo_drill.moto_server import MotoServer
 from hfo_watchdog.config import SecretError, Secrets, Settings, SettingsError, fetch_secret_string
-from hfo_watchdog.model import Policy
-from testsupport.moto import MotoServer
+from hfo_watchdog.core.model import Policy
 
 BASE = {
     "HFO_TABLE_NAME": "hfo-state",
@@ -90,7 +90,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     s = settings()
     with pytest.raises(AttributeError):
-        s.table_name = "other"  # type: ignore[misc]
+        s.table_name = "other"
 
 
 @pytest.mark.parametrize("name", sorted(BASE))
@@ -225,7 +225,7 @@ class _Counting:
 
     def get_secret_value(self, **kwargs: str) -> dict[str, object]:
         self.calls += 1
-        return self.client.get_secret_value(**kwargs)  # type: ignore[attr-defined, no-any-return]
+        return self.client.get_secret_value(**kwargs)
 
 
 @pytest.fixture
@@ -237,8 +237,8 @@ def secretsmanager(aws: MotoServer) -> _Counting:
 def test_secrets_are_fetched_once_and_never_shown(secretsmanager: _Counting) -> None:
     hmac_value = "s3cr3t-" * 8
     sm = secretsmanager.client
-    hmac_arn = sm.create_secret(Name="hfo/hmac", SecretString=hmac_value)["ARN"]  # type: ignore[attr-defined]
-    sm.create_secret(Name="hfo/discord", SecretString="https://discord.test/x")  # type: ignore[attr-defined]
+    hmac_arn = sm.create_secret(Name="hfo/hmac", SecretString=hmac_value)["ARN"]
+    sm.create_secret(Name="hfo/discord", SecretString="https://discord.test/x")
     secrets = Secrets(
         settings(HFO_HMAC_SECRET_ARN=hmac_arn, HFO_DISCORD_WEBHOOK_SECRET_ARN="hfo/discord"), lambda: secretsmanager
     )
@@ -259,6 +259,6 @@ def test_discord_secret_is_optional(secretsmanager: _Counting) -> None:
 def test_missing_or_binary_secret_names_the_variable_not_a_value(secretsmanager: _Counting) -> None:
     with pytest.raises(SecretError, match=r"^HFO_HMAC_SECRET_ARN: secret 'x' .*\(ResourceNotFoundException\)$"):
         fetch_secret_string(secretsmanager, "HFO_HMAC_SECRET_ARN", "x")
-    secretsmanager.client.create_secret(Name="binary", SecretBinary=b"\x00" * 40)  # type: ignore[attr-defined]
+    secretsmanager.client.create_secret(Name="binary", SecretBinary=b"\x00" * 40)
     with pytest.raises(SecretError, match=r"^HFO_DISCORD_WEBHOOK_SECRET_ARN: secret 'binary' .*binary"):
         fetch_secret_string(secretsmanager, "HFO_DISCORD_WEBHOOK_SECRET_ARN", "binary")

@@ -24,9 +24,10 @@ import boto3
 import pytest
 import requests
 from botocore.awsrequest import AWSResponse
+from hfo_drill.aws_setup import instance_state
+from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.core.model import InstanceState
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
-from hfo_watchdog.model import InstanceState
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
 
 pytestmark = pytest.mark.moto
@@ -84,10 +85,6 @@ def instance_id(plain: Any) -> str:
         _AMI.append(plain.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"])
     resp = plain.run_instances(ImageId=_AMI[0], MinCount=1, MaxCount=1, InstanceType="t3.micro")
     return str(resp["Instances"][0]["InstanceId"])
-
-
-def moto_state(plain: Any, iid: str) -> str:
-    return str(plain.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"])
 
 
 def moto_type(plain: Any, iid: str) -> str:
@@ -187,7 +184,7 @@ def test_start_from_stopped_really_starts_the_instance(client: Any, plain: Any, 
     assert outcome.ok and outcome.action == "start_requested" and outcome.error is None
     assert outcome.state is InstanceState.PENDING, "EC2 answers a start with the pending state"
     assert outcome.instance_type == "t3.micro"
-    assert moto_state(plain, instance_id) == "running"
+    assert instance_state(instance_id) == "running"
     assert client.calls == ["DescribeInstances", "StartInstances"]
 
 
@@ -214,7 +211,7 @@ def test_start_while_stopping_waits(client: Any, plain: Any, instance_id: str) -
     assert outcome.ok and outcome.action == "waiting" and outcome.state is InstanceState.STOPPING
     assert outcome.error is None
     assert client.calls == ["DescribeInstances"], "nothing is asked of EC2 until the stop has finished"
-    assert moto_state(plain, instance_id) == "stopped"
+    assert instance_state(instance_id) == "stopped"
 
 
 @pytest.mark.parametrize("method", ["ensure_running", "ensure_stopped"])
@@ -258,7 +255,7 @@ def test_insufficient_capacity_falls_back_to_the_next_type(client: Any, plain: A
     assert "t3.micro (InsufficientInstanceCapacity)" in outcome.detail
     assert refused == ["t3.micro"]
     assert moto_type(plain, instance_id) == "t3a.micro", "the instance type was really changed"
-    assert moto_state(plain, instance_id) == "running", "and the instance really started"
+    assert instance_state(instance_id) == "running", "and the instance really started"
     assert client.calls == ["DescribeInstances", "StartInstances", "ModifyInstanceAttribute", "StartInstances"]
 
 
@@ -268,7 +265,7 @@ def test_fallbacks_are_tried_in_order(client: Any, plain: Any, instance_id: str)
     outcome = Ec2StandbyInstance(client, instance_id, ["t3a.micro", "t2.micro", "m5.large"]).ensure_running()
     assert outcome.ok and outcome.instance_type == "t2.micro"
     assert refused == ["t3.micro", "t3a.micro"]
-    assert moto_type(plain, instance_id) == "t2.micro" and moto_state(plain, instance_id) == "running"
+    assert moto_type(plain, instance_id) == "t2.micro" and instance_state(instance_id) == "running"
 
 
 def test_unsupported_type_in_the_zone_falls_back_too(client: Any, plain: Any, instance_id: str) -> None:
@@ -290,7 +287,7 @@ def test_no_capacity_anywhere_is_an_error_not_an_exception(
     for itype in ("t3.micro", "t3a.micro", "t2.micro"):
         assert itype in outcome.detail
     assert refused == ["t3.micro", "t3a.micro", "t2.micro"], "each type tried exactly once, in order"
-    assert moto_state(plain, instance_id) == "stopped"
+    assert instance_state(instance_id) == "stopped"
     assert moto_type(plain, instance_id) == "t3.micro", "the original type is put back for the next attempt"
     assert outcome.instance_type == "t3.micro"
     assert any(r.levelno == logging.ERROR and "insufficient_capacity" in r.getMessage() for r in caplog.records)
@@ -343,7 +340,7 @@ def test_ec2_client_uses_the_endpoint_from_the_environment(aws: MotoServer) -> N
 def test_stop_from_running_really_stops_the_instance(client: Any, plain: Any, instance_id: str) -> None:
     outcome = Ec2StandbyInstance(client, instance_id).ensure_stopped()
     assert outcome.ok and outcome.action == "stop_requested" and outcome.state is InstanceState.STOPPING
-    assert moto_state(plain, instance_id) == "stopped"
+    assert instance_state(instance_id) == "stopped"
     again = Ec2StandbyInstance(client, instance_id).ensure_stopped()
     assert again.ok and again.action == "already_stopped" and again.state is InstanceState.STOPPED
     assert client.calls.count("StopInstances") == 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hfo_watchdog.engine import decide
-from hfo_watchdog.model import (
+from hfo_watchdog.core.engine import decide
+from hfo_watchdog.core.model import (
     ActionKind,
     InstanceState,
     Lease,

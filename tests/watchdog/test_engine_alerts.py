@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hfo_watchdog import alerts
-from hfo_watchdog.engine import decide
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Phase, Severity
-from hfo_watchdog.steady import steady_gap_s
+from hfo_watchdog.core import alerts
+from hfo_watchdog.core.engine import decide
+from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Phase, Severity
+from hfo_watchdog.core.steady import steady_gap_s
 from testsupport.engine import (
     POLICY,
     T0,

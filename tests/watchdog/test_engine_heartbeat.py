@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hfo_watchdog.engine import on_heartbeat
-from hfo_watchdog.model import ActionKind, Lease, LeaseSite, Mode, Phase, Site
+from hfo_watchdog.core.engine import on_heartbeat
+from hfo_watchdog.core.model import ActionKind, Lease, LeaseSite, Mode, Phase, Site
 from testsupport.engine import POLICY, T0, ec2_kinds, notify_keys, rec, said, standby_rec, state, streak
 
 

@@ -1,10 +1,10 @@
-"""The lease fencing rule (hfo_watchdog.lease): when may the lease go to a site?"""
+"""The lease fencing rule (hfo_watchdog.core.lease): when may the lease go to a site?"""
 
 from __future__ import annotations
 
 import pytest
-from hfo_watchdog.lease import acknowledged, fence_deadline, fencing, may_grant, moved
-from hfo_watchdog.model import InstanceState, Lease, LeaseSite, Site
+from hfo_watchdog.core.lease import acknowledged, fence_deadline, fencing, may_grant, moved
+from hfo_watchdog.core.model import InstanceState, Lease, LeaseSite, Site
 from testsupport.engine import POLICY, T0, rec, standby_rec
 
 # lease_ttl_s 60 + stop_grace_s 30 = 90 s

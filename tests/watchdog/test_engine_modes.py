@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hfo_watchdog.engine import decide, set_mode
-from hfo_watchdog.model import ActionKind, InstanceState, Lease, LeaseSite, Mode, Phase
+from hfo_watchdog.core.engine import decide, set_mode
+from hfo_watchdog.core.model import ActionKind, InstanceState, Lease, LeaseSite, Mode, Phase
 from testsupport.engine import (
     POLICY,
     T0,
@@ -260,7 +260,7 @@ def test_set_mode_sets_the_mode_and_bumps_the_version(mode):
 
 
 def test_set_mode_accepts_the_mode_by_name():
-    assert set_mode(state(), "pin_primary", T0).mode == Mode.PIN_PRIMARY  # type: ignore[arg-type]
+    assert set_mode(state(), "pin_primary", T0).mode == Mode.PIN_PRIMARY
 
 
 def test_drill_takes_a_future_end_time():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hfo_watchdog.engine import apply_outcomes, decide
-from hfo_watchdog.model import (
+from hfo_watchdog.core.engine import apply_outcomes, decide
+from hfo_watchdog.core.model import (
     Action,
     ActionKind,
     Ec2Outcome,

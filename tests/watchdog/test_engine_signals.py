@@ -1,12 +1,12 @@
-"""The two signals (hfo_watchdog.signals): streaks, thresholds, and the sentences users read."""
+"""The two signals (hfo_watchdog.core.signals): streaks, thresholds, and the sentences users read."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from hfo_watchdog.model import ControlState, ProbeFailure
-from hfo_watchdog.signals import (
+from hfo_watchdog.core.model import ControlState, ProbeFailure
+from hfo_watchdog.core.signals import (
     Signals,
     heartbeat_signal,
     probe_signal,

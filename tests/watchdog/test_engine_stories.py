@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Phase, Policy
+from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Phase, Policy
 from watchdog.sim import Command, Segment, Sim, Timing
 
 POLICY = Policy()

@@ -1,6 +1,6 @@
 """The two Lambda entry points, called as the Lambda runtime calls them: configuration from the
-environment, secrets from Secrets Manager, AWS in the moto server, the probe against a real HTTPS
-health server on loopback with a throwaway CA."""
+environment, secrets from Secrets Manager, AWS in the moto server, the probe against the real
+site processes (hfo-site health behind the drill's Funnel stand-in, with a throwaway CA)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,24 +16,23 @@ from typing import Any
 
 import boto3
 import pytest
-import trustme
+from hfo_drill.aws_setup import create_standby_instance, instance_state
+from hfo_drill.inbox import AlertInbox
+from hfo_drill.lambda_runtime import LambdaContext, function_url_event
+from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
 from hfo_watchdog import handlers
 from hfo_watchdog.config import SecretError, SettingsError
-from hfo_watchdog.demo_laptop import HealthServer, SiteAgent, WorkloadLedger
+from hfo_watchdog.handlers import entry_points
+from hfo_watchdog.runtime import Container, Runtime, from_environment
 from hfo_watchdog.store import StoreUnavailable
-from testsupport.lambda_context import FakeLambdaContext
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import (
     KEYRING,
     TABLE,
     create_secret,
-    create_standby_instance,
     create_table,
-    function_url_event,
     heartbeat,
-    instance_state,
     signed_heartbeat_event,
 )
 
@@ -43,32 +41,14 @@ SCHEDULE_EVENT = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "
 
 
 @pytest.fixture
-def health(tmp_path: Path) -> Iterator[tuple[HealthServer, Path]]:
-    ca = trustme.CA()
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-
-    def no_transport(body: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
-        raise ConnectionError("this agent does not heartbeat")
-
-    agent = SiteAgent("primary", KEYRING, no_transport, WorkloadLedger())
-    server = HealthServer(agent, KEYRING, tls, free_port())
-    server.start()
-    yield server, ca_path
-    server.stop()
-
-
-@pytest.fixture
-def deployed(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, health: tuple[HealthServer, Path]) -> dict[str, str]:
+def deployed(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, laptop: tuple[str, Path]) -> dict[str, str]:
     """What Terraform deploys: resources in AWS and the function's environment."""
     create_table()
-    server, ca_path = health
+    health_url, ca_path = laptop
     env = {
         "HFO_TABLE_NAME": TABLE,
         "HFO_INSTANCE_ID": create_standby_instance(),
-        "HFO_HEALTH_URL": server.url,
+        "HFO_HEALTH_URL": health_url,
         "HFO_HMAC_SECRET_ARN": create_secret(),
         "HFO_SNS_TOPIC_ARN": boto3.client("sns").create_topic(Name="hfo-alerts")["TopicArn"],
         "HFO_PROBE_CA_BUNDLE": str(ca_path),
@@ -78,9 +58,28 @@ def deployed(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, health: tuple[Hea
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    handlers.reset_runtime()
-    yield env
-    handlers.reset_runtime()
+    return env
+
+
+class Lambda:
+    """The real entry points on a container of their own, configured from the environment as
+    Lambda's are; `built` holds every Runtime the container built."""
+
+    def __init__(self) -> None:
+        self.built: list[Runtime] = []
+
+        def build() -> Runtime:
+            self.built.append(from_environment())
+            return self.built[-1]
+
+        points = entry_points(Container(build))
+        self.tick = points.tick
+        self.heartbeat = points.heartbeat
+
+
+@pytest.fixture
+def fn(deployed: dict[str, str]) -> Lambda:
+    return Lambda()
 
 
 class Output:
@@ -118,7 +117,9 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 
 def test_tick_handler_probes_decides_saves_logs_and_emits_metrics(deployed: dict[str, str], output: Output) -> None:
-    context = FakeLambdaContext(function_name="hfo-tick")
+    # The module's own entry points, as Lambda calls them (the one test that uses them: their
+    # container keeps the Runtime built here for the rest of the session, as a warm Lambda does).
+    context = LambdaContext(function_name="hfo-tick")
     report = handlers.tick(SCHEDULE_EVENT, context)
     assert report["outcome"] == "saved" and report["version"] == 1
     assert report["probe_ok"] is True and report["instance"] == "stopped"
@@ -136,32 +137,31 @@ def test_tick_handler_probes_decides_saves_logs_and_emits_metrics(deployed: dict
 
 
 def test_a_dead_health_endpoint_is_a_classified_probe_failure(
-    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+    deployed: dict[str, str], fn: Lambda, monkeypatch: pytest.MonkeyPatch, output: Output
 ) -> None:
     monkeypatch.setenv("HFO_HEALTH_URL", f"https://127.0.0.1:{free_port()}/healthz")
-    report = handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    report = fn.tick(SCHEDULE_EVENT, LambdaContext())
     assert report["probe_ok"] is False and report["probe_failure"] == "connect_refused"
     [emf] = [r for r in output.lines() if "_aws" in r]
     assert emf["ProbeFailed"] == [1.0]
 
 
-def test_the_container_builds_once_and_keeps_its_secrets(deployed: dict[str, str]) -> None:
-    handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
-    first = handlers.runtime()
+def test_the_container_builds_once_and_keeps_its_secrets(deployed: dict[str, str], fn: Lambda) -> None:
+    fn.tick(SCHEDULE_EVENT, LambdaContext())
     # The secret is fetched at cold start only: deleting it does not break a warm container.
     boto3.client("secretsmanager").delete_secret(
         SecretId=deployed["HFO_HMAC_SECRET_ARN"], ForceDeleteWithoutRecovery=True
     )
-    report = handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    report = fn.tick(SCHEDULE_EVENT, LambdaContext())
     assert report["version"] == 2 and report["probe_ok"] is True
-    answer = handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())
+    answer = fn.heartbeat(signed_heartbeat_event(heartbeat()), LambdaContext())
     assert answer["statusCode"] == 200
-    assert handlers.runtime() is first
+    assert len(fn.built) == 1
 
 
-def test_heartbeat_handler_answers_with_the_signed_lease(deployed: dict[str, str]) -> None:
+def test_heartbeat_handler_answers_with_the_signed_lease(deployed: dict[str, str], fn: Lambda) -> None:
     hb = heartbeat("primary", workload="running")
-    answer = handlers.heartbeat(signed_heartbeat_event(hb), FakeLambdaContext(function_name="hfo-heartbeat"))
+    answer = fn.heartbeat(signed_heartbeat_event(hb), LambdaContext(function_name="hfo-heartbeat"))
     assert answer["statusCode"] == 200 and answer["isBase64Encoded"] is False
     verify_lease_answer(KEYRING, answer["headers"]["x-hfo-signature"], answer["body"].encode())
     lease = parse_lease_answer(answer["body"].encode())
@@ -172,36 +172,35 @@ def test_heartbeat_handler_answers_with_the_signed_lease(deployed: dict[str, str
         60,
         10,
     )
-    refused = handlers.heartbeat(function_url_event(b"{}", method="GET"), FakeLambdaContext())
+    refused = fn.heartbeat(function_url_event(b"{}", method="GET"), LambdaContext())
     assert refused["statusCode"] == 405 and json.loads(refused["body"])["error"] == "method_not_allowed"
 
 
 def test_a_bad_configuration_fails_loudly_every_time_until_fixed(
-    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+    deployed: dict[str, str], fn: Lambda, monkeypatch: pytest.MonkeyPatch, output: Output
 ) -> None:
-    handlers.reset_runtime()
     monkeypatch.setenv("HFO_LEASE_TTL_S", "4")
     for _ in range(2):
         with pytest.raises(SettingsError, match=r"^HFO_LEASE_TTL_S: must be an integer from 5 to 3600"):
-            handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+            fn.tick(SCHEDULE_EVENT, LambdaContext())
         with pytest.raises(SettingsError):
-            handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())
+            fn.heartbeat(signed_heartbeat_event(heartbeat()), LambdaContext())
     logged = [r for r in output.lines() if r.get("message") == "bad_configuration"]
     assert logged and all(r["variable"] == "HFO_LEASE_TTL_S" for r in logged)
     assert boto3.client("dynamodb").scan(TableName=TABLE)["Items"] == []
     monkeypatch.setenv("HFO_LEASE_TTL_S", "60")
-    assert handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())["outcome"] == "saved"
+    assert fn.tick(SCHEDULE_EVENT, LambdaContext())["outcome"] == "saved"
 
 
-def test_the_hmac_secret_never_appears_in_the_output(deployed: dict[str, str], output: Output) -> None:
+def test_the_hmac_secret_never_appears_in_the_output(deployed: dict[str, str], fn: Lambda, output: Output) -> None:
     from testsupport.watchdog import SECRET_TEXT
 
-    handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
-    handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())
-    handlers.heartbeat(function_url_event(b"{}"), FakeLambdaContext())
+    fn.tick(SCHEDULE_EVENT, LambdaContext())
+    fn.heartbeat(signed_heartbeat_event(heartbeat()), LambdaContext())
+    fn.heartbeat(function_url_event(b"{}"), LambdaContext())
     output.lines()
     assert SECRET_TEXT not in output.text
-    assert SECRET_TEXT not in repr(handlers.runtime().secrets)
+    assert SECRET_TEXT not in repr(fn.built[0].secrets)
 
 
 def _imported_after(code_env: dict[str, str]) -> set[str]:
@@ -219,7 +218,12 @@ def _imported_after(code_env: dict[str, str]) -> set[str]:
 def test_importing_the_handlers_loads_no_aws_sdk_and_no_tracer() -> None:
     loaded = _imported_after({"HFO_TRACING": "false"})
     # Powertools touches the bare `botocore` package (its version); the SDK itself stays unloaded.
-    assert loaded - {"botocore"} == {"hfo_watchdog", "hfo_watchdog.handlers", "hfo_watchdog.observability"}
+    assert loaded - {"botocore"} == {
+        "hfo_watchdog",
+        "hfo_watchdog.handlers",
+        "hfo_watchdog.observability",
+        "hfo_watchdog.runtime",
+    }
 
 
 def test_tracing_is_opt_in() -> None:
@@ -232,12 +236,12 @@ def test_an_unreadable_keyring_refuses_heartbeats_with_503_and_fails_ticks(
 ) -> None:
     boto3.client("secretsmanager").create_secret(Name="too-short", SecretString="short")
     for secret, why in [("no-such-secret", "ResourceNotFoundException"), ("too-short", "at least 32")]:
-        handlers.reset_runtime()
         monkeypatch.setenv("HFO_HMAC_SECRET_ARN", secret)
-        answer = handlers.heartbeat(signed_heartbeat_event(heartbeat()), FakeLambdaContext())
+        fn = Lambda()  # a new container: the secret is read at its cold start
+        answer = fn.heartbeat(signed_heartbeat_event(heartbeat()), LambdaContext())
         assert answer["statusCode"] == 503 and json.loads(answer["body"])["error"] == "unavailable"
         with pytest.raises(SecretError, match=f"^HFO_HMAC_SECRET_ARN: .*{why}"):
-            handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+            fn.tick(SCHEDULE_EVENT, LambdaContext())
         logged = [r for r in output.lines() if r.get("message") == "keyring_unavailable"]
         assert logged and "HFO_HMAC_SECRET_ARN" in logged[-1]["why"]
     assert "short" not in " ".join(r.get("why", "") for r in output.lines()).replace("too-short", "")
@@ -245,12 +249,12 @@ def test_an_unreadable_keyring_refuses_heartbeats_with_503_and_fails_ticks(
 
 
 def test_an_unreachable_table_fails_the_tick_loudly(
-    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+    deployed: dict[str, str], fn: Lambda, monkeypatch: pytest.MonkeyPatch, output: Output
 ) -> None:
     monkeypatch.setenv("HFO_TABLE_NAME", "missing-table")
     monkeypatch.setenv("HFO_AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
-        handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+        fn.tick(SCHEDULE_EVENT, LambdaContext())
     lines = output.lines()
     [logged] = [r for r in lines if r.get("message") == "store_unavailable"]
     assert "batch_get_item" in logged["why"]
@@ -259,26 +263,21 @@ def test_an_unreachable_table_fails_the_tick_loudly(
 
 
 def test_a_discord_secret_without_a_value_degrades_alerts_to_sns_and_never_blocks_a_tick(
-    deployed: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output
+    deployed: dict[str, str], fn: Lambda, monkeypatch: pytest.MonkeyPatch, output: Output
 ) -> None:
     # Terraform creates the webhook secret; until the user puts a value in, it has none.
     sm = boto3.client("secretsmanager")
     arn = sm.create_secret(Name="hfo/discord-webhook")["ARN"]
     monkeypatch.setenv("HFO_DISCORD_WEBHOOK_SECRET_ARN", arn)
-    handlers.reset_runtime()
-    queue = boto3.client("sqs").create_queue(QueueName="alerts")["QueueUrl"]
-    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    boto3.client("sns").subscribe(
-        TopicArn=deployed["HFO_SNS_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
-    )
-    report = handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
+    inbox = AlertInbox(deployed["HFO_SNS_TOPIC_ARN"], "alerts")
+    report = fn.tick(SCHEDULE_EVENT, LambdaContext())
     assert report["outcome"] == "saved"
     [error] = [r for r in output.lines() if r.get("message") == "discord_alerts_unavailable"]
     assert error["level"] == "ERROR" and error["secret"] == arn
     # The first tick's transition alert still went out, through SNS.
-    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    assert messages, "alerts reached SNS although Discord was unavailable"
+    assert inbox.messages(), "alerts reached SNS although Discord was unavailable"
     # Once the user puts the value in, the next tick picks Discord up without a cold start.
     sm.put_secret_value(SecretId=arn, SecretString="https://discord.com/api/webhooks/1/abcdef")
-    handlers.tick(SCHEDULE_EVENT, FakeLambdaContext())
-    assert "notifier" in handlers.runtime()._built
+    fn.tick(SCHEDULE_EVENT, LambdaContext())
+    [runtime] = fn.built
+    assert runtime.notifier() is runtime.notifier()  # complete now, so kept for the container's life

@@ -14,29 +14,30 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from hfo_drill.aws_setup import create_standby_instance, instance_state
+from hfo_drill.inbox import AlertInbox
+from hfo_drill.lambda_runtime import function_url_event
+from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import build_heartbeat, parse_lease_answer, sign_heartbeat, verify_lease_answer
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import new_boot_id
+from hfo_watchdog.commit import Effects
+from hfo_watchdog.core.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
 from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
-from hfo_watchdog.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy, ProbeResult, Transition
-from hfo_watchdog.notify import SnsNotifier, sns_client
-from hfo_watchdog.store import MAX_BOOTS, DynamoStateStore, scan_all
-from hfo_watchdog.tick import Effects
+from hfo_watchdog.notify import SnsNotifier
+from hfo_watchdog.store import MAX_BOOTS, DynamoStateStore
 from testsupport.aws_faults import FailingCalls
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
 from testsupport.watchdog import (
     KEYRING,
     TABLE,
-    AlertInbox,
     JsonLog,
-    create_standby_instance,
     create_table,
-    function_url_event,
     heartbeat,
-    instance_state,
+    scan_all,
     signed_heartbeat_event,
+    sns_client,
 )
 
 pytestmark = pytest.mark.moto
@@ -77,7 +78,7 @@ class Endpoint:
 @pytest.fixture
 def endpoint(aws: MotoServer) -> Endpoint:
     client = create_table()
-    inbox = AlertInbox()
+    inbox = AlertInbox.on_new_topic()
     return Endpoint(
         client=client,
         store=DynamoStateStore(client, TABLE, steady_gap_s=30, writer="heartbeat"),
@@ -116,7 +117,7 @@ def test_accepted_heartbeat_gets_a_signed_lease_answer(endpoint: Endpoint) -> No
 
 def test_base64_bodies_and_charset_parameters_are_accepted(endpoint: Endpoint) -> None:
     hb = heartbeat("standby", workload="stopped")
-    event = signed_heartbeat_event(hb, as_base64=True)
+    event = signed_heartbeat_event(hb, base64_body=True)
     event["headers"]["content-type"] = "application/json; charset=utf-8"
     answer = endpoint.post(event)
     assert answer["statusCode"] == 200, answer["body"]
@@ -175,7 +176,7 @@ def _bad_events() -> list[tuple[str, Callable[[], dict[str, Any]], int, str]]:
             "method_not_allowed",
         ),
         ("4097 bytes, signed", lambda: _signed(big), 413, "too_large"),
-        ("huge base64, unsigned", lambda: function_url_event(b"{" * 8000, as_base64=True), 413, "too_large"),
+        ("huge base64, unsigned", lambda: function_url_event(b"{" * 8000, base64_body=True), 413, "too_large"),
         (
             "text/plain",
             lambda: function_url_event(good, {"Content-Type": "text/plain", "X-HFO-Signature": sig}),
@@ -418,7 +419,7 @@ def test_a_heartbeat_completes_the_handback_and_stops_the_standby(endpoint: Endp
     assert entry.writer == "heartbeat" and entry.to_lease.epoch == 9
     assert any("standby acknowledged epoch 8" in r for r in entry.reasons)
     # Both signals were good (last probe ok, primary heartbeating): home and healthy, notified once.
-    assert [m["key"] for m in endpoint.inbox.messages()] == ["transition:handing_back->healthy"]
+    assert [m.key for m in endpoint.inbox.messages()] == ["transition:handing_back->healthy"]
     [decision] = endpoint.log.records("decision")
     assert decision["trigger"] == "heartbeat:standby" and decision["lease"] == "primary#9"
 

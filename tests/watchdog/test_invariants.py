@@ -23,7 +23,7 @@ import itertools
 import os
 from collections import defaultdict
 
-from hfo_watchdog.model import ActionKind, InstanceState, LeaseSite, Mode, Phase, Policy
+from hfo_watchdog.core.model import ActionKind, InstanceState, LeaseSite, Mode, Phase, Policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from watchdog.sim import Command, Segment, Sim, Timing
@@ -257,6 +257,6 @@ def test_the_checks_catch_a_broken_world():
     policy = Policy(down_probes=1, down_heartbeat_s=30, lease_ttl_s=9, stop_grace_s=3, heartbeat_interval_s=3)
     timing = Timing(tick_s=5, ec2_boot_s=5, ec2_stop_s=5, agent_boot_s=2, workload_start_s=0, workload_stop_s=1)
     sim = Sim(policy, timing, segments=[Segment("up", 50), Segment("partitioned", 200)])
-    sim.primary.holds_fresh_lease = lambda t: sim.primary.answer is not None  # type: ignore[method-assign]
+    sim.primary.holds_fresh_lease = lambda t: sim.primary.answer is not None
     sim.run(300)
     assert sim.violations, "a primary that never fences itself must overlap with the standby"

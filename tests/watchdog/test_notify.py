@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from hfo_watchdog.model import Notification, Severity
+from hfo_drill.inbox import AlertInbox
+from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.core.model import Notification, Severity
 from hfo_watchdog.notify import (
     DISCORD_COLOURS,
     DiscordWebhookNotifier,
@@ -21,12 +22,10 @@ from hfo_watchdog.notify import (
     SecretError,
     SnsNotifier,
     load_secret_string,
-    secrets_client,
-    sns_client,
 )
 from testsupport.https import Exchange, HttpsServer, Recorder, TestCA
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
+from testsupport.watchdog import secrets_client, sns_client
 
 TOKEN = "hfoTok3n-abcdefghijklmnopqrstuvwxyz0123456789_SECRET"
 WEBHOOK_PATH = f"/api/webhooks/112233445566778899/{TOKEN}"
@@ -48,50 +47,38 @@ def note(**overrides: Any) -> Notification:
 
 
 @pytest.fixture
-def topic(aws: MotoServer) -> dict[str, Any]:
+def topic(aws: MotoServer) -> AlertInbox:
     """An SNS topic with an SQS queue subscribed to it (standard envelope, not raw)."""
-    sns = boto3.client("sns")
-    sqs = boto3.client("sqs")
-    arn = sns.create_topic(Name="hfo-alerts")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName="hfo-alerts-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-    return {"arn": arn, "sqs": sqs, "queue_url": queue_url}
-
-
-def received(topic: dict[str, Any]) -> list[dict[str, Any]]:
-    resp = topic["sqs"].receive_message(QueueUrl=topic["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+    return AlertInbox.on_new_topic("hfo-alerts")
 
 
 @pytest.mark.moto
-def test_sns_message_reaches_a_subscriber(topic: dict[str, Any]) -> None:
-    notifier = SnsNotifier(sns_client(max_attempts=2), topic["arn"])
+def test_sns_message_reaches_a_subscriber(topic: AlertInbox) -> None:
+    notifier = SnsNotifier(sns_client(max_attempts=2), topic.topic_arn)
     assert notifier.notify(note()) is True
-    [envelope] = received(topic)
-    assert envelope["Subject"] == "HFO CRITICAL: Failing over to the standby"
-    message = envelope["Message"]
+    [alert] = topic.drain()
+    assert alert.subject == "HFO CRITICAL: Failing over to the standby"
+    message = alert.message
     assert message.startswith("[CRITICAL] Failing over to the standby")
     assert "missed 3 probes" in message
     assert "lease: standby @ epoch 8" in message and "probe: connect_timeout" in message
     assert "key: transition:suspect->failing_over" in message
-    attrs = envelope["MessageAttributes"]
-    assert attrs["severity"]["Value"] == "critical"
-    assert attrs["key"]["Value"] == "transition:suspect->failing_over"
+    assert alert.severity == "critical"  # the message attributes subscribers can filter on
+    assert alert.key == "transition:suspect->failing_over"
 
 
 @pytest.mark.moto
-def test_sns_subject_is_short_single_line_ascii(topic: dict[str, Any]) -> None:
+def test_sns_subject_is_short_single_line_ascii(topic: AlertInbox) -> None:
     title = "Bascule vers l\u2019instance de secours \u2014 \u00e9chec \U0001f525\nligne deux " + "tr\u00e8s long " * 20
-    notifier = SnsNotifier(sns_client(max_attempts=1), topic["arn"])
+    notifier = SnsNotifier(sns_client(max_attempts=1), topic.topic_arn)
     assert notifier.notify(note(title=title, severity=Severity.WARNING))
-    [envelope] = received(topic)
-    subject = envelope["Subject"]
+    [alert] = topic.drain()
+    subject = alert.subject
     assert len(subject) < 100
     assert subject.isascii() and all(32 <= ord(c) < 127 for c in subject)
     assert subject.startswith("HFO WARNING: Bascule vers linstance de secours echec ligne deux tres long")
     assert subject.endswith("...")
-    assert "\u00e9chec" in envelope["Message"], "the message body keeps the original text"
+    assert "\u00e9chec" in alert.message, "the message body keeps the original text"
 
 
 @pytest.mark.moto
@@ -395,13 +382,13 @@ class _Raising:
 @pytest.mark.moto
 @pytest.mark.network
 def test_fanout_delivers_to_the_rest_when_one_fails(
-    topic: dict[str, Any], discord: HttpsServer, webhook: DiscordWebhookNotifier
+    topic: AlertInbox, discord: HttpsServer, webhook: DiscordWebhookNotifier
 ) -> None:
     discord.behaviour = Recorder(status=500)
-    fanout = FanoutNotifier([_Raising(), webhook, SnsNotifier(sns_client(max_attempts=1), topic["arn"])])
+    fanout = FanoutNotifier([_Raising(), webhook, SnsNotifier(sns_client(max_attempts=1), topic.topic_arn)])
     assert fanout.notify(note()) is True, "SNS delivered it"
     assert len(discord.requests) == 1
-    assert len(received(topic)) == 1
+    assert len(topic.drain()) == 1
 
 
 @pytest.mark.network

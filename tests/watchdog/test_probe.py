@@ -13,7 +13,7 @@ import pytest
 from hfo_protocol.health import CONTENT_TYPE, HealthDocument, build_health_body, http_status_for, sign_health
 from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
-from hfo_watchdog.model import ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import ProbeFailure, ProbeResult
 from hfo_watchdog.probe import HttpsProber
 from testsupport.https import Exchange, HttpsServer, SilentTcpServer, TestCA, unaccepting_port
 from testsupport.net import free_port, wait_until

@@ -1,5 +1,5 @@
-from hfo_watchdog.model import Policy, Site, SiteRecord
-from hfo_watchdog.steady import steady_gap_s, steady_since_after
+from hfo_watchdog.core.model import Policy, Site, SiteRecord
+from hfo_watchdog.core.steady import steady_gap_s, steady_since_after
 
 
 def _record(received_at: float, steady_since: float) -> SiteRecord:

@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from hfo_watchdog.model import (
+from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.core.model import (
     ControlState,
     InstanceState,
     Lease,
@@ -27,13 +28,10 @@ from hfo_watchdog.store import (
     HeartbeatReplay,
     SiteUnchanged,
     StoreUnavailable,
-    ensure_table,
     history_sort_key,
-    scan_all,
 )
-from testsupport.moto import MotoServer
 from testsupport.net import free_port
-from testsupport.watchdog import TABLE, create_table, heartbeat
+from testsupport.watchdog import TABLE, create_table, heartbeat, scan_all
 
 pytestmark = pytest.mark.moto
 T0 = 1_800_000_000.0
@@ -213,7 +211,7 @@ def test_steady_since_restarts_after_a_gap(ddb: Any) -> None:
     s = store(ddb, steady_gap_s=30)
     s.record_heartbeat(heartbeat("standby", T0), T0)
     s.record_heartbeat(heartbeat("standby", T0 + 30), T0 + 30)  # a gap of exactly 30 s: still steady
-    assert s.load()[2].steady_since == T0  # type: ignore[union-attr]
+    assert s.load()[2].steady_since == T0
     late = s.record_heartbeat(heartbeat("standby", T0 + 61), T0 + 60.5)
     assert late.steady_since == T0 + 60.5 and late.count == 3
 
@@ -279,17 +277,6 @@ def test_unreachable_dynamodb_is_store_unavailable(aws: MotoServer) -> None:
 def test_missing_table_is_store_unavailable(aws: MotoServer) -> None:
     with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
         DynamoStateStore(boto3.client("dynamodb"), "no-such-table").load()
-
-
-def test_ensure_table_is_idempotent_and_enables_ttl(aws: MotoServer) -> None:
-    client = boto3.client("dynamodb")
-    ensure_table(client, "t1")
-    ensure_table(client, "t1")
-    table = client.describe_table(TableName="t1")["Table"]
-    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
-    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    ttl = client.describe_time_to_live(TableName="t1")["TimeToLiveDescription"]
-    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
 def test_a_guarded_write_fails_when_the_site_heartbeated_after_the_read(ddb: Any) -> None:

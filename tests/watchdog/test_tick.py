@@ -11,8 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
-from hfo_watchdog.model import (
+from hfo_drill.aws_setup import create_standby_instance, instance_state
+from hfo_drill.inbox import AlertInbox
+from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.core.model import (
     ControlState,
     Ec2Outcome,
     InstanceState,
@@ -24,18 +26,16 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.notify import SnsNotifier, sns_client
+from hfo_watchdog.ec2 import Ec2StandbyInstance, ec2_client
+from hfo_watchdog.notify import SnsNotifier
 from hfo_watchdog.store import DynamoStateStore
 from hfo_watchdog.tick import TickDeps, TickReport, run_tick
-from testsupport.moto import MotoServer
 from testsupport.watchdog import (
     TABLE,
-    AlertInbox,
     JsonLog,
-    create_standby_instance,
     create_table,
     heartbeat,
-    instance_state,
+    sns_client,
 )
 from watchdog.fakes import BrokenNotifier, FakeClock, FakeProber, FakeStandby
 
@@ -107,7 +107,7 @@ def world(aws: MotoServer) -> Iterator[World]:
         prober=FakeProber(clock),
         notifier=None,
     )
-    w.inbox = AlertInbox()
+    w.inbox = AlertInbox.on_new_topic()
     w.notifier = SnsNotifier(sns_client(2), w.inbox.topic_arn)
     w.standby = Ec2StandbyInstance(ec2_client(2), instance_id, ())
     yield w
@@ -168,11 +168,11 @@ def test_failover_starts_the_instance_records_history_and_notifies_once(world: W
     assert history[0].to_lease.site == LeaseSite.STANDBY and history[0].instance == "stopped"
     assert any("no heartbeat from primary" in r for r in history[0].reasons)
     delivered = world.inbox.messages()
-    keys = [m["key"] for m in delivered]
+    keys = [m.key for m in delivered]
     assert len(keys) == len(set(keys)), keys
     assert "transition:suspect->failing_over" in keys
-    critical = [m for m in delivered if m["severity"] == Severity.CRITICAL.value]
-    assert len(critical) == 1 and "lease primary -> standby" in critical[0]["subject"]
+    critical = [m for m in delivered if m.severity == Severity.CRITICAL.value]
+    assert len(critical) == 1 and "lease primary -> standby" in critical[0].subject
     [ec2_log] = world.log.records("ec2_action")
     assert ec2_log["result"] == "start_requested" and ec2_log["action"] == "start_standby"
     # The next ticks do not start it again: the cooldown and the instance state both say no.
@@ -210,7 +210,7 @@ def test_a_failed_start_is_recorded_and_alerted_through_apply_outcomes(world: Wo
     assert control.start_failures == 1
     assert control.last_start_at is None  # no start was made: the cooldown stamp is given back
     assert any("insufficient_capacity" in r for r in report.reasons)
-    assert any(m["severity"] != Severity.INFO.value and "start" in m["key"] for m in world.inbox.messages())
+    assert any(m.severity != Severity.INFO.value and "start" in m.key for m in world.inbox.messages())
     assert world.log.records("ec2_action_failed") and world.log.records("outcomes_recorded")
     # The next tick tries again (no cooldown was consumed), now with capacity.
     world.standby.no_capacity.clear()
@@ -270,7 +270,7 @@ def test_race_between_two_ticks_only_the_winner_acts(world: World) -> None:
     invocations = []
     for name in ("a", "b"):
         store = DynamoStateStore(boto3.client("dynamodb"), TABLE, clock=world.clock, writer=f"tick-{name}")
-        inbox = AlertInbox(f"alerts-{name}")  # one topic per invocation: who published what
+        inbox = AlertInbox.on_new_topic(f"alerts-{name}")  # one topic per invocation: who published what
         invocations.append(
             {
                 "name": name,

@@ -404,7 +404,10 @@ def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
 def render(result: Estimate) -> str:
     s = result.settings
     rate = result.usd_to_eur
-    mark = lambda line: " *" if line.unverified else ""  # noqa: E731 - tiny local formatter
+
+    def mark(line: Line) -> str:
+        return " *" if line.unverified else ""
+
     out = [
         f"hybrid-failover: AWS cost estimate for {result.region_name} ({s.region}), prices compiled {result.compiled}",
         f"  standby {s.instance_type} ({s.architecture}), {s.root_volume_size_gib} GiB gp3,"

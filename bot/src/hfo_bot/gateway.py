@@ -42,6 +42,14 @@ class OfflineGateway:
         return GatewayStatus(False, math.nan, "offline mode: the Discord gateway is disabled")
 
 
+class Shard(Protocol):
+    """The part of ``discord.ShardInfo`` the gateway adapter reads."""
+
+    @property
+    def latency(self) -> float: ...
+    def is_closed(self) -> bool: ...
+
+
 class DiscordClient(Protocol):
     """The part of ``discord.AutoShardedClient`` the gateway adapter uses."""
 
@@ -49,7 +57,7 @@ class DiscordClient(Protocol):
 
     def is_ready(self) -> bool: ...
     def is_closed(self) -> bool: ...
-    def get_shard(self, shard_id: int, /) -> object | None: ...
+    def get_shard(self, shard_id: int, /) -> Shard | None: ...
     async def start(self, token: str, *, reconnect: bool = True) -> None: ...
     async def close(self) -> None: ...
 
@@ -86,9 +94,9 @@ class DiscordGateway:
         latencies: list[float] = []
         for shard_id in self._shard_ids:
             shard = self._client.get_shard(shard_id)
-            if shard is None or shard.is_closed():  # type: ignore[attr-defined]
+            if shard is None or shard.is_closed():
                 return GatewayStatus(False, math.nan, f"shard {shard_id} is not connected")
-            latency = float(shard.latency)  # type: ignore[attr-defined]
+            latency = float(shard.latency)
             if not math.isfinite(latency):
                 return GatewayStatus(False, math.nan, f"shard {shard_id} has no heartbeat latency yet")
             latencies.append(latency)

@@ -25,7 +25,7 @@ from typing import Any, NoReturn, TextIO
 
 from hfo_protocol.timefmt import format_ts
 
-from hfo_watchdog.model import ControlState, Mode, ProbeResult, SiteRecord, Transition
+from hfo_watchdog.core.model import ControlState, Mode, ProbeResult, SiteRecord, Transition
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
 DEFAULT_SECRET_ENV = "HFO_HMAC_SECRET"  # noqa: S105 - the name of a variable, not a secret
@@ -351,7 +351,7 @@ def change_mode(
 ) -> tuple[ControlState, bool]:
     """Conditional write of a mode change, retried on a lost race with a fresh read. Returns the
     state and whether it was written (False: the mode already was `mode`, nothing to do)."""
-    from hfo_watchdog import engine
+    from hfo_watchdog.core import engine
 
     for _ in range(_MODE_ATTEMPTS):
         state = store.load_control()

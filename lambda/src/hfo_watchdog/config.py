@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from hfo_watchdog.model import Policy
+from hfo_watchdog.core.model import Policy
 
 T = TypeVar("T", int, float)
 
@@ -187,14 +187,14 @@ class _Reader:
         if not raw:
             return default
         try:
-            value: Any = kind(raw)
+            value = kind(raw)
         except ValueError:
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}") from None
         if kind is float and value != value:  # NaN
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}")
         if not low <= value <= high:
             raise SettingsError(name, f"must be {allowed}, got {_show(raw)}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self._raw(name).lower()

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hfo_watchdog.model import Ec2Outcome, InstanceState
+from hfo_watchdog.aws import client_config
+from hfo_watchdog.core.model import Ec2Outcome, InstanceState
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,6 @@ CAPACITY_ERROR_CODES = frozenset(
 )
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound"})
 INCORRECT_STATE_CODE = "IncorrectInstanceState"
-MAX_ATTEMPTS_RANGE = (1, 10)
-
-
-def client_config(max_attempts: int, connect_timeout: float = 3.0, read_timeout: float = 10.0) -> Config:
-    """botocore Config shared by the watchdog's AWS clients: standard retries, bounded timeouts."""
-    lo, hi = MAX_ATTEMPTS_RANGE
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not lo <= max_attempts <= hi:
-        raise ValueError(f"max_attempts must be an integer from {lo} to {hi}, got {max_attempts!r}")
-    # botocore's `max_attempts` in a Config counts *retries*; `total_max_attempts` counts every
-    # attempt, first included, which is what HFO_AWS_MAX_ATTEMPTS means (1 = no retry).
-    return Config(
-        retries={"mode": "standard", "total_max_attempts": max_attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-    )
 
 
 def ec2_client(

@@ -36,10 +36,10 @@ from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_protocol.timefmt import format_ts
 
-from hfo_watchdog import engine
-from hfo_watchdog.model import ControlState, LeaseSite, Policy, Site
+from hfo_watchdog.commit import Effects, Log, TickStore, commit_and_act, lease_guard
+from hfo_watchdog.core import engine
+from hfo_watchdog.core.model import ControlState, LeaseSite, Policy, Site
 from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, StoreUnavailable
-from hfo_watchdog.tick import Effects, Log, TickStore, commit_and_act, lease_guard
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
 _SIGNATURE_CODES = {"missing": "unsigned", "malformed": "bad_signature", "mismatch": "bad_signature"}

@@ -19,30 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hfo_watchdog.ec2 import client_config
-from hfo_watchdog.model import Notification, Severity
+from hfo_watchdog.core.model import Notification, Severity
 from hfo_watchdog.ports import Notifier
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------
-# AWS clients and secrets
-# --------------------------------------------------------------------------------------------
-
-
-def sns_client(max_attempts: int, region: str | None = None) -> Any:
-    """boto3 SNS client with the watchdog's retry policy (endpoint from AWS_ENDPOINT_URL if set)."""
-    return boto3.client("sns", region_name=region, config=client_config(max_attempts))
-
-
-def secrets_client(max_attempts: int, region: str | None = None) -> Any:
-    """boto3 Secrets Manager client with the watchdog's retry policy."""
-    return boto3.client("secretsmanager", region_name=region, config=client_config(max_attempts))
-
 
 # --------------------------------------------------------------------------------------------
 # Keeping secrets out of logs

@@ -15,12 +15,13 @@ import functools
 import os
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "hfo-watchdog"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "HybridFailover"
@@ -42,13 +43,13 @@ def put_metric(name: Metric, value: float) -> None:
     metrics.add_metric(name=name.value, unit=MetricUnit.Count, value=value)
 
 
-def publishing_metrics(handler: F) -> F:
+def publishing_metrics(handler: Callable[P, R]) -> Callable[P, R]:
     """Flush the invocation's metrics (one EMF document on stdout) when the handler returns or
     raises. An invocation that failed before measuring anything publishes nothing (and does not
     warn about it, unlike Powertools' own decorator)."""
 
     @functools.wraps(handler)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return handler(*args, **kwargs)
         finally:
@@ -56,19 +57,21 @@ def publishing_metrics(handler: F) -> F:
                 metrics.flush_metrics()
                 metrics.clear_metrics()  # also when POWERTOOLS_METRICS_DISABLED kept them
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 if TRACING:
     from aws_lambda_powertools import Tracer
 
-    tracer: Any = Tracer(service=SERVICE)
+    _tracer = Tracer(service=SERVICE)
+    tracer: Tracer | None = _tracer
 
-    def traced(handler: F) -> F:
-        return tracer.capture_lambda_handler(handler)  # type: ignore[no-any-return]
+    def traced(handler: Callable[P, R]) -> Callable[P, R]:
+        wrapped: Callable[P, R] = _tracer.capture_lambda_handler(handler)
+        return wrapped
 
 else:
     tracer = None
 
-    def traced(handler: F) -> F:
+    def traced(handler: Callable[P, R]) -> Callable[P, R]:
         return handler

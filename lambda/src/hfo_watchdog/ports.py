@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     Ec2Outcome,
     InstanceState,

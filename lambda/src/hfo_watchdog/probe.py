@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -36,7 +37,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
-from hfo_watchdog.model import ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import ProbeFailure, ProbeResult
 
 SITES = ("primary", "standby")
 _CHUNK = 16384
@@ -115,8 +116,8 @@ class _DeadlineAdapter(HTTPAdapter):
     def __init__(self) -> None:
         super().__init__(max_retries=0, pool_connections=1, pool_maxsize=1)
 
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             **self.poolmanager.pool_classes_by_scheme,
             "https": _WatchedHTTPSConnectionPool,
@@ -331,7 +332,9 @@ class HttpsProber:
             failed.http_status = status
             raise
 
-    def _fetch(self, nonce: str, deadline: _Deadline) -> tuple[int, requests.structures.CaseInsensitiveDict, bytes]:
+    def _fetch(
+        self, nonce: str, deadline: _Deadline
+    ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
         total = self.total_deadline_s
         try:
             resp = self._session.get(
@@ -398,7 +401,9 @@ class HttpsProber:
             raise fail(ProbeFailure.TOO_LARGE, f"body is over the {cap}-byte cap (read no further)")
         return bytes(buf)
 
-    def _judge(self, nonce: str, status: int, headers: requests.structures.CaseInsensitiveDict, body: bytes) -> str:
+    def _judge(
+        self, nonce: str, status: int, headers: requests.structures.CaseInsensitiveDict[str], body: bytes
+    ) -> str:
         if status == 200:
             doc = self._document(nonce, headers, body)
             self._check_origin(doc)
@@ -421,7 +426,9 @@ class HttpsProber:
             raise _Failed(ProbeFailure.HTTP_STATUS, f"HTTP 503 with a signed answer that says {doc.status}")
         raise _Failed(ProbeFailure.HTTP_STATUS, f"HTTP {status}")
 
-    def _document(self, nonce: str, headers: requests.structures.CaseInsensitiveDict, body: bytes) -> HealthDocument:
+    def _document(
+        self, nonce: str, headers: requests.structures.CaseInsensitiveDict[str], body: bytes
+    ) -> HealthDocument:
         ctype = headers.get("Content-Type")
         if not _content_type_ok(ctype):
             raise _Failed(

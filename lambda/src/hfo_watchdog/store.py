@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hfo_protocol.heartbeat import Heartbeat
 from hfo_protocol.timefmt import format_ts
 
-from hfo_watchdog.model import (
+from hfo_watchdog.core.model import (
     ControlState,
     InstanceState,
     Lease,
@@ -31,7 +31,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.steady import steady_since_after
+from hfo_watchdog.core.steady import steady_since_after
 
 CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 HISTORY_PK = "HISTORY"
@@ -608,46 +608,3 @@ class _ConditionFailed(Exception):
     def __init__(self, codes: list[str] | None = None) -> None:
         super().__init__("condition failed")
         self.codes = codes or []
-
-
-def ensure_table(client: Any, name: str, *, timeout_s: float = 30.0) -> None:
-    """Create the state table as Terraform does (demo and tests only), with TTL on `expires_at`."""
-    try:
-        client.create_table(
-            TableName=name,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if _error_code(exc) != "ResourceInUseException":
-            raise
-    deadline = time.monotonic() + timeout_s
-    while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"table {name} not ACTIVE within {timeout_s:.0f}s")
-        time.sleep(0.2)
-    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        client.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-
-
-def scan_all(client: Any, name: str) -> Sequence[dict[str, Any]]:
-    """Every item, sorted by key (tests and the demo compare whole tables with it)."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))

@@ -3,7 +3,7 @@ seconds"). One rule, used by the store and by every simulation of it."""
 
 from __future__ import annotations
 
-from hfo_watchdog.model import Policy, SiteRecord
+from hfo_watchdog.core.model import Policy, SiteRecord
 
 STEADY_GAP_INTERVALS = 3  # missing up to two heartbeats in a row does not break the run
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from hfo_watchdog import lease as leases
-from hfo_watchdog.draft import Draft, Tick
-from hfo_watchdog.model import InstanceState, LeaseSite, Mode, Phase, Severity, Site
-from hfo_watchdog.signals import Signals, recovery_check, secs
+from hfo_watchdog.core import lease as leases
+from hfo_watchdog.core.draft import Draft, Tick
+from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Phase, Severity, Site
+from hfo_watchdog.core.signals import Signals, recovery_check, secs
 
 # The lease each phase allows; FAILING_OVER passes through all three.
 _PHASE_LEASES: Mapping[Phase, frozenset[LeaseSite]] = {

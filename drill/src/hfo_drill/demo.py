@@ -1,4 +1,4 @@
-"""`python -m hfo_watchdog.demo` (`make demo`): the whole system on one machine, no AWS account.
+"""`python -m hfo_drill` (`make demo`): the whole system on one machine, no AWS account.
 
 The full drill (docs/demo.md):
 
@@ -31,74 +31,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:
-    from hfo_watchdog.demo_laptop import Transport
+from hfo_drill.lambda_runtime import LambdaContext
 
 TICK_S = 1.0
 BOT_PERIOD_S = 1.0
 BOOT_DELAY_S = 1.0  # EC2 start (~20 s) + K3s, Argo CD and the Pod (~40 s), / 60
-
-
-@dataclass
-class DemoLambdaContext:
-    """The attributes the Lambda runtime's context object has (Powertools reads them)."""
-
-    function_name: str
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/hfo-demo"
-    log_stream_name: str = "demo"
-    timeout_s: float = 30.0
-    invoked_function_arn: str = ""
-    _deadline: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_s
-        if not self.invoked_function_arn:
-            self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    @classmethod
-    def for_function(cls, config: Mapping[str, Any]) -> DemoLambdaContext:
-        """A context as Lambda builds it for the function `config` (GetFunctionConfiguration)."""
-        name = str(config["FunctionName"])
-        return cls(
-            function_name=name,
-            function_version=str(config.get("Version", "$LATEST")),
-            memory_limit_in_mb=int(config.get("MemorySize", 128)),
-            log_group_name=f"/aws/lambda/{name}",
-            log_stream_name=time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
-            timeout_s=float(config.get("Timeout", 3)),
-            invoked_function_arn=str(config.get("FunctionArn", "")),
-        )
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def function_url_event(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """A POST / to a Function URL (payload format 2.0), for in-process callers (bench/)."""
-    from hfo_watchdog.drill_function_url import function_url_event as build
-
-    return build("POST", "/", list(headers.items()), body, source_ip="127.0.0.1", url_id="demo", region="us-east-1")
-
-
-def in_process_transport(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Transport:
-    """A heartbeat transport that calls the heartbeat handler in-process with a Function URL
-    event, for callers that run the handlers without an HTTP server (tests/terraform)."""
-
-    def send(body: bytes, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        answer = handler(function_url_event(body, headers), DemoLambdaContext("hfo-heartbeat"))
-        return int(answer["statusCode"]), dict(answer.get("headers") or {}), str(answer["body"]).encode("utf-8")
-
-    return send
 
 
 class DrillFailed(Exception):
@@ -139,16 +83,18 @@ def _private_file(path: Path, text: str) -> Path:
 def run(out: TextIO, opts: Options) -> int:
     import boto3
 
-    from hfo_watchdog.demo_aws import MotoProcess
-    from hfo_watchdog.demo_laptop import free_loopback_port
-    from hfo_watchdog.drill_aws import AwsSide, accelerate, directly, read_functions, subscribe_inbox, with_terraform
-    from hfo_watchdog.drill_function_url import FunctionUrlServer
-    from hfo_watchdog.drill_funnel import FunnelProxy
-    from hfo_watchdog.drill_ledger import LedgerTail, read, summarize
-    from hfo_watchdog.drill_proc import Child, alive
-    from hfo_watchdog.drill_sites import Site, SiteFiles, SiteTiming, site_command
-    from hfo_watchdog.drill_story import Story, StoryFailed, Timeline, Timings, print_summary
-    from hfo_watchdog.drill_terraform import Terraform, TerraformFailed, TerraformUnavailable
+    from hfo_drill.aws_setup import AwsSide, directly, read_functions, with_terraform
+    from hfo_drill.function_url import FunctionUrlServer
+    from hfo_drill.funnel import FunnelProxy
+    from hfo_drill.inbox import AlertInbox
+    from hfo_drill.ledger import LedgerTail, read, summarize
+    from hfo_drill.moto_server import MotoServer
+    from hfo_drill.net import free_port
+    from hfo_drill.proc import Child, alive
+    from hfo_drill.sites import Site, SiteFiles, SiteTiming, site_command
+    from hfo_drill.story import Story, StoryFailed, Timeline, Timings, print_summary
+    from hfo_drill.terraform import Terraform, TerraformFailed, TerraformUnavailable
+    from hfo_drill.timescale import accelerate
 
     wall = time.monotonic()
     timeline = Timeline(out)
@@ -175,7 +121,7 @@ def run(out: TextIO, opts: Options) -> int:
         stack.callback(nothing_left)  # runs last
 
         # --- AWS emulator
-        moto = MotoProcess(extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
+        moto = MotoServer(extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
         stack.callback(moto.stop)
         moto.start()
         assert moto.proc is not None
@@ -196,7 +142,7 @@ def run(out: TextIO, opts: Options) -> int:
         files.ledger.unlink(missing_ok=True)
 
         # --- the Funnel stand-in, in front of the laptop's health port (chosen now, bound later)
-        health_port = free_loopback_port()
+        health_port = free_port()
         funnel = FunnelProxy(server_tls, backend_port=health_port)
         stack.callback(funnel.stop)
         funnel.start()
@@ -266,16 +212,17 @@ def run(out: TextIO, opts: Options) -> int:
             Settings.from_env(os.environ)
         except SettingsError as exc:
             raise DrillFailed(f"the accelerated configuration is refused by the watchdog: {exc}") from None
-        inbox = subscribe_inbox(session, aws.topic_arn)
+        # The drill's own tap on the alert topic (Terraform subscribes only an optional e-mail address).
+        inbox = AlertInbox(aws.topic_arn, "hfo-drill-alerts-inbox", session=session)
 
-        from hfo_watchdog import handlers
+        from hfo_watchdog.handlers import entry_points
+        from hfo_watchdog.runtime import Container
         from hfo_watchdog.store import DynamoStateStore
 
-        handlers.reset_runtime()
-        stack.callback(handlers.reset_runtime)
+        handlers = entry_points(Container())  # a fresh container, configured from the environment set above
         url_server = FunctionUrlServer(
             handlers.heartbeat,
-            lambda: DemoLambdaContext.for_function(aws.configs["heartbeat"]),
+            lambda: LambdaContext.for_function(aws.configs["heartbeat"]),
             server_tls,
             url_id=aws.url_id,
             region=session.region_name or "us-east-1",
@@ -304,14 +251,14 @@ def run(out: TextIO, opts: Options) -> int:
             raise DrillFailed(f"the laptop's processes did not start: {exc}") from None
         timeline.say(
             f"laptop: {' '.join(site_command('health'))} pid {children[0].pid} on 127.0.0.1:{primary.health_port}, "
-            f"agent pid {children[1].pid}, bot `python -m hfo_watchdog.drill_bot` (ledger {files.ledger})"
+            f"agent pid {children[1].pid}, bot `python -m hfo_drill.bot` (ledger {files.ledger})"
         )
 
         tick_config = aws.configs["tick"]
 
         def tick() -> dict[str, Any]:
             event = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "id": str(uuid.uuid4())}
-            return handlers.tick(event, DemoLambdaContext.for_function(tick_config))
+            return handlers.tick(event, LambdaContext.for_function(tick_config))
 
         store = DynamoStateStore(session.client("dynamodb"), aws.table, writer="cli")
         ledger = LedgerTail(str(files.ledger))
@@ -384,7 +331,7 @@ def _write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hfo_watchdog.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hfo_drill", description=__doc__.split("\n\n")[0])
     parser.add_argument("--verbose", action="store_true", help="also print the handlers' JSON logs and metrics")
     parser.add_argument(
         "--no-terraform", action="store_true", help="create the AWS resources directly instead of with Terraform"

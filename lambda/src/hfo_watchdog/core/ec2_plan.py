@@ -3,10 +3,10 @@ a decision asks for, the start cooldown, the runtime clock, and what EC2 outcome
 
 from __future__ import annotations
 
-from hfo_watchdog import alerts
-from hfo_watchdog.draft import Draft, Tick, fields
-from hfo_watchdog.model import ActionKind, ControlState, Ec2Outcome, InstanceState, LeaseSite, Phase, Policy
-from hfo_watchdog.signals import secs
+from hfo_watchdog.core import alerts
+from hfo_watchdog.core.draft import Draft, Tick, fields
+from hfo_watchdog.core.model import ActionKind, ControlState, Ec2Outcome, InstanceState, LeaseSite, Phase, Policy
+from hfo_watchdog.core.signals import secs
 
 WANT_RUNNING = frozenset({Phase.FAILING_OVER, Phase.ON_STANDBY, Phase.RECOVERING})
 WANT_STOPPED = frozenset({Phase.HEALTHY, Phase.SUSPECT})

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hfo_watchdog.drill_proc import Child, spawn
+from hfo_drill.proc import Child, spawn
 
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
 MIRROR_ENV = "HFO_TF_PROVIDER_MIRROR"

@@ -3,12 +3,12 @@ each one once."""
 
 from __future__ import annotations
 
-from hfo_watchdog import alerts
-from hfo_watchdog.draft import Draft, Tick, fields
-from hfo_watchdog.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
-from hfo_watchdog.model import ControlState, InstanceState, LeaseSite, Mode, Policy, SiteRecord
-from hfo_watchdog.signals import secs
-from hfo_watchdog.steady import steady_gap_s
+from hfo_watchdog.core import alerts
+from hfo_watchdog.core.draft import Draft, Tick, fields
+from hfo_watchdog.core.ec2_plan import GONE, UP, WANT_RUNNING, WANT_STOPPED
+from hfo_watchdog.core.model import ControlState, InstanceState, LeaseSite, Mode, Policy, SiteRecord
+from hfo_watchdog.core.signals import secs
+from hfo_watchdog.core.steady import steady_gap_s
 
 _ACTIVE_WORKLOAD = frozenset({"running", "starting"})
 _MANAGED = tuple(alerts.KINDS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hfo_watchdog.model import ControlState, Policy, ProbeResult, SiteRecord
+from hfo_watchdog.core.model import ControlState, Policy, ProbeResult, SiteRecord
 
 ALIVE = "alive"
 FAILING = "failing"

@@ -19,15 +19,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from hfo_watchdog.alerts import DEGRADED_PROBE, KINDS
-from hfo_watchdog.demo_aws import drain_alerts, instance_state
-from hfo_watchdog.drill_aws import AwsSide
-from hfo_watchdog.drill_function_url import FunctionUrlServer
-from hfo_watchdog.drill_funnel import FunnelProxy
-from hfo_watchdog.drill_ledger import LedgerTail, Summary, summarize
-from hfo_watchdog.drill_sites import Site
+from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
+
+from hfo_drill.aws_setup import AwsSide, instance_state
+from hfo_drill.function_url import FunctionUrlServer
+from hfo_drill.funnel import FunnelProxy
+from hfo_drill.inbox import AlertInbox
+from hfo_drill.ledger import LedgerTail, Summary, summarize
+from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
+_GAP_NAMES: dict[tuple[str | None, str | None], str] = {
+    ("primary", "standby"): "failover",
+    ("standby", "primary"): "handback",
+}
 
 
 class StoryFailed(Exception):
@@ -168,7 +173,7 @@ class Story:
         tick: Callable[[], dict[str, Any]],
         session: Any,
         aws: AwsSide,
-        inbox_url: str,
+        inbox: AlertInbox,
         store: Any,
         primary: Site,
         standby: Site,
@@ -181,7 +186,7 @@ class Story:
         self._tick = tick
         self.session = session
         self.aws = aws
-        self.inbox_url = inbox_url
+        self.inbox = inbox
         self.store = store
         self.primary = primary
         self.standby = standby
@@ -213,10 +218,10 @@ class Story:
         lease = f"{self.report['lease_site']}#{self.report['lease_epoch']}"
         if not self.leases_seen or self.leases_seen[-1] != lease:
             self.leases_seen.append(lease)
-        self._follow_ec2(instance_state(self.session, self.aws.instance_id))
-        for alert in drain_alerts(self.session, self.inbox_url):
-            self.alerts.append((time.time(), alert))
-            self.timeline.say(f"   alert delivered: {alert}")
+        self._follow_ec2(instance_state(self.aws.instance_id, session=self.session))
+        for alert in self.inbox.drain():
+            self.alerts.append((time.time(), alert.title))
+            self.timeline.say(f"   alert delivered: {alert.title}")
         if self._in_outage:
             self._check_funnel_tick()
         self._check_invariants()
@@ -294,7 +299,8 @@ class Story:
         return check
 
     def run(self) -> None:
-        r = lambda: self.report  # noqa: E731 - read at call time
+        def r() -> dict[str, Any]:  # the report of the latest tick, read at call time
+            return self.report
 
         self.until("healthy: the laptop holds the lease, passes the probe and runs the bot", self._healthy_for(3), 60)
         first_epoch = r()["lease_epoch"]
@@ -473,7 +479,7 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
     w(f"ledger        {ledger_path}: {len(summary.runs)} bot runs ({runs}), times from the first bot start\n")
     w(f"downtime      {v.downtime_s:.1f} s with no bot running, in all (an upper bound):\n")
     for g in summary.gaps:
-        what = {("primary", "standby"): "failover", ("standby", "primary"): "handback"}.get((g.before, g.after), "gap")
+        what = _GAP_NAMES.get((g.before, g.after), "gap")
         w(
             f"              - {g.seconds:5.1f} s  {what}: {g.before}'s last record {rel(g.start)} -> "
             f"{g.after} bot start {rel(g.end)}\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hfo_watchdog.model import Action, ActionKind, Notification, Severity
+from hfo_watchdog.core.model import Action, ActionKind, Notification, Severity
 
 DEGRADED_PROBE = "degraded:probe"
 DEGRADED_HEARTBEAT = "degraded:heartbeat"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from hfo_watchdog import lease as leases
-from hfo_watchdog.model import (
+from hfo_watchdog.core import lease as leases
+from hfo_watchdog.core.model import (
     Action,
     ActionKind,
     ControlState,
@@ -24,7 +25,7 @@ from hfo_watchdog.model import (
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.signals import Signals, secs
+from hfo_watchdog.core.signals import Signals, secs
 
 TRANSITION_SEVERITY: Mapping[Phase, Severity] = {
     Phase.HEALTHY: Severity.INFO,
@@ -59,8 +60,9 @@ class Draft:
         self.transition: Transition | None = None
         self.start_blocked: str | None = None  # why a wanted EC2 start was held back
 
-    def update(self, **changes: object) -> None:
-        self.state = replace(self.state, **changes)  # type: ignore[arg-type]
+    def update(self, **changes: Any) -> None:
+        """The state with `changes` (ControlState fields; dataclasses.replace refuses any other)."""
+        self.state = replace(self.state, **changes)
 
     def act(self, kind: ActionKind, reason: str) -> None:
         self.actions.append(Action(kind=kind, reason=reason))

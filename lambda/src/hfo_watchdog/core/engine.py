@@ -13,10 +13,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from hfo_watchdog import anomalies, ec2_plan, phases
-from hfo_watchdog import lease as leases
-from hfo_watchdog.draft import Draft, Tick
-from hfo_watchdog.model import (
+from hfo_watchdog.core import anomalies, ec2_plan, phases
+from hfo_watchdog.core import lease as leases
+from hfo_watchdog.core.draft import Draft, Tick
+from hfo_watchdog.core.model import (
     Action,
     ActionKind,
     ControlState,
@@ -31,7 +31,7 @@ from hfo_watchdog.model import (
     Site,
     SiteRecord,
 )
-from hfo_watchdog.signals import heartbeat_signal, probe_signal, read_signals, record_probe
+from hfo_watchdog.core.signals import heartbeat_signal, probe_signal, read_signals, record_probe
 
 __all__ = ["apply_outcomes", "decide", "on_heartbeat", "set_mode"]
 

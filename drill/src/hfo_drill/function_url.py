@@ -10,13 +10,7 @@ processes POST to it over TLS exactly as they would to AWS.
 The mapping follows the AWS Lambda developer guide ("Invoking Lambda function URLs", request and
 response payloads):
 
-- request: `version` 2.0, `routeKey`/`stage` `$default`, `rawPath`, `rawQueryString`, `cookies`
-  (taken out of the Cookie header), `headers` (lower-case names, repeated headers joined with
-  commas), `queryStringParameters` (repeated names joined with commas; absent without a query),
-  `requestContext` (`accountId` "anonymous" for auth type NONE, `apiId`/`domainPrefix` the URL
-  id, `domainName`, `http` with method, path, protocol, sourceIp, userAgent, `requestId`, `time`,
-  `timeEpoch`), `body` (absent when empty; base64 with `isBase64Encoded` true unless the content
-  type is textual), plus the `x-forwarded-*` and `x-amzn-*` headers AWS adds;
+- request: the payload format 2.0 event of hfo_drill.lambda_runtime.function_url_event;
 - response: a dict with `statusCode` sets the status, `headers`, `cookies` (as Set-Cookie) and
   `body` (base64-decoded when `isBase64Encoded`); any other JSON result is a 200
   `application/json` answer carrying it; a function that raises is a 502.
@@ -35,115 +29,15 @@ import socket
 import ssl
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+
+from hfo_drill.lambda_runtime import function_url_event
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
-_TEXT_TYPES = (
-    "text/",
-    "application/json",
-    "application/javascript",
-    "application/xml",
-    "application/x-www-form-urlencoded",
-    "application/yaml",
-)
-
 # event, context -> result
 Function = Callable[[dict[str, Any], Any], Any]
-
-
-def _textual(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media.startswith(_TEXT_TYPES) or media.endswith(("+json", "+xml"))
-
-
-def _request_time(now: float) -> str:
-    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
-
-
-def function_url_event(
-    method: str,
-    target: str,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    *,
-    source_ip: str,
-    url_id: str,
-    region: str,
-    protocol: str = "HTTP/1.1",
-    request_id: str | None = None,
-    now: float | None = None,
-    tls_version: str = "TLSv1.3",
-    tls_cipher: str = "TLS_AES_128_GCM_SHA256",
-    port: int = 443,
-) -> dict[str, Any]:
-    """The payload format 2.0 event for one request to a Function URL with auth type NONE."""
-    at = time.time() if now is None else now
-    rid = request_id or str(uuid.uuid4())
-    parts = urlsplit(target)
-    path = parts.path or "/"
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        joined[key] = f"{joined[key]},{value}" if key in joined else value
-    joined.setdefault("x-forwarded-for", source_ip)
-    joined.setdefault("x-forwarded-proto", "https")
-    joined.setdefault("x-forwarded-port", str(port))
-    joined["x-amzn-tls-version"] = tls_version
-    joined["x-amzn-tls-cipher-suite"] = tls_cipher
-    joined["x-amzn-trace-id"] = f"Root=1-{int(at):08x}-{uuid.uuid4().hex[:24]}"
-    domain = f"{url_id}.lambda-url.{region}.on.aws"
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": parts.query,
-        "headers": joined,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": url_id,
-            "domainName": domain,
-            "domainPrefix": url_id,
-            "http": {
-                "method": method.upper(),
-                "path": path,
-                "protocol": protocol,
-                "sourceIp": source_ip,
-                "userAgent": joined.get("user-agent", ""),
-            },
-            "requestId": rid,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": _request_time(at),
-            "timeEpoch": int(at * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if parts.query:
-        params: dict[str, str] = {}
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            params[name] = f"{params[name]},{value}" if name in params else value
-        event["queryStringParameters"] = params
-    if body:
-        if _textual(joined.get("content-type", "")):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode("ascii")
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = base64.b64encode(body).decode("ascii")
-            event["isBase64Encoded"] = True
-    return event
 
 
 @dataclass
@@ -309,10 +203,10 @@ class FunctionUrlServer:
             return
         body = req.rfile.read(length) if length else b""
         event = function_url_event(
-            req.command,
-            req.path,
-            list(req.headers.items()),
             body,
+            list(req.headers.items()),
+            method=req.command,
+            target=req.path,
             source_ip=str(req.client_address[0]),
             url_id=self.url_id,
             region=self.region,

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hfo_watchdog.model import InstanceState, Lease, LeaseSite, Policy, Site, SiteRecord
-from hfo_watchdog.signals import secs
+from hfo_watchdog.core.model import InstanceState, Lease, LeaseSite, Policy, Site, SiteRecord
+from hfo_watchdog.core.signals import secs
 
 # An instance in one of these states runs no agent, and a later boot starts an agent that holds
 # nothing until it heartbeats and hears the lease of that moment. `stopping` and `shutting-down`

@@ -1,6 +1,6 @@
 """The drill's two sites, as real processes: `hfo-site health` and `hfo-site agent` (exec
 backend) from healthcheck/, configured as docs/site.md says, each running the stand-in bot
-(`hfo_watchdog.drill_bot`) as its workload.
+(`hfo_drill.bot`) as its workload.
 
 - the primary (the laptop): health service + agent. `kill()` is the laptop dying: SIGKILL to
   the process groups of all of them at once, the bot's included. `start()` again is the laptop
@@ -18,13 +18,12 @@ import os
 import shlex
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfo_watchdog.demo_laptop import free_loopback_port
-from hfo_watchdog.drill_proc import Child, kill_together, spawn
+from hfo_drill.net import answers_ok, free_port
+from hfo_drill.proc import Child, kill_together, spawn
 
 _PRIVATE_PREFIXES = ("AWS_", "HFO_", "POWERTOOLS_", "TF_", "MOTO_")
 
@@ -77,10 +76,10 @@ class Site:
         self.heartbeat_url = heartbeat_url
         self.with_health = with_health
         self._register = register
-        self.health_port = (health_port or free_loopback_port()) if with_health else None
-        self.status_port = free_loopback_port()
-        self.metrics_port = free_loopback_port() if with_health else None
-        self.agent_port = free_loopback_port()
+        self.health_port = (health_port or free_port()) if with_health else None
+        self.status_port = free_port()
+        self.metrics_port = free_port() if with_health else None
+        self.agent_port = free_port()
         self.health: Child | None = None
         self.agent: Child | None = None
         self.starts = 0
@@ -92,7 +91,7 @@ class Site:
             [
                 sys.executable,
                 "-m",
-                "hfo_watchdog.drill_bot",
+                "hfo_drill.bot",
                 "--site",
                 self.name,
                 "--ledger",
@@ -166,13 +165,13 @@ class Site:
     def wait_ready(self, timeout_s: float) -> None:
         """Both processes answer /livez (bounded); a process that exits or never answers is an
         error carrying the end of its log."""
-        checks = [(self.agent, self.agent_port)]
+        checks: list[tuple[Child | None, int | None]] = [(self.agent, self.agent_port)]
         if self.with_health:
             checks.insert(0, (self.health, self.health_port))
         deadline = time.monotonic() + timeout_s
         for child, port in checks:
             assert child is not None and port is not None
-            while not _answers(f"http://127.0.0.1:{port}/livez"):
+            while not answers_ok(f"http://127.0.0.1:{port}/livez"):
                 if not child.running():
                     raise RuntimeError(f"{child.name} exited ({child.proc.returncode}):\n{child.log_tail()}")
                 if time.monotonic() > deadline:
@@ -192,11 +191,3 @@ class Site:
             if child is not None:
                 pids += child.terminate(grace_s)
         return pids
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback only
-            return bool(resp.status == 200)
-    except OSError:
-        return False

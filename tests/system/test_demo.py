@@ -1,4 +1,4 @@
-"""`python -m hfo_watchdog.demo` (`make demo`, the full drill) as a real child process: Ctrl-C or
+"""`python -m hfo_drill` (`make demo`, the full drill) as a real child process: Ctrl-C or
 SIGTERM at any point stops everything it started (emulator, terraform, site processes, bots,
 stand-in servers) and removes its work directory. The whole story and its outcome are tested in
 tests/system/test_drill.py."""

@@ -1,4 +1,4 @@
-"""Reads the drill bots' ledger (`hfo_watchdog.drill_bot`) back into what a user cares about:
+"""Reads the drill bots' ledger (`hfo_drill.bot`) back into what a user cares about:
 when a bot ran, how long no bot ran (downtime), and whether two ever ran at once (overlap).
 
 A run is one bot process: from its `start` line to its `stop` line. A run with no `stop` line
@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hfo_watchdog.drill_bot import EVENTS, SITES
+from hfo_drill.bot import EVENTS, SITES
 
 
 class LedgerError(ValueError):

@@ -2,7 +2,7 @@
 the lease. It does one thing a real bot's users would notice: it is running or it is not, and it
 writes that down.
 
-    python -m hfo_watchdog.drill_bot --site primary --ledger /path/to/ledger [--period 1]
+    python -m hfo_drill.bot --site primary --ledger /path/to/ledger [--period 1]
 
 Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`:
 
@@ -12,7 +12,7 @@ Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`:
 A bot killed outright (SIGKILL, the machine dying) writes nothing more: its last line bounds
 when it was last seen alive. Each line is one `write()` on a file opened with O_APPEND, so lines
 of the two sites' bots never interleave, and nothing sits in a buffer when the bot dies.
-`hfo_watchdog.drill_ledger` reads the ledger back.
+`hfo_drill.ledger` reads the ledger back.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _period(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hfo_watchdog.drill_bot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hfo_drill.bot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", required=True, choices=SITES, help="the site this bot runs on")
     parser.add_argument("--ledger", required=True, help="the file to append to (created if missing)")
     parser.add_argument("--period", type=_period, default=1.0, help="seconds between two `run` lines (default 1)")
