@@ -1,0 +1,29 @@
+# The root you deploy. Copy this folder out of the repository, next to your clone, and run Terraform
+# there (docs/terraform.md#quick-start): the module comes from your fork on GitHub, so this folder
+# holds only your settings and, with backend.tf, points at your state.
+#
+# Every setting of the module is in terraform/modules/hybrid-failover/variables.tf (null means its
+# own default); add the ones you change to the module block below.
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = merge({ Project = "hybrid-failover", ManagedBy = "terraform" }, var.tags)
+  }
+}
+
+module "hfo" {
+  # Your fork: `python3 argocd/set_repo_url.py https://github.com/<you>/hybrid-failover.git` sets it
+  # here too. After you push a change (bootstrap manifests, images), `terraform init -upgrade` fetches
+  # it; pin a tag or a commit (?ref=...) for applies you can repeat.
+  source = "git::https://github.com/your-github-user/hybrid-failover.git//terraform/modules/hybrid-failover?ref=main"
+
+  health_url      = var.health_url
+  lambda_zip_path = var.lambda_zip_path
+  alert_email     = var.alert_email
+
+  # For example:
+  # architecture         = "x86_64" # t3.small instead of t4g.small
+  # heartbeat_interval_s = 20       # the main idle-cost driver, see `make cost`
+}
