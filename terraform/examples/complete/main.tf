@@ -77,3 +77,27 @@ module "hfo" {
   tracing                        = var.tracing
   table_deletion_protection      = var.table_deletion_protection
 }
+
+# A stack applied before the module existed (a copy of the earlier examples/complete, which called
+# the four modules itself) keeps its resources: Terraform moves them into the module instead of
+# replacing them. Its standby keeps its old user data until you replace it deliberately
+# (docs/runbook.md#replace-the-standby-instance).
+moved {
+  from = module.network
+  to   = module.hfo.module.network
+}
+
+moved {
+  from = module.secrets
+  to   = module.hfo.module.secrets
+}
+
+moved {
+  from = module.standby
+  to   = module.hfo.module.standby
+}
+
+moved {
+  from = module.watchdog
+  to   = module.hfo.module.watchdog
+}

@@ -29,3 +29,27 @@ module "hfo" {
   # architecture         = "x86_64" # t3.small instead of t4g.small
   # heartbeat_interval_s = 20       # the main idle-cost driver, see `make cost`
 }
+
+# A stack applied before the module existed (a copy of the earlier examples/complete, which called
+# the four modules itself) keeps its resources: Terraform moves them into the module instead of
+# replacing them. Its standby keeps its old user data until you replace it deliberately
+# (docs/runbook.md#replace-the-standby-instance).
+moved {
+  from = module.network
+  to   = module.hfo.module.network
+}
+
+moved {
+  from = module.secrets
+  to   = module.hfo.module.secrets
+}
+
+moved {
+  from = module.standby
+  to   = module.hfo.module.standby
+}
+
+moved {
+  from = module.watchdog
+  to   = module.hfo.module.watchdog
+}
