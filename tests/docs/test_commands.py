@@ -50,14 +50,9 @@ FOREIGN: dict[tuple[str, str], str] = {
     ("docs/argocd.md", "kubectl -n argocd port-forward svc/argocd-server 8080:80"): "needs the laptop's cluster",
     (
         "docs/argocd.md",
-        "ssh -L 8080:localhost:8080 <user>@<standby-host> "
+        "ssh -L 8080:localhost:8080 ec2-user@hfo-standby "
         "sudo k3s kubectl -n argocd port-forward svc/argocd-server 8080:80",
     ): "needs the running standby",
-    (
-        "docs/walkthrough.md",
-        "git clone https://github.com/<you>/hybrid-failover.git && cd hybrid-failover",
-    ): "clones your fork from GitHub",
-    ("docs/walkthrough.md", "docker build -t ghcr.io/<you>/hfo-bot:0.1.0 bot/"): "needs Docker and your registry",
     (
         "docs/walkthrough.md",
         "curl -sfL https://get.k3s.io | INSTALL_K3S_CHANNEL=v1.33 sh -s - --disable traefik",
@@ -72,11 +67,8 @@ FOREIGN: dict[tuple[str, str], str] = {
         "docs/walkthrough.md",
         "sed -i 's#HFO_HEARTBEAT_URL=.*#HFO_HEARTBEAT_URL=<heartbeat Function URL>#' k8s/base/kustomization.yaml",
     ): "needs AWS, kubeseal and a push to your fork",
-    ("docs/walkthrough.md", "scp sealing.key sealing-cert.pem <user>@<standby-host>:/tmp/"): (
+    ("docs/walkthrough.md", "scp sealing.key sealing-cert.pem ec2-user@hfo-standby:/tmp/"): (
         "needs the running standby"
-    ),
-    ("docs/walkthrough.md", "sudo cp argocd/bootstrap/argo-cd.yaml /var/lib/rancher/k3s/server/manifests/"): (
-        "needs the laptop's K3s"
     ),
     ("docs/walkthrough.md", "kubectl -n hfo get pods"): "needs the laptop's cluster and Funnel",
     ("docs/walkthrough.md", "kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80"): (

@@ -60,6 +60,6 @@ def test_paths_named_in_the_docs_exist() -> None:
             if not (REPO_ROOT / path).exists():
                 problems.append(f"{rel(page)} names {path}, which does not exist")
     assert not problems, "\n".join(problems)
-    assert {"k8s/base/secrets/sealedsecret-site.yaml", "terraform/examples/complete"} <= named_paths(
+    assert {"k8s/base/secrets/sealedsecret-site.yaml", "terraform/examples/quickstart"} <= named_paths(
         REPO_ROOT / "docs/security.md"
     ) | named_paths(REPO_ROOT / "docs/runbook.md")

@@ -50,17 +50,23 @@ def _git_urls(root: Path) -> set[str]:
 
 def test_rewrites_every_occurrence_and_nothing_else(tmp_path: Path) -> None:
     root = _copy(tmp_path)
+    quickstart = tmp_path / "main.tf"
+    shutil.copy(REPO_ROOT / "terraform" / "examples" / "quickstart" / "main.tf", quickstart)
     before = _git_urls(root)
     assert len(before) == 1
     (old,) = before
-    proc = _run(FORK, "--dir", str(root))
+    assert f'"git::{old}//terraform/modules/hybrid-failover?ref=' in quickstart.read_text()
+    proc = _run(FORK, "--dir", str(root), "--quickstart", str(quickstart))
     assert proc.returncode == 0, proc.stderr
+    # the Terraform root users deploy takes its module from the same fork
+    assert f'source = "git::{FORK}//terraform/modules/hybrid-failover?ref=main"' in quickstart.read_text()
+    assert old not in quickstart.read_text()
     assert _git_urls(root) == {FORK}
     assert not any(old in p.read_text() for p in root.rglob("*.yaml"))
     # chart repositories are untouched
     assert "https://bitnami-labs.github.io/sealed-secrets" in (root / "projects" / "hfo-platform.yaml").read_text()
     assert "argoproj.github.io/argo-helm" in (root / "bootstrap" / "argo-cd.yaml").read_text()
-    again = _run(FORK, "--dir", str(root))
+    again = _run(FORK, "--dir", str(root), "--quickstart", str(quickstart))
     assert again.returncode == 0 and "already set" in again.stdout
 
 
@@ -68,7 +74,7 @@ def test_rewrites_every_occurrence_and_nothing_else(tmp_path: Path) -> None:
 def test_refuses_a_non_git_url_and_changes_nothing(tmp_path: Path, bad: str) -> None:
     root = _copy(tmp_path)
     digest = _digest(root)
-    proc = _run(bad, "--dir", str(root))
+    proc = _run(bad, "--dir", str(root), "--quickstart", str(tmp_path / "main.tf"))
     assert proc.returncode == 2
     assert "is not a Git URL" in proc.stderr
     assert _digest(root) == digest

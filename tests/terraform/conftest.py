@@ -24,8 +24,11 @@ def tfenv(tmp_path_factory: pytest.TempPathFactory) -> TerraformEnv:
 @pytest.fixture(scope="session")
 def tf_moto() -> Iterator[MotoServer]:
     """A moto server only the Terraform tests use. AWS's managed IAM policies (the standby
-    attaches AmazonSSMManagedInstanceCore) are loaded, as they exist in every real account."""
-    with moto_server(extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}) as server:
+    attaches AmazonSSMManagedInstanceCore) are loaded, as they exist in every real account; like a
+    new account, its Lambda concurrency quota is 10, so no reservation fits (the defaults make none)."""
+    with moto_server(
+        extra_env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_LAMBDA_CONCURRENCY_QUOTA": "10"}
+    ) as server:
         yield server
 
 

@@ -1,4 +1,4 @@
-"""terraform/examples/complete/backend.tf.example: S3 state with Terraform's native locking,
+"""terraform/examples/quickstart/backend.tf.example: S3 state with Terraform's native locking,
 used for real against the emulator's S3. The file's own backend block is what runs; the test
 adds only what points it at the emulator (bucket, endpoint, the checks a real account needs)."""
 
@@ -16,7 +16,7 @@ from testsupport.tools import REPO_ROOT
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto]
 
-BACKEND_EXAMPLE = REPO_ROOT / "terraform" / "examples" / "complete" / "backend.tf.example"
+BACKEND_EXAMPLE = REPO_ROOT / "terraform" / "examples" / "quickstart" / "backend.tf.example"
 
 
 def test_backend_example_uses_native_locking() -> None:

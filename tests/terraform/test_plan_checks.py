@@ -1,11 +1,13 @@
 """What `terraform plan` refuses, before anything is created: bad settings (each with a message
-naming the setting and its range), user data over EC2's 16 KiB limit, an instance type that
-cannot run K3s, a standby host name equal to the laptop's. Plans only read from the emulator."""
+naming the setting and its range), overlapping networks, images not built for the standby's
+architecture, missing or placeholder inputs from the repository, an instance type that cannot run
+K3s, a standby host name equal to the laptop's. Plans only read from the emulator."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from hfo_drill.moto_server import MotoServer
 from testsupport.terraform import TerraformEnv, working_copy
+from testsupport.tools import REPO_ROOT
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto]
 
@@ -27,7 +30,9 @@ def example(tfenv: TerraformEnv, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return directory
 
 
-def plan(tfenv: TerraformEnv, example: Path, moto: MotoServer, lambda_zip: Path, **overrides: Any) -> tuple[int, str]:
+def plan(
+    tfenv: TerraformEnv, example: Path, moto: MotoServer, lambda_zip: Path, _out: str | None = None, **overrides: Any
+) -> tuple[int, str]:
     variables = {
         "aws_emulator": True,
         "region": moto.region,
@@ -40,7 +45,8 @@ def plan(tfenv: TerraformEnv, example: Path, moto: MotoServer, lambda_zip: Path,
     var_file.write_text(json.dumps(variables), encoding="utf-8")
     try:
         result = tfenv.run(
-            ["plan", "-input=false", "-no-color", "-lock=false", "-detailed-exitcode", f"-var-file={var_file.name}"],
+            ["plan", "-input=false", "-no-color", "-lock=false", "-detailed-exitcode", f"-var-file={var_file.name}"]
+            + ([f"-out={_out}"] if _out else []),
             cwd=example,
             extra_env=moto.env(),
         )
@@ -108,37 +114,155 @@ def _incompressible_manifest(size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_user_data_over_16_kib_is_refused_at_plan(
+def _planned_parameters(
+    tfenv: TerraformEnv, example: Path, moto: MotoServer, lambda_zip: Path, **overrides: Any
+) -> dict[str, str]:
+    tag = secrets.token_hex(4)
+    code, output = plan(tfenv, example, moto, lambda_zip, _out=f"p-{tag}.tfplan", **overrides)
+    assert code == 2, output[-3000:]
+    try:
+        shown = tfenv.run(["show", "-json", f"p-{tag}.tfplan"], cwd=example, extra_env=moto.env())
+    finally:
+        (example / f"p-{tag}.tfplan").unlink()
+    return {
+        c["change"]["after"]["name"]: c["change"]["after"]["value"]
+        for c in json.loads(shown.stdout)["resource_changes"]
+        if c["type"] == "aws_ssm_parameter"
+    }
+
+
+def test_a_large_manifest_is_cut_into_free_standard_parameters(
     tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path, tmp_path: Path
 ) -> None:
+    """SSM's Standard tier (free) takes at most 4096 characters a parameter, which moto does not
+    enforce: a 20 KB manifest that gzip cannot shrink is cut into parts that each fit."""
     manifests = tmp_path / "manifests"
-    manifests.mkdir()
+    shutil.copytree(example.parents[2] / "argocd" / "bootstrap", manifests)
     (manifests / "big.yaml").write_text(_incompressible_manifest(20000), encoding="utf-8")
-    code, output = plan(tfenv, example, tf_moto, lambda_zip, bootstrap_manifests_dir=str(manifests))
-    assert code == 1
-    assert "EC2 allows less than 16384" in output
-    assert "HelmChart" in output  # says how to shrink it
-
-
-def test_manifests_are_compressed_into_the_user_data(
-    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path, tmp_path: Path
-) -> None:
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    # 48 KB of repetitive YAML: far above the limit raw, well below it gzip-compressed.
-    body = "".join(f"  key{i:05d}: value-{i % 7}\n" for i in range(2400))
-    (manifests / "big-but-regular.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\ndata:\n{body}", encoding="utf-8")
     (manifests / "ignored.txt").write_text("not a manifest", encoding="utf-8")
-    assert len(body) > 2 * 16384
-    code, output = plan(tfenv, example, tf_moto, lambda_zip, bootstrap_manifests_dir=str(manifests))
-    assert code == 2, output[-2000:]
+    parameters = _planned_parameters(tfenv, example, tf_moto, lambda_zip, bootstrap_manifests_dir=str(manifests))
+    big = sorted(n for n in parameters if n.startswith("/hfo/standby/manifests/big.yaml/"))
+    assert len(big) >= 5
+    assert big == [f"/hfo/standby/manifests/big.yaml/{i:02d}" for i in range(len(big))]
+    assert max(len(v) for v in parameters.values()) <= 4096
+    assert not any("ignored.txt" in n for n in parameters)
 
 
-def test_missing_manifests_directory_gives_a_plain_node(
+def test_missing_manifests_are_refused(
     tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path, tmp_path: Path
 ) -> None:
     code, output = plan(tfenv, example, tf_moto, lambda_zip, bootstrap_manifests_dir=str(tmp_path / "nothing-here"))
-    assert code == 2, output[-2000:]
+    assert code == 1
+    assert "No bootstrap manifests (*.yaml) in" in output
+    assert "the standby would be a plain K3s node without Argo CD" in output
+
+
+def test_the_placeholder_repository_and_registry_are_refused(
+    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path
+) -> None:
+    """The repository's own files, before docs/walkthrough.md step 2: Argo CD would sync nothing."""
+    code, output = plan(
+        tfenv, example, tf_moto, lambda_zip,
+        bootstrap_manifests_dir=str(REPO_ROOT / "argocd" / "bootstrap"),
+        workload_images=["ghcr.io/your-github-user/hfo-bot:0.1.0"],
+    )  # fmt: skip
+    assert code == 1
+    assert "still point Argo CD at the placeholder repository (your-github-user)" in output
+    assert "python3 argocd/set_repo_url.py" in output
+    assert "ghcr.io/your-github-user/hfo-bot:0.1.0 still name the placeholder owner" in output
+    assert "make images" in output
+
+
+def test_a_missing_lambda_package_is_refused(
+    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, tmp_path: Path
+) -> None:
+    code, output = plan(tfenv, example, tf_moto, tmp_path / "hfo-watchdog.zip")
+    assert code == 1
+    assert "is not an existing .zip file: run `make lambda-zip`" in output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"vpc_cidr": "10.42.0.0/24"},  # the old default, inside K3s's default pod network
+            ["VPC (vpc_cidr) 10.42.0.0/24 and pod network (cluster_cidr) 10.42.0.0/16",
+             "pod network (cluster_cidr) 10.42.0.0/16 and subnet (subnet_cidr) 10.42.0.0/26"],
+        ),
+        (
+            {"vpc_cidr": "10.43.8.0/24", "subnet_cidr": "10.43.8.64/26"},
+            ["VPC (vpc_cidr) 10.43.8.0/24 and service network (service_cidr) 10.43.0.0/16",
+             "service network (service_cidr) 10.43.0.0/16 and subnet (subnet_cidr) 10.43.8.64/26"],
+        ),
+        (
+            {"cluster_cidr": "10.40.0.0/14"},
+            ["pod network (cluster_cidr) 10.40.0.0/14 and service network (service_cidr) 10.43.0.0/16"],
+        ),
+        (
+            {"vpc_cidr": "100.64.0.0/24"},
+            ["vpc_cidr (100.64.0.0/24) must be a private (RFC 1918) range", "100.64.0.0/10"],
+        ),
+        ({"cluster_cidr": "100.64.0.0/16"}, ["cluster_cidr must be a private (RFC 1918) IPv4 block", "100.64.0.0/10"]),
+        ({"service_cidr": "100.100.0.0/16"}, ["service_cidr must be a private (RFC 1918) IPv4 block", "100.64.0.0/10"]),
+        ({"subnet_cidr": "10.201.0.0/26"}, ["subnet_cidr (10.201.0.0/26) must lie inside vpc_cidr (10.200.0.0/24)"]),
+    ],
+    ids=["vpc-and-subnet-vs-pods", "vpc-and-subnet-vs-services", "pods-vs-services", "vpc-vs-tailnet",
+         "pods-vs-tailnet", "services-vs-tailnet", "subnet-outside-vpc"],
+)  # fmt: skip
+def test_overlapping_networks_are_refused(
+    tfenv: TerraformEnv,
+    example: Path,
+    tf_moto: MotoServer,
+    lambda_zip: Path,
+    overrides: dict[str, Any],
+    expected: list[str],
+) -> None:
+    code, output = plan(tfenv, example, tf_moto, lambda_zip, **overrides)
+    assert code == 1
+    missing = [e for e in expected if e not in output]
+    assert missing == [], output[-3000:]
+
+
+def test_k3s_networks_cannot_be_set_around_the_checks(
+    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path
+) -> None:
+    code, output = plan(tfenv, example, tf_moto, lambda_zip, k3s_config={"cluster-cidr": "10.200.0.0/16"})
+    assert code == 1
+    assert "k3s_config must not set node-name, cluster-cidr, service-cidr or cluster-dns" in output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "expected"),
+    [
+        ({"image_platforms": ["linux/amd64"]}, 1,
+         "The standby is arm64 (t4g.small), so its images must be built for linux/arm64, "
+         "but image_platforms is [linux/amd64]"),
+        ({"image_platforms": ["linux/arm64"], "architecture": "x86_64"}, 1,
+         "The standby is x86_64 (t3.small), so its images must be built for linux/amd64"),
+        ({"image_platforms": ["linux/amd64"], "architecture": "x86_64"}, 2, ""),
+    ],
+    ids=["arm64-standby-amd64-images", "x86-standby-arm64-images", "x86-standby-amd64-images"],
+)  # fmt: skip
+def test_images_must_be_built_for_the_standbys_architecture(
+    tfenv: TerraformEnv,
+    example: Path,
+    tf_moto: MotoServer,
+    lambda_zip: Path,
+    overrides: dict[str, Any],
+    code: int,
+    expected: str,
+) -> None:
+    result, output = plan(tfenv, example, tf_moto, lambda_zip, **overrides)
+    assert result == code, output[-3000:]
+    assert expected in output
+
+
+def test_fallback_types_must_fit_the_standby(
+    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path
+) -> None:
+    code, output = plan(tfenv, example, tf_moto, lambda_zip, fallback_instance_types=["t4g.medium", "t3.medium"])
+    assert code == 1
+    assert "Every fallback_instance_types entry must support the standby's architecture (arm64)" in output
 
 
 def test_standby_hostname_equal_to_the_laptops_is_refused(

@@ -1,17 +1,21 @@
 """The complete example, applied for real against the AWS emulator once for this module, then
 checked through boto3 the way a user's account would be: what runs, what is locked down, what
-the watchdog is given. Then a second plan must be empty and destroy must leave nothing.
+the watchdog is given. The standby node boots from what was applied (the real loader and bootstrap
+script, the real AWS CLI), and an edited bootstrap manifest reaches it without replacing it. Then a
+second plan must be empty and destroy must leave nothing.
 
 Emulator gaps met here and how they are handled (docs/terraform.md lists them all):
 - moto reports every instance's CPU credit mode as "standard" whatever was asked, so this stack
   asks for "standard" (the module's default is "unlimited"), or the second plan would never be
   empty;
-- moto loads AWS's managed IAM policies only on request (conftest: tf_moto).
+- moto loads AWS's managed IAM policies only on request, and enforces a Lambda concurrency
+  quota only when told to (conftest: tf_moto: 10, as on a new account).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -26,6 +30,7 @@ import pytest
 import yaml
 from hfo_drill.moto_server import MotoServer
 from testsupport.net import free_port
+from testsupport.standby_node import StandbyNode, decode_parameters, rendered_user_data, user_data_files
 from testsupport.terraform import Stack, TerraformEnv, make_stack, resource_changes, working_copy
 from testsupport.tools import REPO_ROOT
 
@@ -87,12 +92,23 @@ def health_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def volume_key(tf_moto: MotoServer) -> str:
+    """A customer managed KMS key, as some accounts make their EBS default (docs/terraform.md)."""
+    kms = boto3.client(
+        "kms", endpoint_url=tf_moto.endpoint, region_name=tf_moto.region,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    return str(kms.create_key(Description="customer managed EBS key")["KeyMetadata"]["Arn"])
+
+
+@pytest.fixture(scope="module")
 def stack(
     tfenv: TerraformEnv,
     tf_moto: MotoServer,
     lambda_zip: Path,
     secret_values: Secrets,
     health_port: int,
+    volume_key: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     tree = working_copy(tmp_path_factory.mktemp("stack"))
@@ -108,6 +124,7 @@ def stack(
         "table_deletion_protection": False,
         "secret_recovery_window_days": 0,
         "cpu_credits": "standard",  # moto gap, see the module docstring
+        "ebs_kms_key_arn": volume_key,
         **FAST_POLICY,
     }
     result = make_stack(tfenv, tree / "examples" / "complete", variables, tf_moto.env(), secret_values.env())
@@ -126,7 +143,7 @@ def aws(tf_moto: MotoServer) -> dict[str, Any]:
         name: session.client(name, endpoint_url=tf_moto.endpoint)
         for name in (
             "ec2", "iam", "lambda", "scheduler", "dynamodb", "sns", "secretsmanager",
-            "logs", "cloudwatch", "ssm",
+            "logs", "cloudwatch", "ssm", "kms",
         )
     }  # fmt: skip
 
@@ -172,13 +189,16 @@ def test_standby_requires_imdsv2_with_one_hop(instance: dict[str, Any]) -> None:
     assert options["HttpPutResponseHopLimit"] == 1  # pods cannot reach the node's credentials
 
 
-def test_standby_root_volume_is_encrypted_gp3_of_explicit_size(instance: dict[str, Any], aws: dict[str, Any]) -> None:
+def test_standby_root_volume_is_encrypted_gp3_of_explicit_size(
+    instance: dict[str, Any], aws: dict[str, Any], volume_key: str
+) -> None:
     volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
     volumes = aws["ec2"].describe_volumes(VolumeIds=volume_ids)["Volumes"]
     assert len(volumes) == 1
     assert volumes[0]["Encrypted"] is True
     assert volumes[0]["VolumeType"] == "gp3"
     assert volumes[0]["Size"] == 10
+    assert volumes[0]["KmsKeyId"] == volume_key  # ebs_kms_key_arn
 
 
 def test_standby_is_arm64_amazon_linux_on_a_2_gib_type(instance: dict[str, Any], aws: dict[str, Any]) -> None:
@@ -207,22 +227,35 @@ def test_security_group_has_no_inbound_rule(instance: dict[str, Any], aws: dict[
     assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
 
 
-def test_node_role_reads_only_the_tailscale_secret(instance: dict[str, Any], aws: dict[str, Any], stack: Stack) -> None:
+def test_node_role_reads_its_configuration_and_the_current_tailscale_key_only(
+    instance: dict[str, Any], aws: dict[str, Any], stack: Stack
+) -> None:
     profile_arn = instance["IamInstanceProfile"]["Arn"]
     profile = aws["iam"].get_instance_profile(InstanceProfileName=profile_arn.rsplit("/", 1)[-1])["InstanceProfile"]
     role = profile["Roles"][0]["RoleName"]
     attached = [p["PolicyName"] for p in aws["iam"].list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
     assert attached == ["AmazonSSMManagedInstanceCore"]
-    document = statements(role_policy(aws, role))
-    # The keyring and heartbeat URL reach the standby's agent from Git, sealed: the node
-    # itself needs only its Tailscale auth key.
-    assert len(document) == 1
-    assert document[0]["Action"] == ["secretsmanager:GetSecretValue"]
-    (resource,) = document[0]["Resource"]
-    assert stack.outputs["secret_names"]["tailscale_auth_key"] in resource
+    document = {tuple(st["Action"]): st for st in statements(role_policy(aws, role))}
+    # The keyring and heartbeat URL reach the standby's agent from Git, sealed: the node itself
+    # needs its configuration and its Tailscale auth key, no other secret.
+    assert set(document) == {
+        ("ssm:GetParametersByPath",),
+        ("secretsmanager:GetSecretValue",),
+        ("secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue"),
+    }
+    path = stack.outputs["standby"]["parameter_path"]
+    assert document[("ssm:GetParametersByPath",)]["Resource"] == [f"arn:aws:ssm:us-east-1:123456789012:parameter{path}"]
+    read = document[("secretsmanager:GetSecretValue",)]
+    # AWS reads this as: only a version whose staging labels include AWSCURRENT (Secrets Manager user
+    # guide); moto stores the condition without evaluating it.
+    assert read["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
+    for statement in document.values():
+        if statement["Action"][0].startswith("secretsmanager:"):
+            (resource,) = statement["Resource"]
+            assert stack.outputs["secret_names"]["tailscale_auth_key"] in resource
 
 
-def test_user_data_is_small_valid_cloud_config_without_secrets(
+def test_user_data_is_only_the_loader(
     instance: dict[str, Any], aws: dict[str, Any], secret_values: Secrets, stack: Stack
 ) -> None:
     attribute = aws["ec2"].describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
@@ -230,24 +263,42 @@ def test_user_data_is_small_valid_cloud_config_without_secrets(
     assert len(raw) < USER_DATA_LIMIT
     assert len(raw) == stack.outputs["user_data_bytes"]
     text = raw.decode()
-    assert text.startswith("#cloud-config\n")
     for value in secret_values.values():
         assert value not in text
-    config = yaml.safe_load(text)
-    files = {f["path"]: f for f in config["write_files"]}
-    k3s = yaml.safe_load(files["/etc/rancher/k3s/config.yaml"]["content"])
+    # exactly the files the boot tests run (tests/terraform/test_bootstrap_script.py)
+    path = stack.outputs["standby"]["parameter_path"]
+    assert user_data_files(text) == user_data_files(rendered_user_data("us-east-1", path))
+
+
+def node_parameters(aws: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    pages = aws["ssm"].get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True)
+    return [p for page in pages for p in page["Parameters"]]
+
+
+def test_node_configuration_is_in_free_standard_parameters(stack: Stack, aws: dict[str, Any]) -> None:
+    path = stack.outputs["standby"]["parameter_path"]
+    assert path == "/hfo/standby"
+    parameters = node_parameters(aws, path)
+    assert {p["Type"] for p in parameters} == {"String"}
+    described = aws["ssm"].describe_parameters()["Parameters"]
+    assert {d["Tier"] for d in described if d["Name"].startswith(path)} == {"Standard"}
+    assert max(len(p["Value"]) for p in parameters) <= 4096  # Standard tier's limit; moto does not enforce it
+    files = decode_parameters({p["Name"]: p["Value"] for p in parameters}, path)
+    shipped = stack.directory.parents[2] / "argocd" / "bootstrap"
+    assert {f: b.decode() for f, b in files.items() if f.startswith("manifests/")} == {
+        f"manifests/{m.name}": m.read_text() for m in shipped.glob("*.yaml")
+    }
+    k3s = yaml.safe_load(files["k3s-config.yaml"])
     assert k3s["node-name"] == "hfo-standby"
-    env = files["/etc/hfo/bootstrap.env"]["content"]
-    assert "HFO_K3S_VERSION='v1." in env
-    assert "HFO_TS_HOSTNAME='hfo-standby'" in env
-    assert "HFO_TS_SSH='true'" in env
-    assert "/usr/local/sbin/hfo-bootstrap" in files
-    # Manifests from argocd/bootstrap, if the repository holds any, are dropped for K3s.
-    bootstrap = sorted(p.name for p in (REPO_ROOT / "argocd" / "bootstrap").glob("*.yaml"))
-    manifests = sorted(
-        Path(p).name for p in files if p.startswith("/var/lib/rancher/k3s/server/manifests/")
-    )  # fmt: skip
-    assert manifests == bootstrap
+    assert (k3s["cluster-cidr"], k3s["service-cidr"], k3s["cluster-dns"]) == (
+        "10.42.0.0/16",
+        "10.43.0.0/16",
+        "10.43.0.10",
+    )
+    env = files["bootstrap.env"].decode()
+    assert "HFO_K3S_VERSION='v1." in env and "HFO_TS_HOSTNAME='hfo-standby'" in env and "HFO_TS_SSH='true'" in env
+    # what `terraform output` says the node checks, it checks
+    assert {f: hashlib.sha256(b).hexdigest() for f, b in files.items()} == stack.outputs["standby"]["parameter_files"]
 
 
 # --- the watchdog ------------------------------------------------------------------------
@@ -269,6 +320,23 @@ def test_tick_role_starts_stops_and_modifies_only_the_standby(stack: Stack, aws:
     assert table["Resource"] == [f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.outputs['table_name']}"]
     topic = next(s for s in document if "sns:Publish" in s["Action"])
     assert topic["Resource"] == [stack.outputs["alert_topic_arn"]]
+
+
+def test_tick_role_may_grant_ec2_the_volume_key_only_for_aws_resources(
+    stack: Stack, aws: dict[str, Any], volume_key: str
+) -> None:
+    """StartInstances on a volume under a customer managed key needs kms:CreateGrant."""
+    tick = stack.outputs["function_names"]["tick"]
+    document = statements(role_policy(aws, function_role(aws, tick)))
+    kms = [st for st in document if any(a.startswith("kms:") for a in st["Action"])]
+    assert kms == [
+        {**kms[0], "Action": ["kms:CreateGrant"], "Resource": [volume_key],
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+    ]  # fmt: skip
+    heartbeat = stack.outputs["function_names"]["heartbeat"]
+    assert not any(
+        a.startswith("kms:") for st in statements(role_policy(aws, function_role(aws, heartbeat))) for a in st["Action"]
+    )
 
 
 def test_heartbeat_role_may_only_stop_the_standby(stack: Stack, aws: dict[str, Any]) -> None:
@@ -300,12 +368,11 @@ def test_schedule_runs_the_tick_every_minute_without_retries(stack: Stack, aws: 
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
 
 
-def test_concurrency_reserved_for_the_tick_only(stack: Stack, aws: dict[str, Any]) -> None:
-    names = stack.outputs["function_names"]
-    tick = aws["lambda"].get_function_concurrency(FunctionName=names["tick"])
-    assert tick.get("ReservedConcurrentExecutions") == 1
-    heartbeat = aws["lambda"].get_function_concurrency(FunctionName=names["heartbeat"])
-    assert "ReservedConcurrentExecutions" not in heartbeat
+def test_no_concurrency_is_reserved_by_default(stack: Stack, aws: dict[str, Any]) -> None:
+    """The defaults apply where the quota is 10 (a new account): no function reserves any."""
+    for name in stack.outputs["function_names"].values():
+        assert "ReservedConcurrentExecutions" not in aws["lambda"].get_function_concurrency(FunctionName=name)
+    assert stack.outputs["watchdog"]["reserved_concurrency"] == {"tick": -1, "heartbeat": -1}
 
 
 def test_functions_run_the_package_with_the_documented_environment(
@@ -406,6 +473,71 @@ def test_outputs_tell_the_next_steps(stack: Stack) -> None:
     assert stack.outputs["heartbeat_url"] in stack.outputs["next_steps"]
     for name in stack.outputs["secret_names"].values():
         assert f"--secret-id {name}" in stack.outputs["next_steps"]
+    standby, watchdog = stack.outputs["standby"], stack.outputs["watchdog"]
+    assert standby["instance_id"] == stack.outputs["instance_id"]
+    assert (standby["architecture"], standby["platform"]) == ("arm64", "linux/arm64")
+    assert standby["platform"] in standby["image_platforms"]
+    assert standby["networks"]["host"] == {"VPC (vpc_cidr)": "10.200.0.0/24", "subnet (subnet_cidr)": "10.200.0.0/26"}
+    assert standby["networks"]["tailnet"] == "100.64.0.0/10"
+    assert watchdog["schedule_name"] == "hfo-tick" and watchdog["region"] == "us-east-1"
+
+
+# --- the standby node boots from what was applied --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def node(
+    stack: Stack,
+    aws: dict[str, Any],
+    tf_moto: MotoServer,
+    instance: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> StandbyNode:
+    attribute = aws["ec2"].describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    user_data = base64.b64decode(attribute["UserData"]["Value"]).decode()
+    return StandbyNode.create(tmp_path_factory.mktemp("standby-node"), tf_moto, user_data)
+
+
+def test_the_node_boots_from_the_applied_stack(
+    node: StandbyNode, stack: Stack, aws: dict[str, Any], secret_values: Secrets
+) -> None:
+    (node.state / "expected-key").write_text(secret_values.tailscale_auth_key)
+    result = node.boot()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (node.state / "authkey-file").read_text().strip() == "match"  # the key Terraform wrote
+    secret = stack.outputs["secret_names"]["tailscale_auth_key"]
+    current = aws["secretsmanager"].get_secret_value(SecretId=secret)["SecretString"]
+    assert current.startswith("consumed: hfo-standby joined the tailnet")
+    assert sorted(p.name for p in node.manifests.iterdir()) == [
+        "argo-cd.yaml",
+        "project-bootstrap.yaml",
+        "root-aws.yaml",
+    ]
+    assert node.pulled() == stack.outputs["standby"]["workload_images"]
+
+
+def test_an_edited_manifest_reaches_the_node_without_replacing_it(
+    node: StandbyNode, stack: Stack, aws: dict[str, Any]
+) -> None:
+    """A chart bump in argocd/bootstrap: parameters updated in place, the same instance, the new
+    file on the node at its next boot."""
+    manifest = stack.directory.parents[2] / "argocd" / "bootstrap" / "argo-cd.yaml"
+    text = manifest.read_text()
+    bumped = re.sub(r"(?m)^(\s*version:\s*)\S+", r"\g<1>9.9.9", text, count=1)
+    assert bumped != text
+    manifest.write_text(bumped)
+    changes = resource_changes(stack.plan())
+    assert changes and all(
+        address.startswith("module.hfo.module.standby.aws_ssm_parameter.node[") and actions == ["update"]
+        for address, actions in changes
+    ), changes
+    instance_id = stack.outputs["instance_id"]
+    stack.apply()
+    assert stack.outputs["instance_id"] == instance_id
+    result = node.boot()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (node.manifests / "argo-cd.yaml").read_text() == bumped
+    assert "bootstrap manifests: 3 listed, 1 written, 0 removed" in result.stdout
 
 
 # --- end to end: the real handlers on the Terraform-made stack ------------------------------

@@ -1,10 +1,12 @@
 """Static checks of every Terraform root (each module and each example): formatting, and
-`terraform validate` after an offline init from the provider mirror. Also the mirror lookup
+`terraform validate` after an offline init from the provider mirror; the roots expose the module's
+settings and outputs; every module and root has a README that lists them. Also the mirror lookup
 the other Terraform tests rely on."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,18 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return working_copy(tmp_path_factory.mktemp("static"))
 
 
+# The quickstart's module comes from a Git URL (the fork's): validated here from the checkout.
+QUICKSTART_SOURCE = re.compile(r'(?m)^(\s*source\s*=\s*)"git::[^"]+//terraform/modules/hybrid-failover\?ref=[^"]+"')
+
+
 @pytest.mark.parametrize("root", ROOTS)
 def test_validate(tfenv: TerraformEnv, tree: Path, root: str) -> None:
     directory = tree / root
+    if root == "examples/quickstart":
+        main = directory / "main.tf"
+        text, count = QUICKSTART_SOURCE.subn(r'\1"../../modules/hybrid-failover"', main.read_text())
+        assert count == 1, "the quickstart's module source is not the documented git:: URL"
+        main.write_text(text)
     init = tfenv.run(["init", "-backend=false", "-input=false", "-no-color"], cwd=directory)
     assert init.returncode == 0, init.stdout + init.stderr
     result = tfenv.run(["validate", "-json", "-no-color"], cwd=directory)
@@ -79,3 +90,50 @@ def test_mirror_found_by_bounded_search(tmp_path: Path) -> None:
 def test_mirror_environment_variable_without_provider_fails(tmp_path: Path) -> None:
     with pytest.raises(pytest.fail.Exception, match=MIRROR_ENV):
         find_provider_mirror({MIRROR_ENV: str(tmp_path)}, roots=())
+
+
+def _blocks(directory: Path, kind: str) -> set[str]:
+    names: set[str] = set()
+    for path in directory.glob("*.tf"):
+        names |= set(re.findall(rf'(?m)^{kind} "([^"]+)"', path.read_text(encoding="utf-8")))
+    return names
+
+
+COMPOSITE = REPO_ROOT / "terraform" / "modules" / "hybrid-failover"
+COMPLETE = REPO_ROOT / "terraform" / "examples" / "complete"
+QUICKSTART = REPO_ROOT / "terraform" / "examples" / "quickstart"
+
+
+def test_the_repositorys_root_reaches_every_setting_and_output_of_the_module() -> None:
+    """The tests and `make demo` apply examples/complete: nothing of the module is out of their reach."""
+    assert _blocks(COMPOSITE, "variable") <= _blocks(COMPLETE, "variable")
+    main = (COMPLETE / "main.tf").read_text(encoding="utf-8")
+    module_block = main[main.index('module "hfo" {') :]
+    passed = set(re.findall(r"(?m)^\s+(\w+)\s+= var\.\1$", module_block))
+    assert passed == _blocks(COMPOSITE, "variable")
+    assert _blocks(COMPLETE, "output") == _blocks(COMPOSITE, "output")
+
+
+def test_the_deployed_root_has_every_output_the_docs_read() -> None:
+    """docs/runbook.md reads `terraform output` of the quickstart root a user deploys."""
+    assert _blocks(QUICKSTART, "output") == _blocks(COMPOSITE, "output")
+    assert (QUICKSTART / "outputs.tf").read_text() == (COMPLETE / "outputs.tf").read_text()
+    quickstart_vars = _blocks(QUICKSTART, "variable")
+    assert quickstart_vars - {"region", "tags"} <= _blocks(COMPOSITE, "variable")
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_every_module_and_root_has_a_readme_listing_its_interface(root: str) -> None:
+    """Issue 9: each README says what the module creates, its inputs and outputs, and which root a
+    user deploys. It must name every variable and output, so it cannot fall behind the code."""
+    directory = REPO_ROOT / "terraform" / root
+    readme = directory / "README.md"
+    assert readme.is_file(), f"{root} has no README.md"
+    text = readme.read_text(encoding="utf-8")
+    names = _blocks(directory, "variable") | _blocks(directory, "output")
+    if root.startswith("examples/"):  # the roots forward the module's own: its README lists those
+        names -= _blocks(COMPOSITE, "variable") | _blocks(COMPOSITE, "output")
+        assert "modules/hybrid-failover" in text
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert missing == [], f"{root}/README.md does not mention {missing}"
+    assert "examples/quickstart" in text, f"{root}/README.md does not say which root a user deploys"

@@ -113,15 +113,31 @@ def write_cli_config(path: Path, mirror: Path) -> Path:
     return path
 
 
+# The owner a deployment's checkout names instead of the repository's placeholder (docs/walkthrough.md
+# step 2: its fork in argocd/, its registry in k8s/base/kustomization.yaml). The module refuses the
+# placeholder at plan time, so a copy applied here names this sample owner.
+PLACEHOLDER_OWNER = "your-github-user"
+SAMPLE_OWNER = "hfo-example"
+
+
 def working_copy(repo: Path, dest: Path) -> Path:
-    """terraform/ (and argocd/bootstrap, which the example reads) copied under `dest` as laid out
-    in the repository, without any .terraform/, state or auto-loaded variable files of the
-    checkout, so init writes its files there and never in the checkout. Returns dest/terraform."""
+    """terraform/ and what the module reads from the repository (argocd/bootstrap, the images of
+    k8s/base/kustomization.yaml) copied under `dest` as laid out in the repository, with the sample
+    owner for the placeholder, and without any .terraform/, state or auto-loaded variable files of
+    the checkout, so init writes its files there and never in the checkout. Returns dest/terraform."""
     ignore = shutil.ignore_patterns(".terraform*", "*.tfstate*", "*.auto.tfvars*")
     shutil.copytree(repo / "terraform", dest / "terraform", ignore=ignore)
+    copied: list[Path] = []
     bootstrap = repo / "argocd" / "bootstrap"
     if bootstrap.is_dir():
         shutil.copytree(bootstrap, dest / "argocd" / "bootstrap")
+        copied += sorted((dest / "argocd" / "bootstrap").glob("*.yaml"))
+    kustomization = repo / "k8s" / "base" / "kustomization.yaml"
+    if kustomization.is_file():
+        (dest / "k8s" / "base").mkdir(parents=True)
+        copied.append(Path(shutil.copy2(kustomization, dest / "k8s" / "base" / "kustomization.yaml")))
+    for path in copied:
+        path.write_text(path.read_text(encoding="utf-8").replace(PLACEHOLDER_OWNER, SAMPLE_OWNER), encoding="utf-8")
     return dest / "terraform"
 
 

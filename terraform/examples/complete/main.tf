@@ -1,7 +1,8 @@
-# The complete hybrid-failover AWS side: network, secrets, standby node, watchdog.
-# Copy this directory, set health_url (and whatever else), then:
-#   make lambda-zip && terraform init && terraform apply
-# State: see backend.tf.example (S3 with native locking).
+# The repository's own root: every setting of the module, with the module read from this checkout
+# (a relative path). The test suite and `make demo` apply it to the AWS emulator.
+#
+# NOT the root to deploy: a relative module path works only inside the repository. Deploy
+# terraform/examples/quickstart, copied to a folder of its own (docs/terraform.md#quick-start).
 
 provider "aws" {
   region = var.region
@@ -20,74 +21,43 @@ provider "aws" {
   }
 }
 
-locals {
-  repo_root     = "${path.root}/../../.."
-  lambda_zip    = coalesce(var.lambda_zip_path, "${local.repo_root}/build/lambda/hfo-watchdog.zip")
-  manifests_dir = coalesce(var.bootstrap_manifests_dir, "${local.repo_root}/argocd/bootstrap")
-  # fileset() of a missing directory is empty: a plain K3s node, no Argo CD.
-  bootstrap_manifests = {
-    for f in fileset(local.manifests_dir, "*.yaml") : f => file("${local.manifests_dir}/${f}")
-  }
-  # The laptop's Tailscale host name is the first label of its Funnel URL.
-  primary_hostname = lower(split(".", regex("^https://([^/:]+)", var.health_url)[0])[0])
-}
-
-module "network" {
-  source = "../../modules/network"
-
-  name              = var.name
-  vpc_cidr          = var.vpc_cidr
-  availability_zone = var.availability_zone
-  inbound_rules     = var.inbound_rules
-}
-
-module "secrets" {
-  source = "../../modules/secrets"
-
-  name                 = var.name
-  discord_alerts       = var.discord_alerts
-  recovery_window_days = var.secret_recovery_window_days
-  values_version       = var.secret_values_version
-  hmac_keyring         = var.hmac_keyring
-  tailscale_auth_key   = var.tailscale_auth_key
-  discord_webhook_url  = var.discord_webhook_url
-}
-
-module "standby" {
-  source = "../../modules/standby"
-
-  name                   = var.name
-  subnet_id              = module.network.subnet_id
-  security_group_id      = module.network.security_group_id
-  architecture           = var.architecture
-  instance_type          = var.instance_type
-  cpu_credits            = var.cpu_credits
-  root_volume_size_gib   = var.root_volume_size_gib
-  ami_id                 = var.ami_id
-  k3s_version            = var.k3s_version
-  tailscale_version      = var.tailscale_version
-  tailscale_hostname     = var.tailscale_hostname
-  primary_hostname       = local.primary_hostname
-  tailscale_secret_name  = module.secrets.tailscale_secret_name
-  tailscale_secret_arn   = module.secrets.tailscale_secret_arn
-  tailscale_ssh          = var.tailscale_ssh
-  bootstrap_manifests    = local.bootstrap_manifests
-  termination_protection = var.termination_protection
-}
-
-module "watchdog" {
-  source = "../../modules/watchdog"
+module "hfo" {
+  source = "../../modules/hybrid-failover"
 
   name                           = var.name
-  lambda_zip_path                = local.lambda_zip
+  health_url                     = var.health_url
+  alert_email                    = var.alert_email
+  lambda_zip_path                = var.lambda_zip_path
+  repository_root                = var.repository_root
+  bootstrap_manifests_dir        = var.bootstrap_manifests_dir
+  workload_images                = var.workload_images
+  image_platforms                = var.image_platforms
+  discord_alerts                 = var.discord_alerts
+  secret_recovery_window_days    = var.secret_recovery_window_days
+  secret_values_version          = var.secret_values_version
+  hmac_keyring                   = var.hmac_keyring
+  tailscale_auth_key             = var.tailscale_auth_key
+  discord_webhook_url            = var.discord_webhook_url
+  vpc_cidr                       = var.vpc_cidr
+  subnet_cidr                    = var.subnet_cidr
+  cluster_cidr                   = var.cluster_cidr
+  service_cidr                   = var.service_cidr
+  availability_zone              = var.availability_zone
+  inbound_rules                  = var.inbound_rules
+  architecture                   = var.architecture
+  instance_type                  = var.instance_type
+  cpu_credits                    = var.cpu_credits
+  root_volume_size_gib           = var.root_volume_size_gib
+  ebs_kms_key_arn                = var.ebs_kms_key_arn
+  k3s_config                     = var.k3s_config
+  ami_id                         = var.ami_id
+  k3s_version                    = var.k3s_version
+  tailscale_version              = var.tailscale_version
+  tailscale_hostname             = var.tailscale_hostname
+  tailscale_ssh                  = var.tailscale_ssh
+  termination_protection         = var.termination_protection
   lambda_architecture            = var.lambda_architecture
   lambda_memory_mb               = var.lambda_memory_mb
-  health_url                     = var.health_url
-  instance_id                    = module.standby.instance_id
-  instance_arn                   = module.standby.instance_arn
-  hmac_secret_arn                = module.secrets.hmac_secret_arn
-  discord_secret_arn             = module.secrets.discord_secret_arn
-  alert_email                    = var.alert_email
   tick_interval_minutes          = var.tick_interval_minutes
   tick_reserved_concurrency      = var.tick_reserved_concurrency
   heartbeat_reserved_concurrency = var.heartbeat_reserved_concurrency
@@ -106,4 +76,28 @@ module "watchdog" {
   log_level                      = var.log_level
   tracing                        = var.tracing
   table_deletion_protection      = var.table_deletion_protection
+}
+
+# A stack applied before the module existed (a copy of the earlier examples/complete, which called
+# the four modules itself) keeps its resources: Terraform moves them into the module instead of
+# replacing them. Its standby keeps its old user data until you replace it deliberately
+# (docs/runbook.md#replace-the-standby-instance).
+moved {
+  from = module.network
+  to   = module.hfo.module.network
+}
+
+moved {
+  from = module.secrets
+  to   = module.hfo.module.secrets
+}
+
+moved {
+  from = module.standby
+  to   = module.hfo.module.standby
+}
+
+moved {
+  from = module.watchdog
+  to   = module.hfo.module.watchdog
 }

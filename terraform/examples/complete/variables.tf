@@ -13,12 +13,6 @@ variable "region" {
   }
 }
 
-variable "name" {
-  description = "Prefix of every resource name."
-  type        = string
-  default     = "hfo"
-}
-
 variable "tags" {
   description = "Tags added to every resource (on top of Project and ManagedBy)."
   type        = map(string)
@@ -31,8 +25,16 @@ variable "aws_emulator" {
   default     = false
 }
 
+# --- the module's settings ---------------------------------------------------------------
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "hfo"
+}
+
 variable "health_url" {
-  description = "The laptop's health endpoint through Tailscale Funnel, e.g. https://laptop.tailnet-name.ts.net/healthz."
+  description = "The laptop's health endpoint through Tailscale Funnel: https://hfo-laptop.<tailnet>.ts.net/healthz (the machine name of k8s/overlays/laptop/funnel-ingress.yaml)."
   type        = string
 }
 
@@ -43,14 +45,32 @@ variable "alert_email" {
 }
 
 variable "lambda_zip_path" {
-  description = "The package built by `make lambda-zip`. Null: build/lambda/hfo-watchdog.zip at the repository root."
+  description = "The package built by `make lambda-zip`. Null: build/lambda/hfo-watchdog.zip in repository_root (which a git:: module source does not hold: set it then). Missing, it fails the plan."
+  type        = string
+  default     = null
+}
+
+variable "repository_root" {
+  description = "The checkout the Argo CD bootstrap manifests and the workload images are read from. Null: the repository this module comes from (a local checkout, or Terraform's copy of the Git repository)."
   type        = string
   default     = null
 }
 
 variable "bootstrap_manifests_dir" {
-  description = "Directory whose *.yaml files become K3s auto-deploy manifests on the standby (Argo CD and its root Application). Null: argocd/bootstrap at the repository root. An empty or missing directory gives a plain K3s node."
+  description = "Directory whose *.yaml files become K3s auto-deploy manifests on the standby (Argo CD and its root Application). Null: argocd/bootstrap in repository_root. Empty or missing, or still pointing at the placeholder repository, it fails the plan."
   type        = string
+  default     = null
+}
+
+variable "workload_images" {
+  description = "Images the standby pre-pulls at every boot. Null: the images of k8s/base/kustomization.yaml in repository_root."
+  type        = list(string)
+  default     = null
+}
+
+variable "image_platforms" {
+  description = "Platforms the workload images are built for (default linux/amd64 and linux/arm64, what `make images` builds); the standby's must be one of them."
+  type        = list(string)
   default     = null
 }
 
@@ -101,7 +121,25 @@ variable "discord_webhook_url" {
 # --- network -----------------------------------------------------------------------------
 
 variable "vpc_cidr" {
-  description = "CIDR block of the standby's VPC."
+  description = "CIDR block of the standby's VPC (default 10.200.0.0/24; private, clear of the pod and service networks and of the tailnet's 100.64.0.0/10)."
+  type        = string
+  default     = null
+}
+
+variable "subnet_cidr" {
+  description = "CIDR block of the standby's subnet, inside vpc_cidr. Null: the VPC's first /26."
+  type        = string
+  default     = null
+}
+
+variable "cluster_cidr" {
+  description = "K3s's pod network on the standby (default 10.42.0.0/16). Fixed once the node's cluster has started."
+  type        = string
+  default     = null
+}
+
+variable "service_cidr" {
+  description = "K3s's service network on the standby (default 10.43.0.0/16; CoreDNS takes its tenth address). Fixed once the node's cluster has started."
   type        = string
   default     = null
 }
@@ -147,6 +185,18 @@ variable "cpu_credits" {
 variable "root_volume_size_gib" {
   description = "Root volume size in GiB (the main idle cost)."
   type        = number
+  default     = null
+}
+
+variable "ebs_kms_key_arn" {
+  description = "Customer managed KMS key for the standby's root volume (needed when the account's EBS default key is one); the tick role gets kms:CreateGrant on it. Null: EBS's default key."
+  type        = string
+  default     = null
+}
+
+variable "k3s_config" {
+  description = "Extra K3s options for the standby (merged over the module's)."
+  type        = any
   default     = null
 }
 
@@ -207,7 +257,7 @@ variable "tick_interval_minutes" {
 }
 
 variable "tick_reserved_concurrency" {
-  description = "Reserved concurrency of the tick (default 1; -1 for none, e.g. on a new account)."
+  description = "Reserved concurrency of the tick (default -1: none, which any account accepts; see docs/security.md for the trade-off)."
   type        = number
   default     = null
 }

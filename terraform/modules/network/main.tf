@@ -5,6 +5,24 @@
 
 locals {
   subnet_cidr = coalesce(var.subnet_cidr, cidrsubnet(var.vpc_cidr, max(0, 26 - tonumber(split("/", var.vpc_cidr)[1])), 0))
+
+  # Each block as [first address, number of addresses] (Terraform has no CIDR containment
+  # function): 10.200.0.0/24 is [180879360, 256].
+  private_ranges = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+  ranges = {
+    for c in concat(local.private_ranges, [var.vpc_cidr, local.subnet_cidr]) : c => [
+      sum([for i, octet in split(".", cidrhost(c, 0)) : tonumber(octet) * pow(256, 3 - i)]),
+      pow(2, 32 - tonumber(split("/", c)[1])),
+    ]
+  }
+  vpc_is_private = anytrue([
+    for p in local.private_ranges :
+    local.ranges[var.vpc_cidr][0] >= local.ranges[p][0] && local.ranges[var.vpc_cidr][0] + local.ranges[var.vpc_cidr][1] <= local.ranges[p][0] + local.ranges[p][1]
+  ])
+  subnet_in_vpc = (
+    local.ranges[local.subnet_cidr][0] >= local.ranges[var.vpc_cidr][0] &&
+    local.ranges[local.subnet_cidr][0] + local.ranges[local.subnet_cidr][1] <= local.ranges[var.vpc_cidr][0] + local.ranges[var.vpc_cidr][1]
+  )
 }
 
 resource "aws_vpc" "this" {
@@ -14,6 +32,13 @@ resource "aws_vpc" "this" {
   enable_dns_hostnames = true
 
   tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    precondition {
+      condition     = local.vpc_is_private
+      error_message = "vpc_cidr (${var.vpc_cidr}) must be a private (RFC 1918) range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16: the NetworkPolicies in k8s/ reach the node's Kubernetes API only there, and a range in 100.64.0.0/10 would collide with the tailnet."
+    }
+  }
 }
 
 # Take over the VPC's default security group and leave it without any rule, so nothing that
@@ -38,6 +63,13 @@ resource "aws_subnet" "public" {
   map_public_ip_on_launch = true
 
   tags = merge(var.tags, { Name = "${var.name}-public" })
+
+  lifecycle {
+    precondition {
+      condition     = local.subnet_in_vpc
+      error_message = "subnet_cidr (${local.subnet_cidr}) must lie inside vpc_cidr (${var.vpc_cidr})."
+    }
+  }
 }
 
 resource "aws_route_table" "public" {

@@ -3,6 +3,16 @@ output "vpc_id" {
   value       = aws_vpc.this.id
 }
 
+output "vpc_cidr" {
+  description = "The VPC's CIDR block (the standby module checks it against K3s's pod and service networks and the tailnet)."
+  value       = var.vpc_cidr
+}
+
+output "subnet_cidr" {
+  description = "The public subnet's CIDR block."
+  value       = local.subnet_cidr
+}
+
 output "subnet_id" {
   description = "The public subnet the standby instance lives in."
   value       = aws_subnet.public.id

@@ -10,14 +10,18 @@ variable "name" {
 }
 
 variable "vpc_cidr" {
-  description = "CIDR block of the standby's VPC (IPv4, /16 to /28)."
+  description = <<-EOT
+    CIDR block of the standby's VPC: a private (RFC 1918) IPv4 range from /16 to /28. The default,
+    10.200.0.0/24, stays clear of K3s's default pod and service networks (10.42.0.0/16,
+    10.43.0.0/16) and of the tailnet's 100.64.0.0/10; the standby module refuses any overlap.
+  EOT
   type        = string
-  default     = "10.42.0.0/24"
+  default     = "10.200.0.0/24"
   nullable    = false
 
   validation {
     condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("^[0-9.]+/([0-9]+)$", var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 28
-    error_message = "vpc_cidr must be an IPv4 CIDR block with a prefix length from /16 to /28 (AWS's VPC limits), e.g. 10.42.0.0/24."
+    error_message = "vpc_cidr must be an IPv4 CIDR block with a prefix length from /16 to /28 (AWS's VPC limits), e.g. 10.200.0.0/24."
   }
 }
 
@@ -28,7 +32,7 @@ variable "subnet_cidr" {
 
   validation {
     condition     = var.subnet_cidr == null || can(cidrhost(var.subnet_cidr, 0))
-    error_message = "subnet_cidr must be an IPv4 CIDR block such as 10.42.0.0/26, or null."
+    error_message = "subnet_cidr must be an IPv4 CIDR block such as 10.200.0.0/26, or null."
   }
 }
 

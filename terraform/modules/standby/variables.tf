@@ -97,10 +97,98 @@ variable "k3s_version" {
 }
 
 variable "k3s_config" {
-  description = "Extra keys merged over the K3s configuration written to /etc/rancher/k3s/config.yaml (K3s's own option names, e.g. { \"disable\" = [\"traefik\"] })."
+  description = "Extra keys merged over the K3s configuration written to /etc/rancher/k3s/config.yaml (K3s's own option names, e.g. { \"disable\" = [\"traefik\"] }). The node name and the networks have variables of their own (tailscale_hostname, cluster_cidr, service_cidr), checked at plan time."
   type        = any
   default     = {}
   nullable    = false
+
+  validation {
+    condition     = length(setintersection(keys(var.k3s_config), ["node-name", "cluster-cidr", "service-cidr", "cluster-dns"])) == 0
+    error_message = "k3s_config must not set node-name, cluster-cidr, service-cidr or cluster-dns: use the variables tailscale_hostname, cluster_cidr and service_cidr, which are checked against the VPC and the tailnet (cluster-dns follows service_cidr)."
+  }
+}
+
+variable "cluster_cidr" {
+  description = "K3s's pod network (its cluster-cidr), written to the node's K3s configuration. A private (RFC 1918) range from /12 to /24 (each node takes a /24) that overlaps neither the VPC nor the service network nor the tailnet. It cannot change once the node's cluster has started (K3s documentation): a new value needs a new standby."
+  type        = string
+  default     = "10.42.0.0/16"
+  nullable    = false
+
+  validation {
+    condition = can(cidrhost(var.cluster_cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", var.cluster_cidr)) && try(
+      tonumber(split("/", var.cluster_cidr)[1]) >= 12 && tonumber(split("/", var.cluster_cidr)[1]) <= 24 && anytrue([
+        for p in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] :
+        tonumber(split("/", var.cluster_cidr)[1]) >= tonumber(split("/", p)[1]) &&
+        cidrhost(format("%s/%s", cidrhost(var.cluster_cidr, 0), split("/", p)[1]), 0) == cidrhost(p, 0)
+      ]),
+    false)
+    error_message = "cluster_cidr must be a private (RFC 1918) IPv4 block from /12 to /24, e.g. 10.42.0.0/16: the NetworkPolicies in k8s/ treat private ranges as the cluster's own, and 100.64.0.0/10 is the tailnet's."
+  }
+}
+
+variable "service_cidr" {
+  description = "K3s's service network (its service-cidr; CoreDNS gets its tenth address, cluster-dns), written to the node's K3s configuration. A private (RFC 1918) range from /12 to /24 that overlaps neither the VPC nor the pod network nor the tailnet. It cannot change once the node's cluster has started."
+  type        = string
+  default     = "10.43.0.0/16"
+  nullable    = false
+
+  validation {
+    condition = can(cidrhost(var.service_cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", var.service_cidr)) && try(
+      tonumber(split("/", var.service_cidr)[1]) >= 12 && tonumber(split("/", var.service_cidr)[1]) <= 24 && anytrue([
+        for p in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] :
+        tonumber(split("/", var.service_cidr)[1]) >= tonumber(split("/", p)[1]) &&
+        cidrhost(format("%s/%s", cidrhost(var.service_cidr, 0), split("/", p)[1]), 0) == cidrhost(p, 0)
+      ]),
+    false)
+    error_message = "service_cidr must be a private (RFC 1918) IPv4 block from /12 to /24, e.g. 10.43.0.0/16: the NetworkPolicies in k8s/ let the site agent reach the Kubernetes API's service address only in private ranges, and 100.64.0.0/10 is the tailnet's."
+  }
+}
+
+variable "host_cidrs" {
+  description = "The node's own networks, by name (the network module's VPC and subnet), checked not to overlap cluster_cidr, service_cidr or the tailnet's 100.64.0.0/10."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for c in values(var.host_cidrs) : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))])
+    error_message = "host_cidrs values must be IPv4 CIDR blocks."
+  }
+}
+
+variable "image_platforms" {
+  description = "The platforms the workload images are built for (docker's names; `make images` builds linux/amd64 and linux/arm64). The standby's own (linux/arm64 for Graviton, linux/amd64 otherwise) must be one of them, or every pod fails with \"exec format error\"."
+  type        = list(string)
+  default     = ["linux/amd64", "linux/arm64"]
+  nullable    = false
+
+  validation {
+    condition     = length(var.image_platforms) > 0 && alltrue([for p in var.image_platforms : contains(["linux/amd64", "linux/arm64"], p)])
+    error_message = "image_platforms must list linux/amd64 and/or linux/arm64."
+  }
+}
+
+variable "workload_images" {
+  description = "Images the node pulls at every boot, before Argo CD syncs (it then also pulls whatever the synced workloads of namespace hfo name): a failover must never wait for a registry."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for i in var.workload_images : can(regex("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", i))])
+    error_message = "workload_images must be image references such as ghcr.io/alice/hfo-bot:0.1.0."
+  }
+}
+
+variable "ebs_kms_key_arn" {
+  description = "A customer managed KMS key for the root volume (an account whose EBS default key is a customer managed one needs it set). The watchdog's tick role then gets kms:CreateGrant on it, which StartInstances needs. Null: EBS's default key for the account."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ebs_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", coalesce(var.ebs_kms_key_arn, "-")))
+    error_message = "ebs_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias: IAM scopes kms:CreateGrant by key ARN."
+  }
 }
 
 variable "tailscale_version" {
@@ -152,13 +240,13 @@ variable "tailscale_secret_name" {
 }
 
 variable "tailscale_secret_arn" {
-  description = "ARN of the Tailscale auth key secret: the only secret the node can read, and only while it is not yet on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
+  description = "ARN of the Tailscale auth key secret: the only secret the node can read, and only its AWSCURRENT version, which the node overwrites once it is on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
   type        = string
   nullable    = false
 }
 
 variable "bootstrap_manifests" {
-  description = "K3s auto-deploy manifests (file name => YAML) dropped into /var/lib/rancher/k3s/server/manifests: Argo CD and the standby's root Application. Stored gzip-compressed in the user data, which must stay under EC2's 16 KiB limit."
+  description = "K3s auto-deploy manifests (file name => YAML) written to /var/lib/rancher/k3s/server/manifests at every boot: Argo CD and the standby's root Application. Stored in SSM Parameter Store: an edit reaches the node at its next boot without replacing it."
   type        = map(string)
   default     = {}
   nullable    = false

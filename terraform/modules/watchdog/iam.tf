@@ -97,6 +97,23 @@ data "aws_iam_policy_document" "tick" {
     ]
     resources = [var.instance_arn]
   }
+
+  dynamic "statement" {
+    for_each = var.ebs_kms_key_arn == null ? [] : [var.ebs_kms_key_arn]
+    content {
+      # Starting an instance whose volume is encrypted with a customer managed key: EC2 creates a
+      # grant on the key in the caller's name, so the caller needs kms:CreateGrant (AWS re:Post,
+      # "kms-iam-ec2-permission"); only for grants an AWS service creates.
+      sid       = "GrantEc2TheStandbyVolumeKey"
+      actions   = ["kms:CreateGrant"]
+      resources = [statement.value]
+      condition {
+        test     = "Bool"
+        variable = "kms:GrantIsForAWSResource"
+        values   = ["true"]
+      }
+    }
+  }
 }
 
 data "aws_iam_policy_document" "heartbeat" {

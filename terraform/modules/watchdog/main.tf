@@ -120,7 +120,7 @@ resource "aws_lambda_function" "fn" {
   #checkov:skip=CKV_AWS_173:The environment holds no secret (secrets are referenced by ARN), so the default encryption at rest is enough
   #checkov:skip=CKV_AWS_272:The package is built reproducibly and pinned by source_code_hash; code signing needs an AWS Signer profile and signed uploads
   #checkov:skip=CKV_AWS_50:X-Ray tracing is opt-in (var.tracing): it lengthens cold starts and costs beyond the free tier
-  #checkov:skip=CKV_AWS_115:Concurrency is reserved by variable (tick 1 by default); new accounts cannot reserve any, so the reservation can be turned off
+  #checkov:skip=CKV_AWS_115:Concurrency is reserved by variable (none by default): new accounts, whose quota is 10, cannot reserve any
   for_each = local.functions
 
   function_name    = local.function_names[each.key]

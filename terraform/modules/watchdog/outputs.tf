@@ -40,3 +40,13 @@ output "role_names" {
   description = "IAM roles of the two functions."
   value       = { for k, r in aws_iam_role.fn : k => r.name }
 }
+
+output "function_arns" {
+  description = "ARNs of the two functions."
+  value       = { for k, fn in aws_lambda_function.fn : k => fn.arn }
+}
+
+output "reserved_concurrency" {
+  description = "Reserved concurrency of each function (-1: none). The account's unreserved concurrency must stay at or above Lambda's minimum (10 on a new account)."
+  value       = { for k, fn in local.functions : k => fn.concurrency }
+}

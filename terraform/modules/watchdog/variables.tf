@@ -21,7 +21,7 @@ variable "lambda_zip_path" {
 
   validation {
     condition     = endswith(var.lambda_zip_path, ".zip") && fileexists(var.lambda_zip_path)
-    error_message = "lambda_zip_path must name an existing .zip file; build it with `make lambda-zip`."
+    error_message = "lambda_zip_path (${var.lambda_zip_path}) is not an existing .zip file: run `make lambda-zip` in your checkout of the repository and point lambda_zip_path at the build/lambda/hfo-watchdog.zip it writes."
   }
 }
 
@@ -74,9 +74,16 @@ variable "heartbeat_timeout_s" {
 }
 
 variable "tick_reserved_concurrency" {
-  description = "Reserved concurrency of the tick function: 1 (default) means one tick at a time. -1: no reservation (new AWS accounts, whose concurrency quota is 10, cannot reserve any; the state table's conditional writes still stop two ticks from both acting). Null means the default."
+  description = <<-EOT
+    Reserved concurrency of the tick function. -1 (default): no reservation, which every account
+    accepts. A reservation keeps a slot for the tick when a flood of the public heartbeat URL uses up
+    the account's concurrency, but Lambda refuses any reservation that would leave less than its
+    minimum unreserved (10 on a new account, whose whole quota is 10; 100 on the usual 1000): ask
+    for a quota increase first (docs/security.md#cost-attacks-on-the-function-url). Two ticks at once
+    are harmless either way: the state table's conditional writes let only one of them act.
+  EOT
   type        = number
-  default     = 1
+  default     = -1
   nullable    = false
 
   validation {
@@ -86,7 +93,7 @@ variable "tick_reserved_concurrency" {
 }
 
 variable "heartbeat_reserved_concurrency" {
-  description = "Reserved concurrency of the heartbeat function. -1 (default): no reservation. A cap bounds what a flood of requests on the public URL can cost, but a cap too low throttles real heartbeats. Null means the default."
+  description = "Reserved concurrency of the heartbeat function. -1 (default): no reservation. A cap bounds what a flood of requests on the public URL can cost, but a cap too low throttles real heartbeats, and Lambda refuses it on an account whose quota leaves no room (a new account's quota is 10)."
   type        = number
   default     = -1
   nullable    = false
@@ -166,6 +173,17 @@ variable "discord_secret_arn" {
   description = "ARN of the Discord webhook secret (HFO_DISCORD_WEBHOOK_SECRET_ARN); null turns Discord alerts off."
   type        = string
   default     = null
+}
+
+variable "ebs_kms_key_arn" {
+  description = "The customer managed KMS key of the standby's root volume, if any: StartInstances needs kms:CreateGrant on it, which the tick role then gets (only for grants EC2 creates, kms:GrantIsForAWSResource). Null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ebs_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", coalesce(var.ebs_kms_key_arn, "-")))
+    error_message = "ebs_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
 }
 
 variable "alert_email" {
