@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from testsupport.kube_apiserver import ControlPlane, start_control_plane
 from testsupport.lambda_context import FakeLambdaContext
 from testsupport.moto import MotoServer, moto_server
 
@@ -28,3 +30,15 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager 1.20.2 on loopback, started on first use and
+    stopped at the end of the session (also on failure and Ctrl-C). Skips loudly when not built
+    (`make kube-apiserver`), fails under CI=true. Helpers: testsupport/kube_apiserver.py."""
+    plane = start_control_plane(Path(tmp_path_factory.mktemp("kube")))
+    try:
+        yield plane
+    finally:
+        plane.stop()
