@@ -335,12 +335,17 @@ class PrivateApt:
         for sub in ("sources.list.d", "lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "sources.list").write_text(private_sources_list())
-        run(
+        said = run(
             ["apt-get", *self.options(), "update"],
             timeout=600,
             what="apt-get update (private deb-src list)",
             unavailable=True,
         )
+        for suite in sorted({s.suite for s in SOURCES}):
+            # apt-get update exits 0 when a mirror cannot be reached: look for the index itself.
+            if not any((self.root / "lists").glob(f"*_dists_{suite}_*Sources*")):
+                tail = "\n".join(said.strip().splitlines()[-5:])
+                raise Unavailable(f"no Debian {suite} Sources index could be fetched:\n{tail}")
         self.updated = True
 
     def source_tarball(self, source: DebianSource, downloads: Path) -> Path:
@@ -556,7 +561,10 @@ def ensure_built(root: Path) -> Built:
         built = find_built(root)  # another build may have finished while we waited
         if built is not None:
             return built
-        log(f"building Kubernetes {KUBE_VERSION} into {bin_dir(root)} (about 6 min on 2 cores from nothing)")
+        log(
+            f"building Kubernetes {KUBE_VERSION} into {bin_dir(root)}: from nothing about 6 min on an idle "
+            "2-core machine (20 min and more when its cores are shared), under a minute with Go's build cache warm"
+        )
         return build(root)
 
 
