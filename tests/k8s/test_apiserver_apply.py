@@ -67,6 +67,16 @@ def test_the_crds_are_accepted_and_served(cluster: ControlPlane) -> None:
         assert crd["metadata"]["name"] in served
 
 
+def test_a_custom_resource_with_a_misspelt_field_is_refused(cluster: ControlPlane) -> None:
+    """The CRDs made from k8s/schemas catch a typo under server-side apply, as the offline schemas do."""
+    sealed = next(d for d in render("laptop") if d["kind"] == "SealedSecret")
+    namespaces_for(cluster, [sealed])
+    typo = {**sealed, "spec": {**sealed["spec"], "encryptedDta": sealed["spec"]["encryptedData"]}}
+    answer = cluster.apply([typo], dry_run=True, check=False, extra=["--validate=false"])
+    assert answer.returncode != 0 and ".spec.encryptedDta: field not declared in schema" in answer.stderr
+    assert cluster.apply([sealed], dry_run=True, check=False, extra=["--validate=false"]).returncode == 0
+
+
 @pytest.mark.parametrize("source", SOURCES)
 def test_server_side_dry_run_then_apply(cluster: ControlPlane, source: str) -> None:
     docs = for_server(docs_of(source))
