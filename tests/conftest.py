@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hfo_drill.moto_server import MotoServer, moto_server
+from testsupport.kube_apiserver import ControlPlane, start_control_plane
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,17 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
     return moto
+
+
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager 1.20.2 on loopback, started on first use and
+    stopped at the end of the session (also on failure and Ctrl-C). Skips loudly when not built
+    (`make kube-apiserver`), fails under CI=true. Helpers: testsupport/kube_apiserver.py."""
+    plane = start_control_plane(Path(tmp_path_factory.mktemp("kube")))
+    try:
+        yield plane
+    finally:
+        plane.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hfo_site.agent_status import parse_status
+from testsupport.kube_apiserver import ControlPlane, apply_site
 from testsupport.net import free_port, wait_until
 from testsupport.site_helpers import (
     SiteProcess,
@@ -287,40 +289,57 @@ def test_status_report_format_is_what_the_health_service_parses(start_agent, wat
         server.server_close()
 
 
+@pytest.mark.kube
 def test_kubernetes_backend_follows_the_lease_through_the_scale_subresource(
-    tmp_path: Path, watchdog: StandInWatchdog, secret_file: Path, ca_bundle: Path
+    tmp_path: Path, watchdog: StandInWatchdog, secret_file: Path, ca_bundle: Path, kube_cluster: ControlPlane
 ) -> None:
-    from testsupport.fake_k8s import fake_kubernetes
+    """The agent process, with its ServiceAccount's token and the Role from k8s/, against a real API server."""
+    namespace = f"agent-{uuid.uuid4().hex[:8]}"
+    apply_site(kube_cluster, namespace)
+    apps = kube_cluster.apps()
+    apps.patch_namespaced_stateful_set(
+        "bot", namespace, {"metadata": {"annotations": {"hfo.dev/desired-replicas": "2"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
 
-    with fake_kubernetes(ready_after_s=0.05, terminate_after_s=0.1) as k8s:
-        k8s.add("deployments", "bot", 0, {"hfo.dev/desired-replicas": "2"})
-        (tmp_path / "kubeconfig").write_text(k8s.kubeconfig())
-        watchdog.update(ttl_s=TTL, heartbeat_interval_s=1)
-        env, _, _ = agent_env(
-            tmp_path,
-            watchdog,
-            secret_file,
-            ca_bundle,
-            HFO_BACKEND="kubernetes",
-            HFO_K8S_NAMESPACE="hfo",
-            HFO_K8S_WORKLOADS="deployment/bot",
-            KUBECONFIG=str(tmp_path / "kubeconfig"),
-        )
-        env["KUBERNETES_SERVICE_HOST"] = ""
+    def replicas() -> int:
+        return int(apps.read_namespaced_stateful_set("bot", namespace).spec.replicas)
+
+    kubeconfig = kube_cluster.service_account_kubeconfig(namespace, "hfo-site", tmp_path / "kubeconfig")
+    watchdog.update(ttl_s=TTL, heartbeat_interval_s=1)
+    env, _, _ = agent_env(
+        tmp_path,
+        watchdog,
+        secret_file,
+        ca_bundle,
+        HFO_BACKEND="kubernetes",
+        HFO_K8S_NAMESPACE=namespace,
+        HFO_K8S_WORKLOADS="statefulset/bot",
+        KUBECONFIG=str(kubeconfig),
+        HFO_STOP_GRACE_S="1",
+    )
+    env["KUBERNETES_SERVICE_HOST"] = ""
+    with kube_cluster.kubelet(namespace, ready_after_s=0.1, terminate_after_s=0.2):
         agent = SiteProcess("agent", env, tmp_path / "agent-k8s.log").start()
         try:
-            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 2, timeout=8, what="scaled up")
-            wait_until(lambda: _reported_k8s(watchdog, "running"), timeout=5, what="running reported")
+            wait_until(lambda: replicas() == 2, timeout=15, what="scaled up")
+            wait_until(lambda: _reported_k8s(watchdog, "running"), timeout=15, what="running reported")
             watchdog.set_lease("standby")
-            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 0, timeout=5, what="scaled down")
-            wait_until(lambda: _reported_k8s(watchdog, "stopped"), timeout=5, what="stopped reported")
-            assert k8s.obj("deployments", "bot").annotations["hfo.dev/desired-replicas"] == "2"
+            wait_until(lambda: replicas() == 0, timeout=10, what="scaled down")
+            wait_until(lambda: _reported_k8s(watchdog, "stopped"), timeout=10, what="stopped reported")
+            annotations = apps.read_namespaced_stateful_set("bot", namespace).metadata.annotations
+            assert annotations["hfo.dev/desired-replicas"] == "2"
             watchdog.set_lease("primary")
-            wait_until(lambda: k8s.obj("deployments", "bot").replicas == 2, timeout=5, what="scaled up again")
-            assert agent.terminate(timeout=15) == 0  # HFO_FENCE_ON_EXIT defaults to true
-            assert k8s.obj("deployments", "bot").replicas == 0
+            wait_until(lambda: replicas() == 2, timeout=10, what="scaled up again")
+            assert agent.terminate(timeout=20) == 0  # HFO_FENCE_ON_EXIT defaults to true
+            assert replicas() == 0
         finally:
             agent.terminate()
+    agent_user = f"system:serviceaccount:{namespace}:hfo-site"
+    writes = {
+        (v, r) for v, r, _, _ in kube_cluster.requests_by(namespace, agent_user) if v not in ("get", "list", "watch")
+    }
+    assert writes == {("patch", "statefulsets/scale")}  # the annotation was already there: only the scale
 
 
 def _reported_k8s(watchdog: StandInWatchdog, state: str) -> bool:

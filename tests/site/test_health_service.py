@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from hfo_protocol import SIGNATURE_HEADER, Keyring, SignatureError
 from hfo_protocol.health import parse_health_body, verify_health
 from hfo_protocol.nonce import new_nonce
 from hfo_site.agent_status import AgentStatus, build_status
-from testsupport.fake_k8s import fake_kubernetes
+from testsupport.kube_apiserver import ControlPlane, apply_site
 from testsupport.net import wait_until
 from testsupport.site_helpers import (
     SECRET,
@@ -470,43 +472,63 @@ def test_keyring_rotation_is_picked_up_without_restart(tmp_path: Path) -> None:
         proc.terminate()
 
 
-def test_kubernetes_replicas_check_counts_api_calls_by_interval(tmp_path: Path) -> None:
-    with fake_kubernetes(ready_after_s=0.0) as k8s:
-        k8s.add("deployments", "bot", 2)
-        k8s.add("statefulsets", "bot-shards", 1)
-        (tmp_path / "kubeconfig").write_text(k8s.kubeconfig())
-        env = _env(
-            tmp_path,
-            None,
-            HFO_BACKEND="kubernetes",
-            HFO_K8S_NAMESPACE="hfo",
-            HFO_K8S_WORKLOADS="deployment/bot,statefulset/bot-shards",
-            KUBECONFIG=str(tmp_path / "kubeconfig"),
-            HFO_CHECK_INTERVAL_S="0.25",
-            HFO_CHECK_TIMEOUT_S="0.25",
-        )
-        env.pop("KUBERNETES_SERVICE_HOST", None)
+@pytest.mark.kube
+def test_kubernetes_replicas_check_reads_with_its_own_read_only_identity_by_interval(
+    tmp_path: Path, kube_cluster: ControlPlane
+) -> None:
+    """The health service against a real API server, with the hfo-site-health identity as k8s/ sets it up:
+    the token Secret filled in by the controller-manager, the Role allowing one get. Calls counted from
+    the API server's audit log."""
+    namespace = f"health-{uuid.uuid4().hex[:8]}"
+    apply_site(kube_cluster, namespace)
+    core, apps = kube_cluster.core(), kube_cluster.apps()
+    wait_until(lambda: bool(core.read_namespaced_secret("hfo-site-health-token", namespace).data), timeout=20,
+               what="the token controller filled in hfo-site-health-token")  # fmt: skip
+    token = base64.b64decode(core.read_namespaced_secret("hfo-site-health-token", namespace).data["token"]).decode()
+    kubeconfig = kube_cluster.kubeconfig(token, namespace, tmp_path / "health.kubeconfig")
+    apps.patch_namespaced_stateful_set(
+        "bot", namespace, {"metadata": {"annotations": {"hfo.dev/desired-replicas": "2"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    kube_cluster.kubectl("-n", namespace, "scale", "statefulset/bot", "--replicas=2")
+    user = f"system:serviceaccount:{namespace}:hfo-site-health"
+    env = _env(
+        tmp_path,
+        None,
+        HFO_BACKEND="kubernetes",
+        HFO_K8S_NAMESPACE=namespace,
+        HFO_K8S_WORKLOADS="statefulset/bot",
+        KUBECONFIG=str(kubeconfig),
+        HFO_CHECK_INTERVAL_S="0.5",
+        HFO_CHECK_TIMEOUT_S="0.5",
+        HFO_HEARTBEAT_INTERVAL_S="10",  # the pushed agent report stays fresh while the API server is slow
+    )
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    with kube_cluster.kubelet(namespace, ready_after_s=0.0, terminate_after_s=0.0):
         proc, health = _start(env, tmp_path / "health.log")
         try:
             assert health.push().status == 204
-            health.wait_verdict("pass")
+            health.wait_verdict("pass", timeout=20)
             checks = json.loads(health.get("/healthz", AUTH).body)["checks"]
-            assert checks["deployment/bot:readyReplicas"][0]["observedValue"] == 2
-            assert checks["statefulset/bot-shards:readyReplicas"][0]["status"] == "pass"
+            assert checks["statefulset/bot:readyReplicas"][0]["observedValue"] == 2
 
-            before = k8s.calls("GET")
+            before = len(kube_cluster.requests_by(namespace, user))
             started = time.monotonic()
             for _ in range(300):
                 health.get("/healthz")
             elapsed = time.monotonic() - started
-            calls = k8s.calls("GET") - before
-            assert calls <= 2 * (elapsed / 0.25 + 2), calls  # two objects per round, rounds by interval only
+            calls = len(kube_cluster.requests_by(namespace, user)) - before
+            assert calls <= elapsed / 0.5 + 2, calls  # one object per round, rounds by interval only
 
-            k8s.set_replicas_behind_our_back("deployments", "bot", 0)  # someone scaled the bot away
-            health.wait_verdict("warn")
-            assert k8s.calls("PATCH") == 0  # the health service only ever reads
+            kube_cluster.kubectl("-n", namespace, "scale", "statefulset/bot", "--replicas=0")  # scaled away
+            assert health.push().status == 204  # the agent's report stays fresh: only the check changes
+            health.wait_verdict("warn", timeout=20)
+            checks = json.loads(health.get("/healthz", AUTH).body)["checks"]
+            assert checks["statefulset/bot:readyReplicas"][0]["status"] != "pass"
         finally:
             proc.terminate()
+    made = {(verb, resource, name, code) for verb, resource, name, code in kube_cluster.requests_by(namespace, user)}
+    assert made == {("get", "statefulsets", "bot", 200)}  # the health service only ever reads, and may only that
 
 
 # -- adversarial cases (issue 10) ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from testsupport.moto import MotoServer, moto_server
+from hfo_drill.moto_server import MotoServer, moto_server
 from testsupport.standby_node import (
     TEMPLATES,
     StandbyNode,

@@ -25,7 +25,7 @@ from pathlib import Path
 import boto3
 import pytest
 from testsupport.docs import blocks, logical_lines
-from testsupport.moto import MotoServer, moto_server
+from hfo_drill.moto_server import MotoServer, moto_server
 from testsupport.standby_node import decode_parameters
 from testsupport.terraform import TerraformEnv
 from testsupport.tools import REPO_ROOT, which

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from testsupport.moto import MotoServer
+from hfo_drill.moto_server import MotoServer
 from testsupport.tools import REPO_ROOT, require_tool
 
 STUBS = REPO_ROOT / "tests" / "terraform" / "bootstrap_stubs"
