@@ -598,11 +598,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kube-build: FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     failure.unlink(missing_ok=True)
-    seconds = built.info.get("seconds", {})
-    log(
-        f"ready in {time.monotonic() - started:.1f} s: {built.bin_dir} (etcd: {etcd}; "
-        f"last build took {seconds.get('total', '?')} s)"
-    )  # type: ignore[union-attr]
+    seconds = built.info.get("seconds")
+    total = seconds.get("total", "?") if isinstance(seconds, dict) else "?"
+    log(f"ready in {time.monotonic() - started:.1f} s: {built.bin_dir} (etcd: {etcd}; last build took {total} s)")
     return 0
 
 
