@@ -24,8 +24,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from testsupport.docs import blocks, logical_lines
 from hfo_drill.moto_server import MotoServer, moto_server
+from testsupport.docs import blocks, logical_lines
 from testsupport.standby_node import decode_parameters
 from testsupport.terraform import TerraformEnv
 from testsupport.tools import REPO_ROOT, which

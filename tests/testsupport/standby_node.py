@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from hfo_drill.moto_server import MotoServer
+
 from testsupport.tools import REPO_ROOT, require_tool
 
 STUBS = REPO_ROOT / "tests" / "terraform" / "bootstrap_stubs"
