@@ -24,11 +24,12 @@ from hfo_watchdog.core.model import (
     InstanceState,
     LeaseSite,
     Policy,
+    RenewOutcome,
     Site,
     SiteRecord,
     Transition,
 )
-from hfo_watchdog.ports import Notifier, StandbyInstance
+from hfo_watchdog.ports import Notifier, Prober, StandbyInstance
 from hfo_watchdog.store import SiteUnchanged
 
 
@@ -80,6 +81,7 @@ class Effects:
     standby: StandbyInstance
     notifier: Notifier
     log: Log
+    renewer: Prober | None = None  # sends renewals over the probe path (the tick's prober)
     failures: int = 0
     notified: int = 0
     performed: list[str] = field(default_factory=list)
@@ -89,6 +91,8 @@ class Effects:
         for action in actions:
             if action.kind == ActionKind.NOTIFY:
                 self._notify(action)
+            elif action.kind == ActionKind.RENEW_PRIMARY:
+                self._renew(action)
             elif not ec2:
                 self.log.warning(
                     "ec2_action_deferred",
@@ -110,6 +114,7 @@ class Effects:
         self.performed.append(f"{action.kind.value}:{outcome.action}")
         fields = {
             "action": action.kind.value,
+            "purpose": None if action.purpose is None else action.purpose.value,
             "reason": action.reason,
             "ok": outcome.ok,
             "result": outcome.action,
@@ -124,6 +129,25 @@ class Effects:
             self.failures += 1
             self.log.error("ec2_action_failed", extra=fields)
         return outcome
+
+    def _renew(self, action: Action) -> None:
+        """Send a renewal whose `renewed_until` is already written. Its failure changes nothing:
+        the fencing rule counts the renewal whether or not it arrived."""
+        renewal = action.renewal
+        if renewal is None or self.renewer is None:
+            self.log.warning("renewal_not_sent", extra={"why": "no renewal or no prober to send it"})
+            return
+        try:
+            outcome = self.renewer.renew(renewal)
+        except Exception as exc:  # the port promises not to raise
+            outcome = RenewOutcome(ok=False, error="error", detail=type(exc).__name__)
+        self.performed.append(f"{action.kind.value}:{'sent' if outcome.ok else outcome.error}")
+        fields = {"epoch": renewal.epoch, "ttl_s": renewal.ttl_s, "ok": outcome.ok, "error": outcome.error}
+        if outcome.ok:
+            self.log.info("renewal_sent", extra=fields)
+        else:
+            self.failures += 1
+            self.log.warning("renewal_failed", extra={**fields, "detail": outcome.detail})
 
     def _notify(self, action: Action) -> None:
         n = action.notification

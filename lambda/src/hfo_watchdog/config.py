@@ -27,6 +27,9 @@ _SECRET_ID = re.compile(
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _TRUE = ("true", "1", "yes")
+# One renewal over the probe path lets the primary hold the lease at most this long (the health
+# service refuses longer ones: hfo_protocol's renewal limit is the same hour).
+MAX_PROBE_LEASE_TTL_S = 3600.0
 _FALSE = ("false", "0", "no", "")
 
 
@@ -77,17 +80,30 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Parse and validate; raise SettingsError on the first bad variable."""
         r = _Reader(env)
+        d = Policy()  # the shipped defaults live in one place
         policy = Policy(
-            down_probes=r.number("HFO_DOWN_PROBES", int, 3, 1, 60),
-            down_heartbeat_s=float(r.number("HFO_DOWN_HEARTBEAT_S", int, 180, 10, 3600)),
-            recovery_probes=r.number("HFO_RECOVERY_PROBES", int, 3, 1, 60),
-            recovery_steady_s=float(r.number("HFO_RECOVERY_STEADY_S", int, 180, 0, 86400)),
-            lease_ttl_s=float(r.number("HFO_LEASE_TTL_S", int, 60, 5, 3600)),
-            stop_grace_s=float(r.number("HFO_STOP_GRACE_S", int, 30, 0, 600)),
-            heartbeat_interval_s=float(r.number("HFO_HEARTBEAT_INTERVAL_S", int, 10, 1, 300)),
-            start_cooldown_s=float(r.number("HFO_START_COOLDOWN_S", int, 900, 0, 86400)),
-            min_state_s=float(r.number("HFO_MIN_STATE_S", int, 120, 0, 86400)),
-            standby_max_runtime_s=float(r.number("HFO_STANDBY_MAX_RUNTIME_S", int, 86400, 600, 2592000)),
+            down_probes=r.number("HFO_DOWN_PROBES", int, d.down_probes, 1, 60),
+            down_heartbeat_s=float(r.number("HFO_DOWN_HEARTBEAT_S", int, int(d.down_heartbeat_s), 10, 3600)),
+            recovery_probes=r.number("HFO_RECOVERY_PROBES", int, d.recovery_probes, 1, 60),
+            recovery_steady_s=float(r.number("HFO_RECOVERY_STEADY_S", int, int(d.recovery_steady_s), 0, 86400)),
+            lease_ttl_s=float(r.number("HFO_LEASE_TTL_S", int, int(d.lease_ttl_s), 5, 3600)),
+            stop_grace_s=float(r.number("HFO_STOP_GRACE_S", int, int(d.stop_grace_s), 0, 600)),
+            heartbeat_interval_s=float(r.number("HFO_HEARTBEAT_INTERVAL_S", int, int(d.heartbeat_interval_s), 1, 300)),
+            start_cooldown_s=float(r.number("HFO_START_COOLDOWN_S", int, int(d.start_cooldown_s), 0, 86400)),
+            min_state_s=float(r.number("HFO_MIN_STATE_S", int, int(d.min_state_s), 0, 86400)),
+            standby_max_runtime_s=float(
+                r.number("HFO_STANDBY_MAX_RUNTIME_S", int, int(d.standby_max_runtime_s), 600, 2592000)
+            ),
+            prewarm_silence_s=float(r.number("HFO_PREWARM_SILENCE_S", int, int(d.prewarm_silence_s), 1, 3600)),
+            prewarm_hold_s=float(r.number("HFO_PREWARM_HOLD_S", int, int(d.prewarm_hold_s), 10, 86400)),
+            prewarm_max_per_hour=r.number("HFO_PREWARM_MAX_PER_HOUR", int, d.prewarm_max_per_hour, 0, 12),
+            probe_lease_ttl_s=float(
+                r.number("HFO_PROBE_LEASE_TTL_S", int, int(d.probe_lease_ttl_s), 0, int(MAX_PROBE_LEASE_TTL_S))
+            ),
+            probe_renew_after_s=float(r.number("HFO_PROBE_RENEW_AFTER_S", int, int(d.probe_renew_after_s), 0, 3600)),
+            handover_heartbeat_interval_s=float(
+                r.number("HFO_HANDOVER_HEARTBEAT_INTERVAL_S", int, int(d.handover_heartbeat_interval_s), 1, 300)
+            ),
         )
         settings = cls(
             table_name=r.pattern("HFO_TABLE_NAME", TABLE_NAME_RE, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
@@ -132,6 +148,31 @@ def _check_cross_fields(s: Settings) -> None:
             "HFO_LEASE_TTL_S",
             f"must be at least 3 x HFO_HEARTBEAT_INTERVAL_S ({3 * p.heartbeat_interval_s:g}), got "
             f"{p.lease_ttl_s:g}: one lost heartbeat must not fence a site",
+        )
+    if p.prewarm_max_per_hour and not p.prewarm_silence_s >= 1.5 * p.heartbeat_interval_s:
+        raise SettingsError(
+            "HFO_PREWARM_SILENCE_S",
+            f"must be at least 1.5 x HFO_HEARTBEAT_INTERVAL_S ({1.5 * p.heartbeat_interval_s:g}), got "
+            f"{p.prewarm_silence_s:g}: one heartbeat that is merely late must not start EC2",
+        )
+    if not p.handover_heartbeat_interval_s <= p.heartbeat_interval_s:
+        raise SettingsError(
+            "HFO_HANDOVER_HEARTBEAT_INTERVAL_S",
+            f"must be at most HFO_HEARTBEAT_INTERVAL_S ({p.heartbeat_interval_s:g}), got "
+            f"{p.handover_heartbeat_interval_s:g}: it is the faster pace asked while a lease move waits",
+        )
+    renew_gap = s.tick_interval_s + s.probe_connect_timeout_s + s.probe_read_timeout_s
+    if p.probe_lease_ttl_s and not p.probe_lease_ttl_s > renew_gap:
+        raise SettingsError(
+            "HFO_PROBE_LEASE_TTL_S",
+            f"must be 0 (no renewal over the probe path) or greater than HFO_TICK_INTERVAL_S + the probe's "
+            f"timeouts ({renew_gap:g}), got {p.probe_lease_ttl_s:g}: one renewal must last until the next tick's",
+        )
+    if p.probe_lease_ttl_s and not p.probe_renew_after_s >= p.heartbeat_interval_s:
+        raise SettingsError(
+            "HFO_PROBE_RENEW_AFTER_S",
+            f"must be at least HFO_HEARTBEAT_INTERVAL_S ({p.heartbeat_interval_s:g}), got "
+            f"{p.probe_renew_after_s:g}: renewals over the probe path are for heartbeats that are late",
         )
     if not s.probe_connect_timeout_s + s.probe_read_timeout_s < s.tick_interval_s:
         raise SettingsError(

@@ -38,7 +38,7 @@ from hfo_protocol.timefmt import format_ts
 
 from hfo_watchdog.commit import Effects, Log, TickStore, commit_and_act, lease_guard
 from hfo_watchdog.core import engine
-from hfo_watchdog.core.model import ControlState, LeaseSite, Policy, Site
+from hfo_watchdog.core.model import ControlState, Policy, Site
 from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, StoreUnavailable
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
@@ -212,24 +212,24 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
             ttl_s=int(deps.policy.lease_ttl_s),
             mode=state.mode.value,
             phase=state.phase.value,
-            heartbeat_interval_s=int(deps.policy.heartbeat_interval_s),
+            heartbeat_interval_s=max(1, int(engine.answer_interval(state, Site(hb.site), now, deps.policy))),
         )
     )
     return _response(200, answer, {_SIGNATURE_HEADER: sign_lease_answer(deps.keyring, answer)})
 
 
 def _complete_handover(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> ControlState:
-    """Let the engine complete a handover this heartbeat fulfils; return the state to answer with.
+    """Let the engine act on what this heartbeat makes possible (arm, call a failover off, give the
+    standby the lease, complete a handover); return the state to answer with.
 
-    The engine decides only while the lease names no site, so when anything here fails the answer
-    is the state as read (lease `none`), which lets no site run: the handover waits for the next
-    heartbeat or tick, and the accepted heartbeat is never turned into a refusal after its write."""
+    When the write fails, the answer is the state as read, which is what this heartbeat would have
+    been answered without the engine: the move waits for the next heartbeat or tick, and the
+    accepted heartbeat is never turned into a refusal after its write."""
     state, record = accepted.state, accepted.record
     other = accepted.standby if record.site == Site.PRIMARY else accepted.primary
     decision = engine.on_heartbeat(state, record, other, now, deps.policy)
     if decision is None:
         return state
-    assert state.lease.site == LeaseSite.NONE  # on_heartbeat's precondition, and what makes the fallback safe
     try:
         committed = commit_and_act(
             deps.store,
@@ -249,7 +249,8 @@ def _complete_handover(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: fl
         return deps.store.load_control()
     except StoreUnavailable as exc:
         deps.log.error(
-            "handover_deferred", extra={"site": record.site.value, "why": str(exc), "lease": "none", "stage": "lease"}
+            "handover_deferred",
+            extra={"site": record.site.value, "why": str(exc), "lease": state.lease.site.value, "stage": "lease"},
         )
         return state
 

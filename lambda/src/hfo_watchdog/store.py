@@ -247,6 +247,10 @@ def control_to_item(state: ControlState, *, updated_at: float, writer: str) -> d
         "standby_running_since": _opt_n(state.standby_running_since),
         "open_alerts": {"L": [_s(k) for k in sorted(state.open_alerts)]},
         "last_tick_at": _opt_n(state.last_tick_at),
+        "renewed_until": _opt_n(state.renewed_until),
+        "armed_at": _opt_n(state.armed_at),
+        "warm_until": _opt_n(state.warm_until),
+        "prewarm_starts": {"L": [_n(at) for at in state.prewarm_starts]},
         "updated_at": _n(updated_at),
         "updated_by": _s(writer),
     }
@@ -277,6 +281,10 @@ def control_from_item(item: Mapping[str, Any]) -> ControlState:
         standby_running_since=_get_f(item, "standby_running_since"),
         open_alerts=frozenset(a["S"] for a in item.get("open_alerts", {}).get("L", [])),
         last_tick_at=_get_f(item, "last_tick_at"),
+        renewed_until=_get_f(item, "renewed_until"),
+        armed_at=_get_f(item, "armed_at"),
+        warm_until=_get_f(item, "warm_until"),
+        prewarm_starts=tuple(float(a["N"]) for a in item.get("prewarm_starts", {}).get("L", [])),
     )
 
 

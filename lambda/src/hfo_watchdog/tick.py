@@ -115,7 +115,7 @@ def run_tick(deps: TickDeps) -> TickReport:
     }
     deps.metric("ProbeFailed", 0.0 if probe.ok else 1.0)
     deps.metric("StandbyRunning", 1.0 if instance in (InstanceState.PENDING, InstanceState.RUNNING) else 0.0)
-    performer = Effects(deps.standby, deps.notifier, deps.log)
+    performer = Effects(deps.standby, deps.notifier, deps.log, renewer=deps.prober)
     committed = commit_and_act(
         deps.store,
         lambda: performer,

@@ -23,6 +23,7 @@ from hfo_watchdog.core.model import (
     Severity,
     Site,
     SiteRecord,
+    StartPurpose,
     Transition,
 )
 from hfo_watchdog.core.signals import Signals, secs
@@ -68,6 +69,13 @@ class Draft:
         self.actions.append(Action(kind=kind, reason=reason))
         self.reasons.append(reason)
 
+    def act_start(self, purpose: StartPurpose, reason: str) -> None:
+        self.actions.append(Action(kind=ActionKind.START_STANDBY, reason=reason, purpose=purpose))
+        self.reasons.append(reason)
+
+    def wants(self, kind: ActionKind) -> bool:
+        return any(a.kind == kind for a in self.actions)
+
     def notify(self, actions: Sequence[Action]) -> None:
         self.actions.extend(actions)
 
@@ -91,6 +99,8 @@ class Draft:
             new_lease = leases.moved(before.lease, lease_to, self.now)
             why.append(f"lease {before.lease.site} -> {lease_to} (epoch {new_lease.epoch})")
         changes: dict[str, object] = {"lease": new_lease}
+        if new_lease != before.lease:
+            changes["warm_until"] = None  # a pre-warm hold ends when the lease moves
         if to != before.phase:
             changes["phase"] = to
             changes["phase_since"] = self.now

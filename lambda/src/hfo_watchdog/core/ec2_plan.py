@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from hfo_watchdog.core import alerts
 from hfo_watchdog.core.draft import Draft, Tick, fields
-from hfo_watchdog.core.model import ActionKind, ControlState, Ec2Outcome, InstanceState, LeaseSite, Phase, Policy
+from hfo_watchdog.core.model import (
+    ActionKind,
+    ControlState,
+    Ec2Outcome,
+    InstanceState,
+    LeaseSite,
+    Phase,
+    Policy,
+    StartPurpose,
+)
+from hfo_watchdog.core.prewarm import keep_warm
 from hfo_watchdog.core.signals import secs
 
 WANT_RUNNING = frozenset({Phase.FAILING_OVER, Phase.ON_STANDBY, Phase.RECOVERING})
@@ -32,8 +42,10 @@ def plan_instance(d: Draft, t: Tick) -> None:
     if phase in WANT_STOPPED:
         if st.start_failures:
             d.update(start_failures=0)
-        if inst in UP and st.lease.site == LeaseSite.PRIMARY:
-            d.act(ActionKind.STOP_STANDBY, f"stop the standby: it is {inst} while the primary holds the lease")
+        if d.wants(ActionKind.START_STANDBY):
+            return  # a pre-warm start this tick
+        if inst in UP and st.lease.site == LeaseSite.PRIMARY and not keep_warm(d, inst):
+            stop_standby(d, inst)
         return
     if phase not in WANT_RUNNING:
         return
@@ -49,13 +61,18 @@ def plan_instance(d: Draft, t: Tick) -> None:
             d.reasons.append(d.start_blocked)
         else:
             d.update(last_start_at=d.now, start_count=st.start_count + 1)
-            d.act(ActionKind.START_STANDBY, f"start the standby ({phase})")
+            d.act_start(StartPurpose.FAILOVER, f"start the standby ({phase})")
     elif inst == InstanceState.STOPPING:
         d.reasons.append("waiting for the standby instance to finish stopping before starting it")
     elif inst in GONE:
         d.reasons.append(f"the standby instance is {inst}: it cannot be started")
     elif inst == InstanceState.UNKNOWN:
         d.reasons.append("the standby instance's state is unknown: no EC2 action this tick")
+
+
+def stop_standby(d: Draft, inst: InstanceState) -> None:
+    d.update(warm_until=None)
+    d.act(ActionKind.STOP_STANDBY, f"stop the standby: it is {inst} while the primary holds the lease")
 
 
 def track_runtime(d: Draft, instance: InstanceState) -> None:
@@ -66,8 +83,11 @@ def track_runtime(d: Draft, instance: InstanceState) -> None:
         d.update(standby_running_since=None)
 
 
-def fold_start(d: Draft, outcome: Ec2Outcome) -> None:
+def fold_start(d: Draft, outcome: Ec2Outcome, purpose: StartPurpose | None = StartPurpose.FAILOVER) -> None:
     st, ctx = d.state, fields(d.state)
+    if purpose == StartPurpose.PREWARM:
+        _fold_prewarm(d, outcome)
+        return
     if outcome.ok and outcome.action in _STARTED:
         how = f" as {outcome.instance_type}" if outcome.instance_type else ""
         d.reasons.append(f"standby start: {outcome.action}{how} (instance {outcome.state})")
@@ -104,6 +124,20 @@ def fold_start(d: Draft, outcome: Ec2Outcome) -> None:
     else:
         d.reasons.append(f"{body}; retrying next tick ({failures} of {d.policy.max_start_failures} attempts)")
     d.update(start_failures=failures, open_alerts=opened)
+
+
+def _fold_prewarm(d: Draft, outcome: Ec2Outcome) -> None:
+    """A pre-warm start touches neither the failover's cooldown nor its failure count: a failed
+    pre-warm only ends the hold (the failover, if it comes, makes its own start)."""
+    if outcome.ok and outcome.action in _STARTED:
+        how = f" as {outcome.instance_type}" if outcome.instance_type else ""
+        d.reasons.append(f"pre-warm start: {outcome.action}{how} (instance {outcome.state})")
+        if outcome.state in UP and d.state.standby_running_since is None:
+            d.update(standby_running_since=d.now)
+        return
+    d.update(warm_until=None)
+    detail = outcome.error or outcome.action
+    d.reasons.append(f"pre-warm start not made ({detail}, instance {outcome.state})")
 
 
 def fold_stop(d: Draft, outcome: Ec2Outcome) -> None:

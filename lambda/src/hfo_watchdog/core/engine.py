@@ -13,9 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from hfo_watchdog.core import anomalies, ec2_plan, phases
+from hfo_watchdog.core import anomalies, ec2_plan, phases, prewarm, renewal
 from hfo_watchdog.core import lease as leases
-from hfo_watchdog.core.draft import Draft, Tick
+from hfo_watchdog.core.draft import Draft, Tick, fields
 from hfo_watchdog.core.model import (
     Action,
     ActionKind,
@@ -25,15 +25,17 @@ from hfo_watchdog.core.model import (
     InstanceState,
     LeaseSite,
     Mode,
+    Notification,
     Observations,
     Phase,
     Policy,
+    Severity,
     Site,
     SiteRecord,
 )
-from hfo_watchdog.core.signals import heartbeat_signal, probe_signal, read_signals, record_probe
+from hfo_watchdog.core.signals import Signals, heartbeat_signal, probe_signal, read_signals, record_probe
 
-__all__ = ["apply_outcomes", "decide", "on_heartbeat", "set_mode"]
+__all__ = ["answer_interval", "apply_outcomes", "decide", "on_heartbeat", "set_mode"]
 
 
 def _describe_shadow(d: Draft, shadow: Draft) -> None:
@@ -54,26 +56,60 @@ def _describe_shadow(d: Draft, shadow: Draft) -> None:
         d.reasons.append("paused: auto mode would change nothing now")
 
 
+def _arm(d: Draft, primary: SiteRecord) -> None:
+    """The primary's first accepted heartbeat arms the watchdog (notified once)."""
+    d.update(armed_at=d.now)
+    why = f"armed: the primary's first heartbeat was accepted ({primary.workload}, epoch {primary.epoch_seen})"
+    d.reasons.append(why)
+    note = Notification(
+        key="armed",
+        severity=Severity.INFO,
+        title="watchdog armed",
+        body=f"{why}; from now on a primary that goes down fails over to the standby",
+        fields=fields(d.state),
+    )
+    d.notify([Action(kind=ActionKind.NOTIFY, reason="armed", notification=note)])
+
+
+def _unarmed(d: Draft, t: Tick) -> None:
+    """Before the primary's first heartbeat: no failover, no lease move, no EC2 start; a standby
+    found running (started by hand) is stopped, since the primary holds the lease."""
+    d.reasons.append("unarmed: waiting for the primary's first heartbeat; no failover and no EC2 start until then")
+    inst = t.obs.instance
+    if inst in ec2_plan.UP and d.state.lease.site == LeaseSite.PRIMARY:
+        ec2_plan.stop_standby(d, inst)
+
+
+def _auto_rules(d: Draft, t: Tick) -> None:
+    phases.RULES[d.state.mode](d, t)
+    renewal.plan_renewal(d, t)
+    prewarm.plan_prewarm(d, t)
+    ec2_plan.plan_instance(d, t)
+
+
 def decide(state: ControlState, obs: Observations, policy: Policy) -> Decision:
     """One tick: fold in the probe, read both signals, follow the mode's rules (at most one
-    transition), drive EC2 toward the phase, raise or resolve anomalies."""
+    transition), renew the primary over the probe path, pre-warm, drive EC2 toward the phase,
+    raise or resolve anomalies."""
     d = Draft(state, obs.now, policy)
     d.update(last_tick_at=obs.now)
     d.state = record_probe(d.state, obs.probe)
     sig = read_signals(d.state, obs.primary, obs.now, policy)
     t = Tick(obs=obs, sig=sig)
     d.reasons.extend(sig.reasons)
+    if d.state.armed_at is None and obs.primary is not None:
+        _arm(d, obs.primary)  # heartbeats were accepted before this version stored armed_at
     if d.state.mode == Mode.DRILL and (d.state.mode_until is None or obs.now >= d.state.mode_until):
         d.update(mode=Mode.AUTO, mode_until=None)
         d.reasons.append("drill ended: back to auto mode, which hands back through the normal recovery rules")
-    if d.state.mode == Mode.PAUSED:
+    if d.state.armed_at is None:
+        _unarmed(d, t)
+    elif d.state.mode == Mode.PAUSED:
         shadow = Draft(replace(d.state, mode=Mode.AUTO), obs.now, policy)
-        phases.auto(shadow, t)
-        ec2_plan.plan_instance(shadow, t)
+        _auto_rules(shadow, t)
         _describe_shadow(d, shadow)
     else:
-        phases.RULES[d.state.mode](d, t)
-        ec2_plan.plan_instance(d, t)
+        _auto_rules(d, t)
     ec2_plan.track_runtime(d, obs.instance)
     anomalies.check(d, t)
     return d.finish(sig.probe, sig.heartbeat)
@@ -86,7 +122,7 @@ def apply_outcomes(
     d = Draft(state, now, policy)
     for action, outcome in outcomes:
         if action.kind == ActionKind.START_STANDBY:
-            ec2_plan.fold_start(d, outcome)
+            ec2_plan.fold_start(d, outcome, action.purpose)
         elif action.kind == ActionKind.STOP_STANDBY:
             ec2_plan.fold_stop(d, outcome)
     if not d.reasons:
@@ -97,39 +133,95 @@ def apply_outcomes(
 def on_heartbeat(
     state: ControlState, record: SiteRecord, other: SiteRecord | None, now: float, policy: Policy
 ) -> Decision | None:
-    """After the heartbeat handler recorded `record`: complete a handover that this heartbeat
-    makes safe (the gap is then seconds instead of a tick). Otherwise None."""
-    if state.lease.site != LeaseSite.NONE or state.mode == Mode.PAUSED:
-        return None
-    if state.mode == Mode.DRILL and (state.mode_until is None or now >= state.mode_until):
-        return None  # the tick ends the drill first
+    """After the heartbeat handler recorded `record`: what this heartbeat makes possible at once,
+    instead of at the next tick. None when nothing changes. In order:
+
+    - the primary's first heartbeat arms the watchdog;
+    - a failover waiting with the lease on the primary: the primary's heartbeat calls it off; the
+      standby's heartbeat takes the lease as soon as the primary is fenced and still down;
+    - a handover waiting with the lease on none completes when this heartbeat makes it safe.
+    """
     records = {record.site: record, other.site: other} if other is not None else {record.site: record}
-    primary = records.get(Site.PRIMARY)
+    primary, standby = records.get(Site.PRIMARY), records.get(Site.STANDBY)
+    d = Draft(state, now, policy)
+    if state.armed_at is None:
+        if record.site != Site.PRIMARY:
+            return None
+        _arm(d, record)
     heartbeat, heartbeat_reason = heartbeat_signal(primary, now, policy)
-    probe_status = "unknown"
+    sig = read_signals(state, primary, now, policy)
+    if state.mode == Mode.PAUSED or (
+        state.mode == Mode.DRILL and (state.mode_until is None or now >= state.mode_until)
+    ):
+        pass  # paused never moves the lease; the tick ends the drill first
+    elif state.lease.site == LeaseSite.PRIMARY and state.phase == Phase.FAILING_OVER:
+        _failover_at_heartbeat_speed(d, record, primary, standby, sig)
+    elif state.lease.site == LeaseSite.NONE:
+        _handover(d, record, records, sig)
+    if d.transition is None and d.state == state and not d.actions:
+        return None
+    if d.transition is not None:
+        d.reasons.append(heartbeat_reason)
+    return d.finish(sig.probe if d.transition is not None else "unknown", heartbeat)
+
+
+def _failover_at_heartbeat_speed(
+    d: Draft, record: SiteRecord, primary: SiteRecord | None, standby: SiteRecord | None, sig: Signals
+) -> None:
+    if record.site == Site.PRIMARY:
+        if d.state.mode == Mode.AUTO and not sig.down:
+            d.go(
+                phases.signal_phase(sig),
+                ["heartbeat from the primary: the failover is called off, its bot never stopped"],
+            )
+        return
+    if not sig.down:
+        return  # the tick decides; a planned move (pinned, drill) goes through none
+    if d.state.mode not in (Mode.AUTO, Mode.PIN_STANDBY, Mode.DRILL):
+        return
+    take, why = phases.standby_may_take(d.state, primary, standby, InstanceState.UNKNOWN, d.now, d.policy)
+    if take:
+        d.go(
+            Phase.FAILING_OVER,
+            ["heartbeat from the standby", sig.probe_reason, why],
+            lease_to=LeaseSite.STANDBY,
+            severity=Severity.CRITICAL,
+        )
+
+
+def _handover(d: Draft, record: SiteRecord, records: dict[Site, SiteRecord], sig: Signals) -> None:
+    state, now, policy = d.state, d.now, d.policy
     if state.mode in (Mode.PIN_STANDBY, Mode.DRILL):
         if state.phase not in (Phase.FAILING_OVER, Phase.HANDING_BACK):
-            return None
+            return
         target = Site.STANDBY
         to = Phase.FAILING_OVER if state.phase == Phase.FAILING_OVER else Phase.ON_STANDBY
     else:
         if state.phase != Phase.HANDING_BACK:
-            return None
-        if state.mode == Mode.AUTO and heartbeat != "alive":
-            return None  # AUTO hands back only to a primary that heartbeats; the tick judges the rest
+            return
+        if state.mode == Mode.AUTO and sig.heartbeat != "alive":
+            return  # AUTO hands back only to a primary that heartbeats; the tick judges the rest
         target = Site.PRIMARY
-        sig = read_signals(state, primary, now, policy)
-        probe_status = sig.probe
         to = phases.signal_phase(sig)
-    fence = leases.may_grant(target, state.lease, records, InstanceState.UNKNOWN, now, policy)
+    fence = leases.may_grant(target, state.lease, records, InstanceState.UNKNOWN, now, policy, state.renewed_until)
     if not fence.fenced:
-        return None
-    d = Draft(state, now, policy)
+        return
     d.go(to, [f"heartbeat from the {record.site}", fence.reason], lease_to=LeaseSite(target.value))
     if target == Site.PRIMARY:
         d.act(ActionKind.STOP_STANDBY, "stop the standby: the primary holds the lease again")
-    d.reasons.append(heartbeat_reason)
-    return d.finish(probe_status, heartbeat)
+
+
+def answer_interval(state: ControlState, site: Site, now: float, policy: Policy) -> float:
+    """The heartbeat interval a lease answer asks of `site`: short while a lease move waits on its
+    next heartbeat (a warm or failing-over standby, a handover), the usual one otherwise."""
+    fast = policy.handover_heartbeat_interval_s
+    if state.lease.site == LeaseSite.NONE:
+        return fast
+    if site == Site.STANDBY and state.lease.site == LeaseSite.PRIMARY:
+        warm = state.warm_until is not None and now < state.warm_until
+        if warm or state.phase == Phase.FAILING_OVER:
+            return fast
+    return policy.heartbeat_interval_s
 
 
 def set_mode(state: ControlState, mode: Mode, now: float, until: float | None = None) -> ControlState:

@@ -7,9 +7,12 @@ lease answer goes to an accepted heartbeat, so a site's agent can hold a fresh l
     (its last accepted heartbeat's received_at) + lease_ttl_s         while the lease names it,
     min(that received_at, lease.changed_at) + lease_ttl_s              once the lease names another,
 
-and its workload has stopped `stop_grace_s` after that. The engine grants the lease to a site only
-when the other site is *fenced*: past that bound, or it acknowledged the current epoch with its
-workload stopped, or (the standby) its instance is seen stopped, terminated or missing.
+and its workload has stopped `stop_grace_s` after that. The primary's lease may also be renewed over
+the probe path (docs/protocol.md#renewal): the watchdog writes `renewed_until` BEFORE it sends such a
+renewal, and the primary's agent never holds a renewed lease past it, so the primary's bound is the
+later of the two. The engine grants the lease to a site only when the other site is *fenced*: past
+its bound, or it acknowledged the current epoch with its workload stopped, or (the standby) its
+instance is seen stopped, terminated or missing.
 """
 
 from __future__ import annotations
@@ -51,13 +54,18 @@ def acknowledged(record: SiteRecord | None, lease: Lease) -> bool:
     )
 
 
-def fence_deadline(site: Site, lease: Lease, record: SiteRecord | None, policy: Policy) -> float | None:
+def fence_deadline(
+    site: Site, lease: Lease, record: SiteRecord | None, policy: Policy, renewed_until: float | None = None
+) -> float | None:
     """The latest time at which `site` may still run the workload on a lease this watchdog gave;
-    None when it never got any (it never had a heartbeat accepted)."""
-    if record is None:
-        return None
-    last = record.received_at if names(lease, site) else min(record.received_at, lease.changed_at)
-    return last + policy.lease_ttl_s + policy.stop_grace_s
+    None when it never got any (no heartbeat accepted and, for the primary, no renewal sent)."""
+    deadlines = []
+    if record is not None:
+        last = record.received_at if names(lease, site) else min(record.received_at, lease.changed_at)
+        deadlines.append(last + policy.lease_ttl_s + policy.stop_grace_s)
+    if site == Site.PRIMARY and renewed_until is not None:
+        deadlines.append(renewed_until + policy.stop_grace_s)
+    return max(deadlines) if deadlines else None
 
 
 @dataclass(frozen=True)
@@ -73,16 +81,21 @@ def fencing(
     instance: InstanceState,
     now: float,
     policy: Policy,
+    renewed_until: float | None = None,
 ) -> Fencing:
-    """Whether `site` is certainly not running the workload (nor able to, without a new grant)."""
+    """Whether `site` is certainly not running the workload (nor able to, without a new grant).
+    An acknowledgement of the current epoch outranks an earlier renewal: the agent ignores every
+    grant of a lower epoch once it has heard a higher one."""
     if acknowledged(record, lease):
         return Fencing(True, f"{site} acknowledged epoch {lease.epoch} with its workload stopped")
     if site == Site.STANDBY and instance in FENCING_INSTANCE_STATES:
         return Fencing(True, f"the standby instance is {instance}")
-    deadline = fence_deadline(site, lease, record, policy)
+    deadline = fence_deadline(site, lease, record, policy, renewed_until)
     if deadline is None:
         return Fencing(True, f"{site} never had a heartbeat accepted, so it never received a lease")
     window = f"lease_ttl_s {secs(policy.lease_ttl_s)} + stop_grace_s {secs(policy.stop_grace_s)}"
+    if site == Site.PRIMARY and renewed_until is not None and renewed_until + policy.stop_grace_s >= deadline:
+        window = f"a renewal over the probe path until {secs(max(0.0, renewed_until - now))} from now + stop_grace_s"
     if now >= deadline:
         return Fencing(True, f"{site} cannot hold a fresh lease any more ({window} passed {secs(now - deadline)} ago)")
     return Fencing(False, f"{site} may still hold a fresh lease for {secs(deadline - now)} ({window})")
@@ -95,7 +108,8 @@ def may_grant(
     instance: InstanceState,
     now: float,
     policy: Policy,
+    renewed_until: float | None = None,
 ) -> Fencing:
     """Whether the lease may be given to `target` now: the other site must be fenced."""
     rival = other(target)
-    return fencing(rival, lease, records.get(rival), instance, now, policy)
+    return fencing(rival, lease, records.get(rival), instance, now, policy, renewed_until)

@@ -83,19 +83,30 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Policy:
-    """The decision thresholds (docs/configuration.md gives ranges and defaults)."""
+    """The decision thresholds (docs/configuration.md gives ranges and defaults; the defaults
+    here are the shipped ones, chosen on `make bench-failover`: docs/benchmarks.md)."""
 
-    down_probes: int = 3
-    down_heartbeat_s: float = 180.0
+    down_probes: int = 2
+    down_heartbeat_s: float = 75.0
     recovery_probes: int = 3
     recovery_steady_s: float = 180.0
-    lease_ttl_s: float = 60.0
+    lease_ttl_s: float = 30.0
     stop_grace_s: float = 30.0
     heartbeat_interval_s: float = 10.0
     start_cooldown_s: float = 900.0
     min_state_s: float = 120.0
     standby_max_runtime_s: float = 86400.0
     max_start_failures: int = 5  # consecutive failed start attempts before giving up (alerting)
+    # Pre-warm (docs/state-machine.md#pre-warm): start the standby WITHOUT the lease once the
+    # primary's heartbeats have been silent this long and this tick's probe failed too.
+    prewarm_silence_s: float = 15.0
+    prewarm_hold_s: float = 600.0  # a pre-warmed standby that was not needed stops after this
+    prewarm_max_per_hour: int = 3  # pre-warm starts in any hour; 0 turns pre-warm off
+    # Renewal on the probe path (docs/state-machine.md#renewal-on-the-probe-path).
+    probe_lease_ttl_s: float = 90.0  # how long one renewal lets the primary hold the lease
+    probe_renew_after_s: float = 20.0  # renew by probe only once heartbeats are this old; 0 = every probe
+    # How often a site is asked to heartbeat while a lease move waits on it (the answer says so).
+    handover_heartbeat_interval_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,14 @@ class ControlState:
     # time up to which a renewal this watchdog sent may let the primary hold the lease. Written
     # (conditionally) BEFORE the renewal is sent, so the fencing rule can always count it.
     renewed_until: float | None = None
+    # Armed (docs/state-machine.md#armed): the time of the primary's first accepted heartbeat.
+    # Until then the watchdog never starts EC2 and never moves the lease.
+    armed_at: float | None = None
+    # Pre-warm: the standby was started without the lease and may run until `warm_until`;
+    # `prewarm_starts` are the times of the pre-warm starts of the last hour (their own budget,
+    # apart from the failover's cooldown and start count).
+    warm_until: float | None = None
+    prewarm_starts: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,12 +221,18 @@ class RenewOutcome:
     error: str | None = None
 
 
+class StartPurpose(StrEnum):
+    FAILOVER = "failover"  # the failover's start: cooldown and start count apply
+    PREWARM = "prewarm"  # a pre-warm start: its own hourly budget, no cooldown stamp
+
+
 @dataclass(frozen=True)
 class Action:
     kind: ActionKind
     reason: str
     notification: Notification | None = None
     renewal: Renewal | None = None  # RENEW_PRIMARY only
+    purpose: StartPurpose | None = None  # START_STANDBY only
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 from hfo_watchdog.core import lease as leases
 from hfo_watchdog.core.draft import Draft, Tick
-from hfo_watchdog.core.model import InstanceState, LeaseSite, Mode, Phase, Severity, Site
+from hfo_watchdog.core.model import (
+    ControlState,
+    InstanceState,
+    LeaseSite,
+    Mode,
+    Phase,
+    Policy,
+    Severity,
+    Site,
+    SiteRecord,
+)
 from hfo_watchdog.core.signals import Signals, recovery_check, secs
 
 # The lease each phase allows; FAILING_OVER passes through all three.
@@ -53,7 +63,7 @@ def _follow_signals(d: Draft, sig: Signals) -> None:
 
 def _grant(d: Draft, t: Tick, target: Site, to: Phase, why: Sequence[str] = ()) -> bool:
     """Give the lease to `target` if the other site is fenced; otherwise wait and say why."""
-    fence = leases.may_grant(target, d.state.lease, t.records, t.obs.instance, d.now, d.policy)
+    fence = leases.may_grant(target, d.state.lease, t.records, t.obs.instance, d.now, d.policy, d.state.renewed_until)
     if fence.fenced:
         d.go(to, [*why, fence.reason], lease_to=LeaseSite(target.value))
         return True
@@ -63,19 +73,56 @@ def _grant(d: Draft, t: Tick, target: Site, to: Phase, why: Sequence[str] = ()) 
 
 
 def _fail_over(d: Draft, t: Tick) -> None:
-    """The emergency: the primary is down. Lease straight to the standby when the primary is
-    fenced (the configuration guarantees it), through none otherwise."""
+    """The emergency: the primary is down by both signals. The lease stays on the primary (so a
+    primary that comes back keeps its bot: the failover is called off) until the standby may take
+    it: the primary fenced and the standby up and ready. The standby's heartbeat usually finds that
+    moment first (engine.on_heartbeat); the tick moves the lease when it sees it."""
     why = [t.sig.probe_reason, t.sig.heartbeat_reason]
-    fence = leases.may_grant(Site.STANDBY, d.state.lease, t.records, t.obs.instance, d.now, d.policy)
-    if fence.fenced:
-        d.go(Phase.FAILING_OVER, [*why, fence.reason], lease_to=LeaseSite.STANDBY, severity=Severity.CRITICAL)
-    else:
+    take, reason = standby_may_take(d.state, t.obs.primary, t.obs.standby, t.obs.instance, d.now, d.policy)
+    if take:
+        d.go(Phase.FAILING_OVER, [*why, reason], lease_to=LeaseSite.STANDBY, severity=Severity.CRITICAL)
+    elif d.state.phase != Phase.FAILING_OVER:
         d.go(
             Phase.FAILING_OVER,
-            [*why, f"the lease goes to none first: {fence.reason}"],
-            lease_to=LeaseSite.NONE,
+            [*why, f"the lease stays on the primary until the standby may take it: {reason}"],
             severity=Severity.CRITICAL,
         )
+    else:
+        d.reasons.extend(why)
+        d.reasons.append(f"the lease stays on the primary: {reason}")
+
+
+def standby_ready(record: SiteRecord | None, instance: InstanceState, now: float, policy: Policy) -> tuple[bool, str]:
+    """The standby can run the workload as soon as it gets the lease: it heartbeats (fresh) and
+    reports ready. UNKNOWN instance state is what the heartbeat path sees: the fresh heartbeat
+    itself shows the instance runs."""
+    if instance not in (InstanceState.RUNNING, InstanceState.UNKNOWN):
+        return False, f"waiting for the standby instance to run (it is {instance})"
+    if record is None:
+        return False, "waiting for the standby's first heartbeat"
+    age = now - record.received_at
+    if age >= policy.lease_ttl_s:
+        return False, f"waiting for a fresh heartbeat from the standby (last one {secs(age)} ago)"
+    if not record.ready:
+        return False, "waiting for the standby to report ready"
+    return True, f"the standby reports ready ({secs(age)} ago)"
+
+
+def standby_may_take(
+    state: ControlState,
+    primary: SiteRecord | None,
+    standby: SiteRecord | None,
+    instance: InstanceState,
+    now: float,
+    policy: Policy,
+) -> tuple[bool, str]:
+    """During a failover: may the lease go from the primary to the standby now? The primary must
+    be fenced (its heartbeat leases and probe-path renewals all run out) and the standby ready."""
+    fence = leases.fencing(Site.PRIMARY, state.lease, primary, instance, now, policy, state.renewed_until)
+    if not fence.fenced:
+        return False, fence.reason
+    ready, why = standby_ready(standby, instance, now, policy)
+    return ready, f"{fence.reason}; {why}"
 
 
 def _standby_runs(d: Draft, t: Tick) -> tuple[bool, str]:
@@ -89,20 +136,6 @@ def _standby_runs(d: Draft, t: Tick) -> tuple[bool, str]:
         f"waiting for the standby to run the workload under epoch {lease.epoch}"
         f" (last heard: workload {rec.workload}, epoch {rec.epoch_seen}, {secs(d.now - rec.received_at)} ago)"
     )
-
-
-def _standby_ready(d: Draft, t: Tick) -> tuple[bool, str]:
-    rec = t.obs.standby
-    if t.obs.instance != InstanceState.RUNNING:
-        return False, f"waiting for the standby instance to run (it is {t.obs.instance})"
-    if rec is None:
-        return False, "waiting for the standby's first heartbeat"
-    age = d.now - rec.received_at
-    if age >= d.policy.lease_ttl_s:
-        return False, f"waiting for a fresh heartbeat from the standby (last one {secs(age)} ago)"
-    if not rec.ready:
-        return False, "waiting for the standby to report ready"
-    return True, f"the standby reports ready ({secs(age)} ago)"
 
 
 def _after_failover(d: Draft, t: Tick, may_recover: bool) -> None:
@@ -134,7 +167,10 @@ def auto(d: Draft, t: Tick) -> None:
             if sig.down:
                 _fail_over(d, t)
             else:
-                d.go(signal_phase(sig), ["auto mode and the primary is not down: the planned move is called off"])
+                d.go(
+                    signal_phase(sig),
+                    ["the primary is not down any more: the failover is called off, its bot never stopped"],
+                )
         elif site == LeaseSite.NONE:
             if sig.down:
                 _grant(d, t, Site.STANDBY, Phase.FAILING_OVER)
@@ -180,7 +216,7 @@ def _planned(d: Draft, t: Tick) -> None:
         )
     elif phase == Phase.FAILING_OVER:
         if site == LeaseSite.PRIMARY:
-            ready, why = _standby_ready(d, t)
+            ready, why = standby_ready(t.obs.standby, t.obs.instance, d.now, d.policy)
             if ready:
                 d.go(Phase.FAILING_OVER, [label, why], lease_to=LeaseSite.NONE, severity=Severity.WARNING)
             else:
