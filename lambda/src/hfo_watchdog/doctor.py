@@ -605,7 +605,11 @@ def check_networks(d: Doctor) -> tuple[Status, str, str]:
     host: set[str] = set()
     try:
         vpc = d.client("ec2").describe_vpcs(VpcIds=[instance["VpcId"]])["Vpcs"][0]
-        blocks = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])] or [vpc["CidrBlock"]]
+        blocks = [
+            a["CidrBlock"]
+            for a in vpc.get("CidrBlockAssociationSet", [])
+            if a.get("CidrBlockState", {}).get("State", "associated") in ("associated", "associating")
+        ] or [vpc["CidrBlock"]]
         for i, block in enumerate(blocks):
             networks[f"VPC {instance['VpcId']}" + (f" block {i + 1}" if i else "")] = block
             host.add(f"VPC {instance['VpcId']}" + (f" block {i + 1}" if i else ""))
@@ -669,7 +673,7 @@ def check_fallback_types(d: Doctor) -> tuple[Status, str, str]:
     if not types:
         return (
             Status.PASS,
-            "no fallback instance types (on insufficient capacity the watchdog retries its own type)",
+            "no fallback instance types (without capacity the watchdog retries its own type)",
             "",
         )
     bad = []
@@ -892,7 +896,7 @@ def check_tailscale_key(d: Doctor) -> tuple[Status, str, str]:
     if not found.value.strip().startswith(TAILSCALE_KEY_PREFIX):
         return (
             Status.FAIL,
-            f"the {found.where()} does not hold a Tailscale auth key (no {TAILSCALE_KEY_PREFIX} prefix)",
+            f"the {found.where()} holds no Tailscale auth key (no {TAILSCALE_KEY_PREFIX} prefix)",
             fix,
         )
     if size := _size_issue(found):
@@ -912,7 +916,7 @@ def check_discord_webhook(d: Doctor) -> tuple[Status, str, str]:
     if not DISCORD_WEBHOOK_RE.match(found.value.strip()):
         return (
             Status.FAIL,
-            f"the {found.where()} is not a Discord webhook URL (https://discord.com/api/webhooks/...)",
+            f"the {found.where()} is no Discord webhook URL (https://discord.com/api/webhooks/...)",
             fix,
         )
     return Status.PASS, f"the {found.where()} holds a Discord webhook URL", ""
@@ -994,14 +998,14 @@ def check_mode(d: Doctor) -> tuple[Status, str, str]:
     if mode == "paused":
         return (
             Status.WARN,
-            "mode paused: the watchdog observes and never fails over",
-            "`hfo resume` once both sites are set up",
+            "mode paused: the watchdog observes, never fails over",
+            "`hfo resume` once both sites run",
         )
     if mode == "pin_primary":
         return (
             Status.WARN,
             "mode pin_primary: no failover even if the laptop dies",
-            "`hfo resume` after your maintenance",
+            "`hfo resume` after the work",
         )
     until = control.get("mode_until", {}).get("N")
     until_text = f" until {format_ts(float(until))}" if until else ""
@@ -1020,7 +1024,7 @@ def check_armed(d: Doctor) -> tuple[Status, str, str]:
         count = primary.get("count", {}).get("N", "?")
         return (
             Status.PASS,
-            f"armed: the primary has heartbeated ({count} heartbeats, last {_ago(first, d.clock())})",
+            f"armed: the primary heartbeats ({count} heartbeats, last {_ago(first, d.clock())})",
             "",
         )
     return (
