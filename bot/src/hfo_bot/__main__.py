@@ -46,8 +46,10 @@ def _gateway(config: BotConfig, offline: bool, metrics: BotMetrics, store: State
     token = read_token(config.token_file)
     from hfo_bot.discord_bot import SiteBot  # imported here: offline runs never load the Discord client
 
-    bot = SiteBot(config, metrics, store, gate)
-    return DiscordGateway(bot, token.reveal(), config.shards.shard_ids, gate)
+    def new_bot() -> SiteBot:
+        return SiteBot(config, metrics, store, gate)
+
+    return DiscordGateway(new_bot(), token.reveal(), config.shards.shard_ids, gate, renew=new_bot)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,12 +76,19 @@ class DiscordGateway:
 
     With a lease-aware gate (docs/bot.md#lease) it connects only once the site holds a fresh lease, and when the
     lease is lost (refused, or stale without renewal) it closes the client and waits for the lease again; the
-    next session starts with a new login and IDENTIFY. Without a lease URL it behaves as before."""
+    next session starts with a new login and IDENTIFY, on a client from ``renew`` (discord.py does not reopen a
+    closed client's HTTP connector) or the same client cleared. Without a lease URL it behaves as before."""
 
     def __init__(
-        self, client: DiscordClient, token: str, shard_ids: tuple[int, ...], gate: LeaseGate | None = None
+        self,
+        client: DiscordClient,
+        token: str,
+        shard_ids: tuple[int, ...],
+        gate: LeaseGate | None = None,
+        renew: Callable[[], DiscordClient] | None = None,
     ) -> None:
         self._client = client
+        self._renew = renew
         self._token = token
         self._shard_ids = shard_ids
         self._gate = gate
@@ -103,7 +111,10 @@ class DiscordGateway:
                 return
             gate.lost.clear()  # no await since the grant: a loss from now on is a new one
             if self._started:
-                self._client.clear()
+                if self._renew is not None:
+                    self._client = self._renew()
+                else:
+                    self._client.clear()
             self._started = True
             self.sessions += 1
             session = asyncio.create_task(self._client.start(self._token), name="discord-client")

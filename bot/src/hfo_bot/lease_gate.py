@@ -16,7 +16,6 @@ With no URL the gate is open: the bot behaves as it did before leases existed (a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -70,6 +69,7 @@ class LeaseGate:
         self._fetch = fetch
         self._clock = clock
         self.lost = asyncio.Event()
+        self._granted = asyncio.Event()  # set by every granting answer (wakes a waiting connect at once)
         self._pause_pending: Pause | None = None
         self._inflight: asyncio.Future[bool] | None = None
         self._next_renewal = 0.0
@@ -124,6 +124,7 @@ class LeaseGate:
         self.book.expire()
         self._next_renewal = self._renewal_due(asked_at)
         if granted:
+            self._granted.set()
             if self._pause_pending is pause_before:  # a pause that began during the request needs another
                 self._pause_pending = None
             if not held_before or self._logged_reason:
@@ -166,13 +167,19 @@ class LeaseGate:
         return True
 
     async def wait_connectable(self, why: str, stop: asyncio.Event) -> bool:
-        """Retry ``may_connect`` with a bounded backoff until it holds (True) or ``stop`` is set (False)."""
+        """Retry ``may_connect`` with a bounded backoff until it holds (True) or ``stop`` is set (False). A grant
+        seen by the background renewal meanwhile ends the wait early."""
         delay = BACKOFF_FIRST_S
         while not stop.is_set():
+            self._granted.clear()
             if await self.may_connect(why):
                 return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._granted.wait())]
+            try:
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
             delay = min(delay * 2, BACKOFF_MAX_S)
         return False
 
