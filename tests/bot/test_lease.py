@@ -1,6 +1,6 @@
-"""The bot's lease client (docs/bot.md#lease): the answer check, the HTTP request against a real loopback server
-playing the agent's endpoint, the grant's life on the suspend-counting clock, pause detection, and the asyncio
-gate the gateway consults."""
+"""The bot's lease client (docs/kubernetes.md#lease-aware-bot): the answer check, the HTTP request against a real
+loopback server playing the agent's endpoint, the grant's life on the suspend-counting clock, pause detection,
+and the asyncio gate the gateway consults."""
 
 from __future__ import annotations
 
@@ -150,6 +150,8 @@ def test_refusals_drop_the_grant_and_say_why() -> None:
     assert "lower than 5" in book.status().reason
     assert book.record(_answer(epoch=6, fresh=0.0), 0.0) is None
     assert "stale lease" in book.status().reason
+    assert book.record(LeaseAnswer("primary", True, 6, 10.0, False), 0.0) is None
+    assert book.status().reason == "agent says the workload should not run (site primary, epoch 6)"
 
 
 def test_an_error_keeps_a_grant_in_date_until_it_goes_stale() -> None:
@@ -301,19 +303,20 @@ def test_lease_settings_default_to_not_lease_aware() -> None:
 def test_lease_settings_are_read_from_the_environment() -> None:
     env = {
         **BASE,
-        "HFO_BOT_LEASE_URL": "http://hfo-site-lease:8082/v1/lease",
+        "HFO_BOT_LEASE_URL": "http://hfo-site-lease.hfo.svc.cluster.local:9102/v1/lease",
         "HFO_BOT_LEASE_MARGIN_S": "3",
         "HFO_BOT_LEASE_TIMEOUT_S": "1.5",
         "HFO_BOT_LEASE_CHECK_S": "4",
         "HFO_BOT_LEASE_PAUSE_S": "2",
     }
-    assert load(env).lease == LeaseSettings("http://hfo-site-lease:8082/v1/lease", 3.0, 1.5, 4.0, 2.0)
+    url = "http://hfo-site-lease.hfo.svc.cluster.local:9102/v1/lease"
+    assert load({**env, "HFO_BOT_LEASE_URL": url}).lease == LeaseSettings(url, 3.0, 1.5, 4.0, 2.0)
 
 
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"HFO_BOT_LEASE_URL": "hfo-site-lease:8082/v1/lease"}, "must start with http:// or https://"),
+        ({"HFO_BOT_LEASE_URL": "hfo-site-lease:9102/v1/lease"}, "must start with http:// or https://"),
         ({"HFO_BOT_LEASE_URL": "http:///v1/lease"}, "has no host"),
         ({"HFO_BOT_LEASE_URL": "http://agent:99999/v1/lease"}, "invalid port"),
         ({"HFO_BOT_LEASE_MARGIN_S": "-1"}, "HFO_BOT_LEASE_MARGIN_S=-1 is out of range"),

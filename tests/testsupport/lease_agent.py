@@ -1,4 +1,4 @@
-"""A real loopback HTTP server playing a site agent's lease endpoint for the bot (docs/protocol.md#bot-lease-endpoint):
+"""A real loopback HTTP server playing a site agent's lease endpoint for the bot (docs/protocol.md#lease-endpoint):
 ``GET /v1/lease`` answers ``{"site", "holds", "epoch", "fresh_for_s", "workload_should_run"}``. Tests set what it
 answers (a grant, a refusal, an HTTP error, a raw or oversized body, a slow answer) and read how often it was asked."""
 

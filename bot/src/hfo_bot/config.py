@@ -54,7 +54,7 @@ class BotConfig:
 
 @dataclass(frozen=True)
 class LeaseSettings:
-    """docs/bot.md#lease. ``url`` None: not lease-aware (the bot connects without asking its agent)."""
+    """docs/kubernetes.md#lease-aware-bot. ``url`` None: not lease-aware (the bot connects without asking its agent)."""
 
     url: str | None = None
     margin_s: float = 2.0  # IDENTIFY/RESUME only with more than this left of the grant

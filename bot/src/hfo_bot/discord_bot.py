@@ -50,7 +50,7 @@ class SiteBot(commands.AutoShardedBot):
         self.metrics = metrics
         self.store = store
         if gate is not None and gate.aware:
-            discord_lease.install(self.http, gate)  # docs/bot.md#lease
+            discord_lease.install(self.http, gate)  # docs/kubernetes.md#lease-aware-bot
         self._register()
 
     def _answer(self, guild_shard: int | None) -> str:

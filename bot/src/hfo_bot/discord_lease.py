@@ -1,4 +1,4 @@
-"""Where the lease gate meets discord.py (docs/bot.md#lease).
+"""Where the lease gate meets discord.py (docs/kubernetes.md#lease-aware-bot).
 
 discord.py opens every gateway connection through ``client.http.ws_connect`` and talks on the socket it
 returns; it sends IDENTIFY (op 2) and RESUME (op 6) with ``send_str`` and reads every event with

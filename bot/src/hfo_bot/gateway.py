@@ -74,10 +74,11 @@ class DiscordClient(Protocol):
 class DiscordGateway:
     """The real gateway: ready only when every shard of this pod is connected with a finite latency.
 
-    With a lease-aware gate (docs/bot.md#lease) it connects only once the site holds a fresh lease, and when the
-    lease is lost (refused, or stale without renewal) it closes the client and waits for the lease again; the
-    next session starts with a new login and IDENTIFY, on a client from ``renew`` (discord.py does not reopen a
-    closed client's HTTP connector) or the same client cleared. Without a lease URL it behaves as before."""
+    With a lease-aware gate (docs/kubernetes.md#lease-aware-bot) it connects only once the site holds a fresh
+    lease, and when the lease is lost (refused, or stale without renewal) it closes the client and waits for the
+    lease again; the next session starts with a new login and IDENTIFY, on a client from ``renew`` (discord.py
+    does not reopen a closed client's HTTP connector) or the same client cleared. Without a lease URL it behaves
+    as before."""
 
     def __init__(
         self,

@@ -3,8 +3,8 @@
 - ``/livez``: 200 while the event loop answers. Never looks at Discord: a Discord outage must not make the
   kubelet restart a healthy pod.
 - ``/readyz``: 200 only when the gateway is connected with a finite latency, no stop signal was received and,
-  for a lease-aware bot, its site holds a lease in date (docs/bot.md#lease); 503 otherwise, with the reason.
-  The body always carries the lease state. The site agent reads this to know the workload runs.
+  for a lease-aware bot, its site holds a lease in date (docs/kubernetes.md#lease-aware-bot); 503 otherwise,
+  with the reason. The body always carries the lease state. The site agent reads this to know the workload runs.
 - ``/metrics``: Prometheus text format.
 """
 
@@ -92,7 +92,7 @@ class HealthServer:
 
 
 def lease_document(lease: LeaseStatus) -> dict[str, object]:
-    """The lease part of /readyz (docs/bot.md#lease)."""
+    """The lease part of /readyz (docs/kubernetes.md#lease-aware-bot)."""
     return {
         "aware": lease.aware,
         "holds": lease.holds,

@@ -1,5 +1,5 @@
 """The bot's side of the site lease: ask this site's agent whether the site holds a fresh lease before the bot
-identifies to Discord, and again after any pause (docs/bot.md#lease, docs/protocol.md#bot-lease-endpoint).
+identifies to Discord, and again after any pause (docs/kubernetes.md#lease-aware-bot, docs/protocol.md#lease-endpoint).
 
 A suspended laptop thaws its bot and its agent in the same instant; the bot must not reconnect (and answer)
 before the agent has learnt that the standby took over. So the bot itself asks.
@@ -50,7 +50,7 @@ class LeaseRefused(Exception):
 
 @dataclass(frozen=True)
 class LeaseAnswer:
-    """One answer of the agent's lease endpoint (docs/protocol.md#bot-lease-endpoint)."""
+    """One answer of the agent's lease endpoint (docs/protocol.md#lease-endpoint)."""
 
     site: str
     holds: bool
@@ -193,6 +193,9 @@ class LeaseBook:
             return None
         if not answer.holds:
             self.refuse(f"site {answer.site} does not hold the lease (epoch {answer.epoch})")
+            return None
+        if not answer.workload_should_run:
+            self.refuse(f"agent says the workload should not run (site {answer.site}, epoch {answer.epoch})")
             return None
         if answer.fresh_for_s <= 0:
             self.refuse(f"site {answer.site} holds a stale lease (epoch {answer.epoch}, fresh for 0s)")

@@ -1,5 +1,5 @@
-"""The asyncio side of the lease (docs/bot.md#lease): one gate that the gateway consults before it connects,
-before every IDENTIFY and RESUME, before it handles a received event, and that renews the lease in the
+"""The asyncio side of the lease (docs/kubernetes.md#lease-aware-bot): one gate that the gateway consults before
+it connects, before every IDENTIFY and RESUME, before it handles a received event, and that renews the lease in the
 background while the bot runs.
 
 - ``confirm(why)`` asks the agent now (one request at a time; concurrent callers share it).
