@@ -300,7 +300,9 @@ def test_oversized_request_line_and_headers_are_refused(healthy: Health) -> None
 
 
 def test_other_methods_and_paths_are_refused(healthy: Health) -> None:
-    assert request(healthy.port, "/healthz", "POST", body=b"").status == 405
+    assert request(healthy.port, "/healthz", "PUT", body=b"").status == 405
+    assert request(healthy.port, "/livez", "POST", body=b"").status == 405
+    assert request(healthy.port, "/healthz", "POST", body=b"").status == 415  # POST is a renewal: JSON only
     assert healthy.get("/metrics").status == 404  # metrics are not on the public port
     assert healthy.get("/agent-status").status == 404  # nor is the agent's status endpoint
 
