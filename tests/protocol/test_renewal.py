@@ -176,3 +176,21 @@ def test_refusals_and_ack() -> None:
 def test_fresh_nonces_are_valid_renewal_nonces() -> None:
     nonce = new_nonce()
     assert parse_renewal(build_renewal(_renewal(nonce=nonce))).nonce == nonce
+
+
+def test_the_examples_in_the_docs_are_what_the_code_reads_and_writes() -> None:
+    import re
+
+    from hfo_site.agent_status import parse_status_answer
+    from testsupport.tools import REPO_ROOT
+
+    page = (REPO_ROOT / "docs" / "protocol.md").read_text()
+    section = page[page.index("## Renewal") : page.index("## Lease endpoint")]
+    (renewal,) = re.findall(r'^\s*(\{"epoch".*"purpose":"renewal".*\})$', section, re.MULTILINE)
+    parsed = parse_renewal(renewal.replace("<N>", NONCE).encode())
+    assert (parsed.site, parsed.epoch, parsed.ttl_s) == ("primary", 7, 90.0)
+    (grants,) = re.findall(r'`(\{"grants".*?\})`', section)
+    assert parse_status_answer(grants.encode())[0].remaining_s == 88.5
+    (ack,) = re.findall(r'`(\{"accepted":true.*?\})`', section)
+    assert json.loads(ack.replace("<N>", NONCE)).keys() == json.loads(build_renewal_ack(7, NONCE, 1.0)).keys()
+    assert set(REFUSALS) <= set(re.findall(r"`([a-z_]+)`", section))  # every refusal code is documented

@@ -406,8 +406,12 @@ def test_rate_limit_per_client_with_retry_after(tmp_path: Path) -> None:
         assert int(limited.headers["retry-after"]) >= 1
         # X-Forwarded-For is not trusted unless configured: spoofing it buys no new bucket.
         assert health.get("/healthz", {"X-Forwarded-For": "203.0.113.9"}).status == 429
+        # Renewals share the probe's bucket: a flood of POSTs is refused before it is read.
+        renewal = request(health.port, "/healthz", "POST", {"Content-Type": "application/json"}, b"{}")
+        assert renewal.status == 429 and renewal.json()["error"] == "rate_limited"
         text = health.metrics()
-        assert (metric_value(text, "hfo_health_rate_limited_total") or 0) >= 4
+        assert (metric_value(text, "hfo_health_rate_limited_total") or 0) >= 5
+        assert metric_value(text, "hfo_health_renewals_total", {"result": "rate_limited"}) == 1
     finally:
         proc.terminate()
 

@@ -242,3 +242,18 @@ def test_the_renewal_goes_to_the_probe_url_without_its_nonce(ca: TestCA, tmp_pat
         assert request.headers["content-type"] == "application/json"
         assert request.headers["x-hfo-signature"].startswith("v1;kid=default;sig=")
         assert json.loads(request.body)["nonce"] == "N" * 32
+
+
+def test_a_renewal_for_another_site_is_refused_and_changes_nothing(health: LoopbackHealthService, ca: TestCA) -> None:
+    nonce = prober_for(health.url(), ca).probe().nonce
+    assert nonce is not None
+    other = HttpsProber(
+        health.url(), Keyring.from_secret_string(SECRET), ca_bundle=ca.bundle, expected_site="standby"
+    ).renew(Renewal(7, nonce, 90.0))
+    assert (
+        (other.ok, other.error) == (False, "http_status")
+        and "HTTP 403" in other.detail
+        and "wrong_site" in other.detail
+    )
+    assert health.report()[0] == 204  # nothing granted
+    assert prober_for(health.url(), ca).renew(Renewal(7, nonce, 90.0)).ok  # the nonce was not used up
