@@ -213,6 +213,7 @@ class LeaseGate:
             log.info("%s", self.describe())
             await asyncio.Event().wait()
         log.info("%s", self.describe())
+        self.detector.tick()  # the time since construction (imports, login setup) is not a pause
         while True:
             self._detect(self.detector.tick())
             if self.book.expire():
