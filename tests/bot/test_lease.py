@@ -326,3 +326,21 @@ def test_lease_settings_are_read_from_the_environment() -> None:
 def test_bad_lease_settings_stop_the_start_with_the_variable_named(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace("?", r"\?")):
         load({**BASE, **env})
+
+
+def test_a_freeze_while_the_request_is_out_makes_the_connect_check_ask_again() -> None:
+    """An answer whose request left before a freeze does not open a session: the agent is asked again."""
+    clock = Clock()
+    calls: list[float] = []
+
+    def fetch(url: str, site: str, timeout: float) -> LeaseAnswer:
+        calls.append(clock.boot)
+        if len(calls) == 1:
+            clock.run(4.0)  # the process is frozen while this first request is out
+        return LeaseAnswer("primary", True, 2, 30.0, True)
+
+    gate = LeaseGate("http://agent/v1/lease", "primary", margin_s=2.0, fetch=fetch, clock=lambda: clock.boot)
+    gate.detector = PauseDetector(0.25, 1.0, lambda: clock.boot, lambda: clock.mono)
+    assert asyncio.run(gate.may_connect("before IDENTIFY"))
+    assert len(calls) == 2 and calls[1] > calls[0]
+    assert gate.status().pauses == 1
