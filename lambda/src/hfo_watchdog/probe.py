@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
-from hfo_watchdog.core.model import ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import ProbeFailure, ProbeResult, Renewal, RenewOutcome
 
 SITES = ("primary", "standby")
 _CHUNK = 16384
@@ -311,6 +311,11 @@ class HttpsProber:
             http_status=status,
             latency_ms=latency_ms,
         )
+
+    def renew(self, renewal: Renewal) -> RenewOutcome:
+        # Placeholder until the health service takes renewals (issue 12, site side): reports
+        # honestly that nothing was sent, so the engine's fencing still counts the renewal.
+        return RenewOutcome(ok=False, error="unsupported", detail="renewal over the probe path is not wired yet")
 
     # The pipeline: each step raises _Failed with the first failing class.
     def _probe_once(self) -> tuple[int, str]:
