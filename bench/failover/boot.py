@@ -7,8 +7,10 @@ it; nothing falls back to a default.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -160,12 +162,14 @@ def load(
 # ----------------------------------------------------------------------------- prices (make cost)
 
 
+@functools.cache
 def cost_tool() -> ModuleType:
     """tools/cost/cost.py, the `make cost` estimator (not a package: loaded from its file)."""
     spec = importlib.util.spec_from_file_location("hfo_cost_tool", COST_TOOL)
     if spec is None or spec.loader is None:
         raise FiguresError(f"cannot load the cost tool {COST_TOOL}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -191,6 +195,7 @@ def ec2_price() -> Price:
     )
 
 
+@functools.cache
 def idle_month_usd(heartbeat_interval_s: float, tick_s: float) -> float:
     """What the AWS side costs per month while the standby is stopped, as `make cost` computes
     it for the modules' defaults with this heartbeat interval and tick (no free tier)."""

@@ -45,9 +45,7 @@ def repeated(name: str, seconds: int, every_s: int, count: int, *, asleep: bool 
     return build(name, f"the laptop {how} for {_human(seconds)}, {count} times, every {_human(every_s)}", outages)
 
 
-def episodes(
-    rng: random.Random, *, rate: float, span_s: int, glitch_s: tuple[int, int], channel: str
-) -> list[Outage]:
+def episodes(rng: random.Random, *, rate: float, span_s: int, glitch_s: tuple[int, int], channel: str) -> list[Outage]:
     """Random glitches on `channel` covering about `rate` of `span_s`: lengths uniform in
     `glitch_s`, gaps exponential with the mean that gives that share."""
     if not 0.0 < rate < 1.0:

@@ -12,11 +12,12 @@
   TransactionCanceledException and one CancellationReasons entry per item, in order;
 - a transaction that names one item twice is a ValidationException, as in DynamoDB.
 
-Items are stored as copies of what the client sends (attribute-value maps), so the store's codec
-runs for real. Reads hand back the stored maps themselves (the store never changes what it
-reads, and copying dominated the simulator's time); `copy_reads=True` hands back copies, and
-tests/sim/test_dynamo.py checks with it that nothing read is ever changed. tests/sim/test_dynamo.py replays one call sequence against this
-fake and the moto server and compares every answer and the table.
+Items are stored as the client sends them (attribute-value maps), so the store's codec runs for
+real. By default reads hand back the stored maps themselves and writes keep the client's nested
+maps (the store never changes what it reads or wrote, and copying dominated the simulator's
+time); `copy_reads=True` copies both ways. tests/sim/test_dynamo.py replays one call sequence
+against this fake and the moto server and compares every answer and the table, and checks that
+a whole simulated run changes nothing it read.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class FakeDynamoDB:
         try:
             return str(key["pk"]["S"]), str(key["sk"]["S"])
         except (KeyError, TypeError):
-            raise _error(operation, "ValidationException", "The provided key element does not match the schema") from None
+            raise _error(
+                operation, "ValidationException", "The provided key element does not match the schema"
+            ) from None
 
     def _write(self, item: Mapping[str, Any]) -> Item:
         # The store builds a fresh item for every write and never touches it again.
@@ -97,12 +100,12 @@ class FakeDynamoDB:
 
     # -- reads
 
-    def get_item(self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:  # noqa: N803
+    def get_item(self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:
         self._count("get_item")
         item = self._table("GetItem", TableName).get(self._key("GetItem", Key))
         return {} if item is None else {"Item": self._read(item)}
 
-    def batch_get_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_get_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:
         self._count("batch_get_item")
         responses: dict[str, list[Item]] = {}
         for name, request in RequestItems.items():
@@ -116,12 +119,12 @@ class FakeDynamoDB:
     def query(
         self,
         *,
-        TableName: str,  # noqa: N803
-        KeyConditionExpression: str,  # noqa: N803
-        ExpressionAttributeValues: Mapping[str, Any],  # noqa: N803
-        ScanIndexForward: bool = True,  # noqa: N803
-        Limit: int | None = None,  # noqa: N803
-        ConsistentRead: bool = False,  # noqa: N803
+        TableName: str,
+        KeyConditionExpression: str,
+        ExpressionAttributeValues: Mapping[str, Any],
+        ScanIndexForward: bool = True,
+        Limit: int | None = None,
+        ConsistentRead: bool = False,
     ) -> dict[str, Any]:
         self._count("query")
         m = _QUERY.match(KeyConditionExpression.strip())
@@ -134,7 +137,7 @@ class FakeDynamoDB:
             found = found[:Limit]
         return {"Items": [self._read(table[k]) for k in found], "Count": len(found)}
 
-    def scan(self, *, TableName: str, ConsistentRead: bool = False) -> dict[str, Any]:  # noqa: N803
+    def scan(self, *, TableName: str, ConsistentRead: bool = False) -> dict[str, Any]:
         self._count("scan")
         table = self._table("Scan", TableName)
         return {"Items": [_copy(table[k]) for k in sorted(table)]}
@@ -144,10 +147,10 @@ class FakeDynamoDB:
     def put_item(
         self,
         *,
-        TableName: str,  # noqa: N803
-        Item: Mapping[str, Any],  # noqa: N803
-        ConditionExpression: str | None = None,  # noqa: N803
-        ExpressionAttributeValues: Mapping[str, Any] | None = None,  # noqa: N803
+        TableName: str,
+        Item: Mapping[str, Any],
+        ConditionExpression: str | None = None,
+        ExpressionAttributeValues: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         self._count("put_item")
         table = self._table("PutItem", TableName)
@@ -157,7 +160,7 @@ class FakeDynamoDB:
         table[key] = self._write(Item)
         return {}
 
-    def transact_write_items(self, *, TransactItems: list[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def transact_write_items(self, *, TransactItems: list[Mapping[str, Any]]) -> dict[str, Any]:
         self._count("transact_write_items")
         op = "TransactWriteItems"
         if not 1 <= len(TransactItems) <= 100:
@@ -189,7 +192,9 @@ class FakeDynamoDB:
         for _kind, table, key, body in plans:
             ok = self._holds(op, table.get(key), body.get("ConditionExpression"), body.get("ExpressionAttributeValues"))
             reasons.append(
-                {"Code": "None"} if ok else {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
+                {"Code": "None"}
+                if ok
+                else {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
             )
         if any(r["Code"] != "None" for r in reasons):
             codes = ", ".join(r["Code"] for r in reasons)

@@ -7,6 +7,7 @@ source); tests build their own.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,7 +97,9 @@ class Outage:
         if self.channel not in CHANNELS:
             raise TraceError(f"channel {self.channel!r} must be one of {', '.join(CHANNELS)}")
         if self.start < 0 or self.seconds <= 0:
-            raise TraceError(f"{self.channel} outage at {self.start:g} s for {self.seconds:g} s: start >= 0, length > 0")
+            raise TraceError(
+                f"{self.channel} outage at {self.start:g} s for {self.seconds:g} s: start >= 0, length > 0"
+            )
         if self.asleep and self.channel != "laptop":
             raise TraceError(f"only the laptop can be asleep, not {self.channel}")
 
@@ -124,11 +127,15 @@ class Trace:
     def __post_init__(self) -> None:
         for o in self.outages:
             if o.end > self.duration:
-                raise TraceError(f"trace {self.name!r}: an outage ends at {o.end:g} s, after the trace ({self.duration:g})")
+                raise TraceError(
+                    f"trace {self.name!r}: an outage ends at {o.end:g} s, after the trace ({self.duration:g})"
+                )
         laptop = sorted((o for o in self.outages if o.channel == "laptop"), key=lambda o: o.start)
-        for a, b in zip(laptop, laptop[1:], strict=False):
+        for a, b in itertools.pairwise(laptop):
             if b.start < a.end and a.asleep != b.asleep:
-                raise TraceError(f"trace {self.name!r}: overlapping laptop outages at {b.start:g} s mix asleep and dead")
+                raise TraceError(
+                    f"trace {self.name!r}: overlapping laptop outages at {b.start:g} s mix asleep and dead"
+                )
 
     @property
     def incident_at(self) -> float | None:

@@ -50,16 +50,21 @@ from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_site.lease import LeaseTracker, Outcome
 from hfo_watchdog import heartbeat as heartbeat_handler
 from hfo_watchdog.commit import Effects
+from hfo_watchdog.core import engine
 from hfo_watchdog.core.model import (
+    ControlState,
     Ec2Outcome,
     InstanceState,
     Notification,
     Policy,
     ProbeFailure,
     ProbeResult,
+    Renewal,
+    RenewOutcome,
+    Site,
 )
 from hfo_watchdog.core.steady import steady_gap_s
-from hfo_watchdog.store import DynamoStateStore, HistoryEntry
+from hfo_watchdog.store import DynamoStateStore, HeartbeatReplay, HistoryEntry, StoreUnavailable
 from hfo_watchdog.tick import TickDeps, TickReport, run_tick
 
 from hfo_drill.sim.dynamo import FakeDynamoDB
@@ -85,6 +90,11 @@ class Setup:
     max_skew_s: float = 30.0
     lease_aware_bot: bool = False
     heartbeat_retries: int = 2  # hfo_site's HFO_HEARTBEAT_RETRIES default
+    # True: every heartbeat is a signed Function URL event through heartbeat.handle (signature,
+    # schema, skew, replay, signed answer). False: the same handler past its stateless checks,
+    # which the replay guard, the store and the engine still run (twice as fast; tests/sim
+    # checks that both give every agent the same answers).
+    signed: bool = True
 
 
 @dataclass
@@ -126,6 +136,23 @@ class Events:
             self.t = when
             fn()
         self.t = end
+
+
+def answer_for(hb: Heartbeat, state: ControlState, now: float, policy: Policy, server_time: float) -> LeaseAnswer:
+    """The lease answer heartbeat.handle gives for `hb` once `state` is what it answers with
+    (its fields as handle fills them; tests/sim/test_world.py compares both paths)."""
+    interval_of = getattr(engine, "answer_interval", None)
+    interval = policy.heartbeat_interval_s if interval_of is None else interval_of(state, Site(hb.site), now, policy)
+    return LeaseAnswer(
+        nonce=hb.nonce,
+        server_time=server_time,
+        site=state.lease.site.value,
+        epoch=state.lease.epoch,
+        ttl_s=int(policy.lease_ttl_s),
+        mode=state.mode.value,
+        phase=state.phase.value,
+        heartbeat_interval_s=max(1, int(interval)),
+    )
 
 
 # ------------------------------------------------------------------------------------ the bots
@@ -407,10 +434,11 @@ class SimAgent:
         """The bot's process changed; the agent sees it at its next observation (heartbeat)."""
         return None
 
-    def grant(self, renewal: Any, answered_at: float) -> bool:
-        """A lease renewal that came with the watchdog's probe (the health service passes it to
-        its agent): handed to the tracker's renewal method, when hfo_site has one."""
-        method = getattr(self.tracker, "renew", None)
+    def grant(self, renewal: Renewal, answered_at: float) -> bool:
+        """A lease renewal that came with the watchdog's probe, passed on by the health service:
+        held until `answered_at + ttl_s` on the lease clock, through the LeaseTracker's own
+        renewal method (hfo_site; False while the tracker has none)."""
+        method: Any = getattr(self.tracker, "renew", None)
         if method is None or not self.alive or self.frozen:
             return False
         method(renewal, answered_at)
@@ -693,35 +721,45 @@ class _SimNotifier:
 
 
 class SimProber:
-    """`ports.Prober`: the probe follows the trace; `renew` reaches the laptop's agent over the
-    probe path, anchored at the time the health service answered the probe."""
+    """`ports.Prober`: the probe follows the trace (it passes when the laptop is up, awake and
+    online, its Funnel path is up and its agent runs); `renew` reaches the laptop's agent over
+    the probe path, for the probe that carried the renewal's nonce, anchored at the time the
+    health service answered that probe (on the agent's lease clock)."""
 
     def __init__(self, world: World, ours: OurController) -> None:
         self.world = world
         self.ours = ours
-        self.answered_at: float | None = None
+        self.answered: dict[str, float] = {}  # nonce -> the laptop's lease clock when it answered
 
     def probe(self) -> ProbeResult:
         w = self.world
         at = w.wall()
-        ok = w.probe_path() and self.ours.laptop_agent is not None
+        nonce = base64.urlsafe_b64encode(w.rng.randbytes(24)).decode()
+        agent = self.ours.laptop_agent
+        ok = w.probe_path() and agent is not None
         w.rec.probes.append((w.events.t, ok))
-        if ok:
-            self.answered_at = w.events.t
-            return ProbeResult(ok=True, at=at, http_status=200, latency_ms=0.0)
-        self.answered_at = None
+        self.answered.clear()  # a renewal names this tick's probe
+        if ok and agent is not None:
+            self.answered[nonce] = agent.mono()
+            return ProbeResult(ok=True, at=at, http_status=200, latency_ms=0.0, nonce=nonce)
         if w.laptop == "up" and not w.down["net"]:
-            return ProbeResult(ok=False, at=at, failure=ProbeFailure.HTTP_STATUS, http_status=502)
-        return ProbeResult(ok=False, at=at, failure=ProbeFailure.CONNECT_TIMEOUT, detail="simulated")
+            return ProbeResult(ok=False, at=at, failure=ProbeFailure.HTTP_STATUS, http_status=502, nonce=nonce)
+        return ProbeResult(ok=False, at=at, failure=ProbeFailure.CONNECT_TIMEOUT, detail="simulated", nonce=nonce)
 
-    def renew(self, renewal: Any) -> bool:
+    def renew(self, renewal: Renewal) -> RenewOutcome:
         w = self.world
         agent = self.ours.laptop_agent
-        delivered = False
-        if w.probe_path() and agent is not None and self.answered_at is not None:
-            delivered = agent.grant(renewal, self.answered_at)
-        w.rec.renewals.append((w.events.t, delivered))
-        return delivered
+        answered = self.answered.get(renewal.nonce)
+        if not w.probe_path() or agent is None:
+            outcome = RenewOutcome(ok=False, error="timeout", detail="the probe path is down")
+        elif answered is None:
+            outcome = RenewOutcome(ok=False, error="refused", detail="no probe answered with that nonce")
+        elif not agent.grant(renewal, answered):
+            outcome = RenewOutcome(ok=False, error="refused", detail="the agent takes no renewal")
+        else:
+            outcome = RenewOutcome(ok=True)
+        w.rec.renewals.append((w.events.t, outcome.ok))
+        return outcome
 
 
 class OurController(Controller):
@@ -787,19 +825,22 @@ class OurController(Controller):
         w = self.world
         agent.seq += 1
         nonce = base64.urlsafe_b64encode(w.rng.randbytes(24)).decode()
-        body = build_heartbeat(
-            Heartbeat(
-                site=agent.site,
-                sent_at=w.wall(),
-                nonce=nonce,
-                seq=agent.seq,
-                workload=agent.bot.workload,
-                epoch_seen=agent.tracker.highest_epoch,
-                ready=True,
-                agent="hfo-agent/sim",
-                boot=agent.boot_id,
-            )
+        hb = Heartbeat(
+            site=agent.site,
+            sent_at=w.wall(),
+            nonce=nonce,
+            seq=agent.seq,
+            workload=agent.bot.workload,
+            epoch_seen=agent.tracker.highest_epoch,
+            ready=True,
+            agent="hfo-agent/sim",
+            boot=agent.boot_id,
         )
+        if agent.site == "primary":
+            w.rec.heartbeats.append(w.events.t)
+        if not w.setup.signed:
+            return self._past_checks(hb), agent.mono()
+        body = build_heartbeat(hb)
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_heartbeat(_KEYRING, body)}
         sent = agent.mono()
         event = {  # a Function URL event (payload 2.0), as hfo_drill.lambda_runtime builds it, trimmed
@@ -810,8 +851,6 @@ class OurController(Controller):
             "isBase64Encoded": False,
         }
         response = heartbeat_handler.handle(event, self.hb_deps)
-        if agent.site == "primary":
-            w.rec.heartbeats.append(w.events.t)
         if response["statusCode"] != 200:
             return None, sent
         raw = str(response["body"]).encode("utf-8")
@@ -823,6 +862,19 @@ class OurController(Controller):
         if answer.nonce != nonce:
             return None, sent
         return answer, sent
+
+    def _past_checks(self, hb: Heartbeat) -> LeaseAnswer | None:
+        """heartbeat.handle from the point where its stateless checks have passed: the store's
+        replay guard and record, the engine's moves (heartbeat._complete_handover), the answer."""
+        deps = self.hb_deps
+        now = deps.clock()
+        try:
+            accepted = deps.store.accept_heartbeat(hb, deps.clock, replay_window_s=2 * deps.max_skew_s)
+        except (HeartbeatReplay, StoreUnavailable) as exc:
+            self.world.rec.refusals.append((self.world.events.t, hb.site, type(exc).__name__))
+            return None
+        state = heartbeat_handler._complete_handover(deps, accepted, now)
+        return answer_for(hb, state, now, deps.policy, deps.clock())
 
     # the laptop
 
