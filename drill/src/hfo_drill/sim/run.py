@@ -19,11 +19,13 @@ Definitions (docs/benchmarks.md repeats them):
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hfo_drill.sim.model import BootModel, Trace
 from hfo_drill.sim.spans import complement, intersect, length, union
-from hfo_drill.sim.world import T0, OurController, Recorder, SeedController, Setup, World
+from hfo_drill.sim.world import T0, Command, OurController, Recorder, SeedController, Setup, World
 
 WARMUP_S = 600.0
 DESIGNS = ("ours", "seed")
@@ -59,6 +61,7 @@ class Result:
     billed_s: float
     rec: Recorder = field(repr=False, compare=False)
     warmup_s: float = WARMUP_S
+    world: World | None = field(default=None, repr=False, compare=False)
 
     @property
     def ec2_start_count(self) -> int:
@@ -76,17 +79,34 @@ def simulate(
     seed_tick_s: float = 300.0,
     minimum_billed_s: float = 60.0,
     warmup_s: float = WARMUP_S,
+    failing_starts: frozenset[int] = frozenset(),
+    external_stops: Sequence[float] = (),
+    commands: Sequence[Command] = (),
+    dynamodb: tuple[Any, str] | None = None,
 ) -> Result:
     """Run `design` on `trace`. Everything random (agents' jitter, boot draws, nonces) comes from
-    `seed`, so a run repeats exactly; `phases` default to a draw from it."""
+    `seed`, so a run repeats exactly; `phases` default to a draw from it. `dynamodb`: (client,
+    table) for the state store instead of the in-memory FakeDynamoDB (tests run it on moto)."""
     if design not in DESIGNS:
         raise ValueError(f"design {design!r} must be one of {', '.join(DESIGNS)}")
     rng = random.Random(f"sim:{seed}")
     ph = phases or Phases.draw(random.Random(f"phases:{seed}"))
-    world = World(trace, boot, setup, rng=rng, warmup_s=warmup_s)
+    world = World(
+        trace,
+        boot,
+        setup,
+        rng=rng,
+        warmup_s=warmup_s,
+        failing_starts=failing_starts,
+        external_stops=external_stops,
+        commands=commands,
+    )
     if design == "ours":
         interval = setup.policy.heartbeat_interval_s
-        world.controller = OurController(world, tick_phase=ph.tick * setup.tick_s, first_beat=ph.heartbeat * interval)
+        client, table = dynamodb if dynamodb is not None else (None, "hfo-sim")
+        world.controller = OurController(
+            world, tick_phase=ph.tick * setup.tick_s, first_beat=ph.heartbeat * interval, client=client, table=table
+        )
     else:
         world.controller = SeedController(world, tick_s=seed_tick_s, tick_phase=ph.seed_tick * seed_tick_s)
     rec = world.run()
@@ -134,4 +154,5 @@ def _result(world: World, rec: Recorder, design: str, minimum_billed_s: float) -
         billed_s=sum(max(minimum_billed_s, e - s) for s, e in running),
         rec=rec,
         warmup_s=w0,
+        world=world,
     )

@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ from hfo_watchdog.core.model import (
     ControlState,
     Ec2Outcome,
     InstanceState,
+    Mode,
     Notification,
     Policy,
     ProbeFailure,
@@ -95,6 +96,20 @@ class Setup:
     # which the replay guard, the store and the engine still run (twice as fast; tests/sim
     # checks that both give every agent the same answers).
     signed: bool = True
+    # How long the tick's EC2 read (DescribeInstances) takes, between its state read and its
+    # write: heartbeats due meanwhile are handled inside that window, so the store's conditional
+    # writes can lose their races for real (hfo_watchdog.commit: `lost_race`). 0: atomic ticks.
+    tick_describe_s: float = 0.3
+
+
+@dataclass(frozen=True)
+class Command:
+    """An operator's `hfo mode` at trace second `at` (a drill lasts `drill_s`), through the CLI's
+    own conditional write (hfo_watchdog.cli.change_mode)."""
+
+    at: float
+    mode: Mode
+    drill_s: float = 0.0
 
 
 @dataclass
@@ -112,6 +127,8 @@ class Recorder:
     ticks: list[TickReport] = field(default_factory=list)
     notifications: list[tuple[float, Notification]] = field(default_factory=list)
     refusals: list[tuple[float, str, str]] = field(default_factory=list)  # (t, site, code)
+    decisions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # the `decision` log lines
+    mode_errors: list[tuple[float, str]] = field(default_factory=list)  # operator commands refused
     lost_races: int = 0
     failovers: list[float] = field(default_factory=list)  # seed: its EC2 starts
     history: list[HistoryEntry] = field(default_factory=list)
@@ -128,6 +145,15 @@ class Events:
     def at(self, when: float, fn: Callable[[], None]) -> None:
         self._n += 1
         heapq.heappush(self._queue, (max(when, self.t), self._n, fn))
+
+    def run_due(self, until: float) -> None:
+        """From inside an event: run the events due before `until` now (time moves on)."""
+        q = self._queue
+        while q and q[0][0] < until:
+            when, _, fn = heapq.heappop(q)
+            self.t = when
+            fn()
+        self.t = max(self.t, until)
 
     def run_until(self, end: float) -> None:
         q = self._queue
@@ -480,17 +506,32 @@ class SimInstance:
     stopping -> stopped, on the boot model's times. Starts and stops are idempotent, as in
     hfo_watchdog.ec2 (a start while stopping waits)."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, failing_starts: frozenset[int] = frozenset()) -> None:
         self.world = world
         self._state = InstanceState.STOPPED
         self.gen = 0
-        self.purpose = "start"
+        self.attempts = 0
+        self.failing_starts = failing_starts  # 0-based start attempts that find no capacity
 
     def state(self) -> InstanceState:
+        """DescribeInstances. Inside a tick it takes `tick_describe_s`: whatever is due meanwhile
+        (heartbeats above all) happens between the tick's read of the state and its write."""
+        window = self.world.setup.tick_describe_s
+        if self.world.in_tick and window > 0:
+            self.world.in_tick = False
+            try:
+                self.world.events.run_due(self.world.events.t + window)
+            finally:
+                self.world.in_tick = True
         return self._state
 
     def ensure_running(self) -> Ec2Outcome:
         if self._state == InstanceState.STOPPED:
+            attempt, self.attempts = self.attempts, self.attempts + 1
+            if attempt in self.failing_starts:
+                return Ec2Outcome(
+                    False, "none", self._state, "sim", error="insufficient_capacity", detail="no capacity (simulated)"
+                )
             self._set(InstanceState.PENDING)
             self.world.rec.ec2_starts.append((self.world.events.t, self.world.start_purpose()))
             self._after(self.world.boot.ec2_start_s, InstanceState.RUNNING)
@@ -498,6 +539,11 @@ class SimInstance:
         if self._state in (InstanceState.PENDING, InstanceState.RUNNING):
             return Ec2Outcome(True, "already_running", self._state, "sim")
         return Ec2Outcome(True, "waiting", self._state, "sim", detail="instance is stopping")
+
+    def stopped_by_someone_else(self) -> None:
+        """The console, a script or EC2 itself stops the instance."""
+        if self._state in (InstanceState.PENDING, InstanceState.RUNNING):
+            self.ensure_stopped()
 
     def ensure_stopped(self) -> Ec2Outcome:
         if self._state in (InstanceState.PENDING, InstanceState.RUNNING):
@@ -548,6 +594,9 @@ class World:
         *,
         rng: random.Random,
         warmup_s: float = 600.0,
+        failing_starts: frozenset[int] = frozenset(),
+        external_stops: Sequence[float] = (),
+        commands: Sequence[Command] = (),
     ) -> None:
         self.trace = trace
         self.boot = boot
@@ -561,10 +610,14 @@ class World:
         self.down = {"net": False, "funnel": False, "aws": False}
         self.laptop_bot = Bot(self, "primary")
         self.standby_bot = Bot(self, "standby")
-        self.instance = SimInstance(self)
+        self.instance = SimInstance(self, failing_starts)
         self.controller: Controller = NoController()
         self.image_ready_at = 0.0
+        self.in_tick = False
+        self.commands = tuple(commands)
         self._schedule_trace()
+        for t in external_stops:
+            self.events.at(warmup_s + t, self.instance.stopped_by_someone_else)
 
     @property
     def end(self) -> float:
@@ -652,6 +705,8 @@ class World:
 
     def run(self) -> Recorder:
         self.controller.begin()
+        for cmd in self.commands:
+            self.events.at(self.warmup_s + cmd.at, lambda c=cmd: self.controller.command(c))  # type: ignore[misc]
         self.events.run_until(self.end)
         self.laptop_bot.close()
         self.standby_bot.close()
@@ -678,6 +733,9 @@ class Controller:
     def deliver_heartbeat(self, agent: SimAgent) -> tuple[LeaseAnswer | None, float]:
         raise AssertionError("this design has no heartbeats")
 
+    def command(self, cmd: Command) -> None:
+        raise AssertionError("this design has no operator commands")
+
 
 class NoController(Controller):
     pass
@@ -699,6 +757,8 @@ class _SimLog:
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg == "ec2_action":
             self.last_ec2 = dict(kwargs.get("extra") or {})
+        elif msg == "decision":
+            self.world.rec.decisions.append((self.world.events.t, dict(kwargs.get("extra") or {})))
 
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg == "lost_race":
@@ -766,15 +826,19 @@ class OurController(Controller):
     """Our design: the shipped watchdog (tick + heartbeat endpoint over the DynamoDB store) and a
     site agent with the real lease rule on each site."""
 
-    def __init__(self, world: World, *, tick_phase: float, first_beat: float) -> None:
+    def __init__(
+        self, world: World, *, tick_phase: float, first_beat: float, client: Any = None, table: str = TABLE
+    ) -> None:
+        """`client`: a DynamoDB client for `table` (default: a FakeDynamoDB of its own)."""
         self.world = world
         self.tick_phase = tick_phase
         self.first_beat = first_beat
         policy = world.setup.policy
-        self.client = FakeDynamoDB(TABLE)
+        self.client = FakeDynamoDB(TABLE) if client is None else client
+        table = table
         gap = steady_gap_s(policy)
-        self.tick_store = DynamoStateStore(self.client, TABLE, steady_gap_s=gap, writer="tick", clock=world.wall)
-        self.hb_store = DynamoStateStore(self.client, TABLE, steady_gap_s=gap, writer="heartbeat", clock=world.wall)
+        self.tick_store = DynamoStateStore(self.client, table, steady_gap_s=gap, writer="tick", clock=world.wall)
+        self.hb_store = DynamoStateStore(self.client, table, steady_gap_s=gap, writer="heartbeat", clock=world.wall)
         self.log = _SimLog(world)
         self.notifier = _SimNotifier(world)
         self.prober = SimProber(world, self)
@@ -808,9 +872,14 @@ class OurController(Controller):
 
     def _tick(self) -> None:
         w = self.world
-        report = run_tick(self.tick_deps)
+        started = w.events.t
+        w.in_tick = True
+        try:
+            report = run_tick(self.tick_deps)
+        finally:
+            w.in_tick = False
         w.rec.ticks.append(report)
-        w.events.at(w.events.t + w.setup.tick_s, self._tick)
+        w.events.at(started + w.setup.tick_s, self._tick)
 
     def start_purpose(self) -> str:
         extra = self.log.last_ec2
@@ -918,6 +987,16 @@ class OurController(Controller):
         if self.standby_agent is not None:
             self.standby_agent.kill()
         self.standby_agent = None
+
+    def command(self, cmd: Command) -> None:
+        from hfo_watchdog.cli import CliError, change_mode
+
+        w = self.world
+        until = w.wall() + cmd.drill_s if cmd.mode == Mode.DRILL else None
+        try:
+            change_mode(self.tick_store, cmd.mode, until, clock=w.wall)
+        except CliError as exc:
+            w.rec.mode_errors.append((w.events.t, str(exc)))
 
     def finish(self) -> None:
         for agent in (self.laptop_agent, self.standby_agent):
