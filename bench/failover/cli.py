@@ -106,6 +106,16 @@ def parser() -> argparse.ArgumentParser:
         help="every heartbeat as a signed Function URL event through heartbeat.handle (twice as slow; same answers)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--write-docs",
+        type=Path,
+        nargs="?",
+        const=RESULTS,
+        default=None,
+        metavar="RESULTS",
+        help=f"run nothing: write the saved results (default {RESULTS.relative_to(REPO)}) into"
+        " docs/benchmarks.md and README.md",
+    )
     return p
 
 
@@ -150,6 +160,16 @@ def _fixed(trace: Trace) -> runner.TraceSource:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
+    if args.write_docs is not None:
+        from failover import docs
+
+        try:
+            written = docs.write(args.write_docs)
+        except docs.DocsError as exc:
+            print(f"failover_quality.py: error: {exc}", file=sys.stderr)
+            return 2
+        print("wrote " + ", ".join(_shown(p) for p in written))
+        return 0
     try:
         figures = boot.load(args.figures, argocd_on_path=args.argocd_on_path, image_changed=args.image_changed)
         known = policies.catalogue()
@@ -187,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"runs per trace: {args.runs}, seed: {args.seed}; figures: {_shown(args.figures)}")
     for p in chosen:
-        print(f"  {policies.describe(p)}")
+        print(f"  - {policies.describe(p)}")
     print(
         f"  standby boot: running after {b.ec2_start_s:g} s, first agent heartbeat {low:g}-{high:g} s later;"
         f" image {'changed (pulled at boot)' if b.image_changed else 'unchanged'};"
