@@ -47,6 +47,7 @@ from hfo_protocol.heartbeat import (
 )
 from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
+from hfo_site.agent import FAILED_RETRY_S, RECHECK_S, REPORT_INTERVAL_S
 from hfo_site.lease import LeaseTracker, Outcome
 from hfo_watchdog import heartbeat as heartbeat_handler
 from hfo_watchdog.commit import Effects
@@ -74,7 +75,6 @@ from hfo_drill.sim.spans import Span
 
 T0 = 1_800_000_000.0  # the watchdog's wall clock at simulated second 0
 TABLE = "hfo-sim"
-RECHECK_S = 1.0  # hfo_site.agent.RECHECK_S: the reconcile loop's longest sleep
 _KEYRING = Keyring("sim", {"sim": b"simulated-shared-secret-0123456789abcdef"})
 
 
@@ -245,8 +245,11 @@ class Bot:
             self.process = "running"
             self._connect()
         elif what == "connected":
-            if self.process in ("running", "stopping") and self.world.online(self.site):
+            lease_ok = not (self.world.setup.lease_aware_bot and self.agent is not None and not self.agent.holds())
+            if self.process in ("running", "stopping") and self.world.online(self.site) and lease_ok:
                 self.connected = True
+            elif self.process == "running" and not lease_ok:
+                self.waiting_for_lease = True
         elif what == "exited":
             self.process, self.connected = "none", False
         self._changed()
@@ -271,6 +274,13 @@ class Bot:
     def lease_news(self) -> None:
         if self.waiting_for_lease:
             self._connect()
+
+    def lease_lost(self) -> None:
+        """A lease-aware bot's gate goes stale with its agent's lease: it disconnects at once."""
+        if self.world.setup.lease_aware_bot and self.agent is not None and self.connected:
+            self.connected = False
+            self.waiting_for_lease = self.process == "running"
+            self._changed()
 
     def offline(self) -> None:
         if self.connected:
@@ -349,6 +359,7 @@ class SimAgent:
         self._frozen_at = 0.0
         self._hold: Span | None = None
         self._expiry_at: float | None = None
+        self.pending: list[tuple[str, int, float, float]] = []  # grants the health service holds for it
         self._then: float | None = None  # the delay after the next beat, once (the run's phase)
         bot.agent = self
 
@@ -396,7 +407,10 @@ class SimAgent:
         if self._then is not None:
             delay, self._then = self._then, None
         else:
-            delay = self.effective_interval() * self.world.rng.uniform(0.9, 1.0) - (self.world.events.t - started)
+            interval = self.effective_interval()
+            if answer is None:
+                interval = min(interval, FAILED_RETRY_S)  # hfo_site.agent: a failed round is retried sooner
+            delay = interval * self.world.rng.uniform(0.9, 1.0) - (self.world.events.t - started)
         self._schedule_beat(max(0.0, delay))
 
     def _observe(self, answer: LeaseAnswer, sent_at_mono: float) -> None:
@@ -447,9 +461,11 @@ class SimAgent:
             if deadline is not None and deadline != self._expiry_at:
                 self._expiry_at = deadline
                 self.world.events.at(deadline, self._expiry)
-        elif bot.process in ("starting", "running"):
-            bot.stop()
-            self._schedule_beat(0.0)
+        else:
+            bot.lease_lost()
+            if bot.process in ("starting", "running"):
+                bot.stop()
+                self._schedule_beat(0.0)
 
     def _expiry(self) -> None:
         if self.alive and not self.frozen and self.world.events.t >= (self._expiry_at or 0.0):
@@ -460,16 +476,27 @@ class SimAgent:
         """The bot's process changed; the agent sees it at its next observation (heartbeat)."""
         return None
 
-    def grant(self, renewal: Renewal, answered_at: float) -> bool:
-        """A lease renewal that came with the watchdog's probe, passed on by the health service:
-        held until `answered_at + ttl_s` on the lease clock, through the LeaseTracker's own
-        renewal method (hfo_site; False while the tracker has none)."""
-        method: Any = getattr(self.tracker, "renew", None)
-        if method is None or not self.alive or self.frozen:
-            return False
-        method(renewal, answered_at)
-        self.lease_news()
-        return True
+    def pass_on(self, site: str, epoch: int, ends_at: float, ttl_s: float) -> None:
+        """The health service holds a grant for this agent (hfo_site.renewals.PendingGrants): the
+        agent's next status report, within REPORT_INTERVAL_S, takes it to LeaseTracker.grant,
+        ending at the report's send time + the remaining time, i.e. at `ends_at` on this clock."""
+        self.pending.append((site, epoch, ends_at, ttl_s))
+        delay = self.world.rng.uniform(0.0, REPORT_INTERVAL_S)
+        self.world.events.at(self.world.events.t + delay, self._report)
+
+    def _report(self) -> None:
+        if not self.alive or self.frozen:
+            return  # a frozen agent reports after waking (_wake_check)
+        now = self.mono()
+        pending, self.pending = self.pending, []
+        changed = False
+        for site, epoch, ends_at, ttl_s in pending:
+            if ends_at > now:  # the health service keeps a grant until it runs out
+                before = self.tracker.expires_at()
+                self.tracker.grant(site, epoch, ends_at, ttl_s)
+                changed = changed or self.tracker.expires_at() != before
+        if changed:
+            self.lease_news()
 
     # life
 
@@ -486,16 +513,19 @@ class SimAgent:
     def thaw(self) -> None:
         self.frozen = False
         now = self.world.events.t
-        # The heartbeat loop's timer runs on time.monotonic, which stood still: it fires late.
+        # The heartbeat loop's timer runs on time.monotonic, which stood still: it would fire late,
+        # but the reconcile loop notices the suspend within RECHECK_S and asks for a round at once.
         self._schedule_beat(max(0.0, self._next_beat - self._frozen_at))
-        # The reconcile loop re-checks within RECHECK_S on the lease clock, which moved on.
         gen = self.gen
         self.world.events.at(now + self.world.rng.uniform(0.0, RECHECK_S), lambda: self._wake_check(gen))
 
     def _wake_check(self, gen: int) -> None:
-        if self.alive and not self.frozen:
+        """hfo_site.agent.check_suspend: the lease clock jumped; reconcile, report, heartbeat at once."""
+        if self.alive and not self.frozen and gen == self.gen:
             self._record_hold()
             self.reconcile()
+            self._report()
+            self._schedule_beat(0.0)
 
 
 # ------------------------------------------------------------------------------------ EC2
@@ -807,16 +837,23 @@ class SimProber:
         return ProbeResult(ok=False, at=at, failure=ProbeFailure.CONNECT_TIMEOUT, detail="simulated", nonce=nonce)
 
     def renew(self, renewal: Renewal) -> RenewOutcome:
+        """POST /healthz over the probe path: the health service checks the renewal as
+        hfo_site.health_app does (a nonce it answered with pass, not expired, not an epoch below
+        the agent's) and keeps a grant ending at its answer's time + ttl_s for its agent."""
         w = self.world
         agent = self.ours.laptop_agent
-        answered = self.answered.get(renewal.nonce)
-        if not w.probe_path() or agent is None:
+        answered = self.answered.pop(renewal.nonce, None)
+        now = None if agent is None else agent.mono()
+        if not w.probe_path() or agent is None or now is None:
             outcome = RenewOutcome(ok=False, error="timeout", detail="the probe path is down")
         elif answered is None:
-            outcome = RenewOutcome(ok=False, error="refused", detail="no probe answered with that nonce")
-        elif not agent.grant(renewal, answered):
-            outcome = RenewOutcome(ok=False, error="refused", detail="the agent takes no renewal")
+            outcome = RenewOutcome(ok=False, error="refused", detail="nonce_unknown")
+        elif now >= answered + renewal.ttl_s:
+            outcome = RenewOutcome(ok=False, error="refused", detail="expired")
+        elif renewal.epoch < agent.tracker.highest_epoch:
+            outcome = RenewOutcome(ok=False, error="refused", detail="old_epoch")
         else:
+            agent.pass_on("primary", renewal.epoch, answered + renewal.ttl_s, renewal.ttl_s)
             outcome = RenewOutcome(ok=True)
         w.rec.renewals.append((w.events.t, outcome.ok))
         return outcome
