@@ -11,6 +11,10 @@ settings accepted by the watchdog's own configuration, and random EC2 failures.
    most prewarm_max_per_hour in any hour (when the watchdog pre-warms).
 4. Unarmed (no heartbeat of the primary ever accepted), the watchdog never starts EC2 and never
    moves the lease (when the watchdog has arming).
+5. Every decision carries reasons; every transition carries reasons and exactly one notification;
+   every anomaly is notified once until it is resolved; a lease change bumps the epoch by one.
+And liveness: once the primary stays up in auto mode, the bot is back home and the standby stopped.
+Operator commands (the CLI's own conditional write) and a policy outside the timing rule keep them.
 
 Examples: HFO_SIM_EXAMPLES (default 12) per property; derandomized under CI=true.
 """
@@ -19,14 +23,16 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import defaultdict
 from dataclasses import fields
 
 from hfo_drill.sim.model import Outage, Trace
 from hfo_drill.sim.run import Result, simulate
-from hfo_drill.sim.world import RECHECK_S, T0
+from hfo_drill.sim.world import RECHECK_S, T0, Command, Setup
 from hfo_watchdog.config import SettingsError
-from hfo_watchdog.core.model import ControlState, Policy
-from hypothesis import HealthCheck, assume, given, settings
+from hfo_watchdog.core.model import ControlState, LeaseSite, Mode, Policy
+from hfo_watchdog.core.model import Phase as EnginePhase
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from sim.helpers import FIXED, REALISTIC, setup, trace
 
@@ -35,6 +41,9 @@ SETTINGS = settings(
     max_examples=int(os.environ.get("HFO_SIM_EXAMPLES", "12")),
     deadline=None,
     derandomize=_CI,
+    # No shrinking: each example is a whole simulated run (a second or so); a failure prints its
+    # example, which replays exactly (every draw comes from it).
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 HAS_ARMING = "armed_at" in {f.name for f in fields(ControlState)}
@@ -124,6 +133,49 @@ def check_starts_bounded(r: Result, policy: Policy) -> None:
             assert sum(1 for u in warm[i:] if u - t < 3600) <= limit, warm
 
 
+def check_reasons_and_notifications(r: Result) -> None:
+    for _t, extra in r.rec.decisions:
+        assert extra.get("reasons") and all(isinstance(x, str) and x for x in extra["reasons"]), extra
+    notes: dict[tuple[float, str], int] = defaultdict(int)
+    for t, n in r.rec.notifications:
+        if n.key.startswith("transition:"):
+            notes[(round(t, 2), n.key)] += 1
+    expected: dict[tuple[float, str], int] = defaultdict(int)
+    prev_epoch = 1
+    for h in r.rec.history:
+        assert h.reasons and all(h.reasons), h
+        if h.to_lease != h.from_lease:
+            assert h.to_lease.epoch == h.from_lease.epoch + 1 and h.to_lease.changed_at == h.at, h
+        assert h.to_lease.epoch >= prev_epoch
+        prev_epoch = h.to_lease.epoch
+        if not h.reasons[0].startswith("operator:"):
+            expected[(round(h.at - T0, 2), f"transition:{h.from_phase}->{h.to_phase}")] += 1
+    assert dict(notes) == dict(expected), "one notification per transition, at its time"
+    open_: dict[str, bool] = defaultdict(bool)
+    for t, n in r.rec.notifications:
+        if n.key.startswith("transition:"):
+            continue
+        if n.key.endswith(":resolved"):
+            key = n.key.removesuffix(":resolved")
+            assert open_[key], f"{key} resolved at {t} without being raised"
+            open_[key] = False
+        else:
+            assert not open_[n.key], f"{n.key} notified twice at {t}"
+            open_[n.key] = True
+
+
+def check_back_home(r: Result) -> None:
+    assert r.world is not None
+    ours = r.world.controller
+    state = ours.tick_store.load_control()  # type: ignore[attr-defined]
+    home = (Mode.AUTO, EnginePhase.HEALTHY, LeaseSite.PRIMARY)
+    assert (state.mode, state.phase, state.lease.site) == home, r.rec.history[-4:]
+    end = r.warmup_s + r.trace.duration
+    assert r.rec.bot_spans["primary"] and r.rec.bot_spans["primary"][-1][1] == end, "the laptop's bot answers"
+    assert not r.rec.bot_spans["standby"] or r.rec.bot_spans["standby"][-1][1] < end
+    assert r.world.instance.state().value in ("stopped", "stopping")
+
+
 def check_no_refusal(r: Result) -> None:
     assert r.rec.refusals == [], "the agents' heartbeats are all well-formed, fresh and in order"
 
@@ -138,6 +190,8 @@ def test_every_history_keeps_the_safety_invariants(env, history, lease_aware):
     check_one_lease_at_a_time(r, lease_aware)
     check_no_failover_while_alive(r, policy)
     check_starts_bounded(r, policy)
+    check_reasons_and_notifications(r)
+    check_back_home(r)
     check_no_refusal(r)
 
 
@@ -152,6 +206,48 @@ def test_failed_starts_and_stops_by_someone_else_keep_them_too(env, history, fai
     check_one_lease_at_a_time(r, True)
     check_no_failover_while_alive(r, policy)
     check_starts_bounded(r, policy)
+    check_reasons_and_notifications(r)
+
+
+commands = st.lists(
+    st.builds(
+        Command,
+        at=st.integers(0, 4000).map(float),
+        mode=st.sampled_from(list(Mode)),
+        drill_s=st.integers(1, 900).map(float),
+    ),
+    max_size=4,
+)
+
+
+@SETTINGS
+@given(env=envs(), history=outages(), cmds=commands)
+def test_operator_commands_never_break_them_and_auto_mode_comes_home(env, history, cmds):
+    try:
+        s = setup(env, lease_aware_bot=True)
+    except SettingsError:
+        assume(False)
+        raise
+    t = trace(*history, tail_s=3600.0)
+    story_end = max(o.end for o in history)
+    cmds = [*(c for c in cmds if c.at < story_end), Command(at=story_end, mode=Mode.AUTO)]
+    r = simulate(t, REALISTIC, s, seed=repr((env, history, cmds)), commands=cmds)
+    assert r.rec.mode_errors == []
+    check_one_lease_at_a_time(r, True)
+    check_starts_bounded(r, s.policy)
+    check_reasons_and_notifications(r)
+    check_back_home(r)
+
+
+@SETTINGS
+@given(history=outages(), grace=st.integers(1, 30), ttl=st.integers(30, 90))
+def test_a_policy_breaking_the_timing_rule_is_still_safe(history, grace, ttl):
+    """lease_ttl_s + stop_grace_s + heartbeat_interval_s >= down_heartbeat_s: refused by the
+    configuration, and still no two leases (the engine's fencing rule waits the lease out)."""
+    policy = Policy(lease_ttl_s=float(ttl), stop_grace_s=float(grace), heartbeat_interval_s=10.0, down_heartbeat_s=60.0)
+    r = simulate(trace(*history, tail_s=2400.0), REALISTIC, Setup(policy=policy, lease_aware_bot=True), seed=1)
+    check_one_lease_at_a_time(r, True)
+    check_reasons_and_notifications(r)
 
 
 @SETTINGS
