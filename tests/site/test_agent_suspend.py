@@ -224,3 +224,28 @@ def test_the_lease_endpoint_answers_on_the_lease_clock_at_request_time() -> None
     assert held == {"site": "primary", "holds": True, "epoch": 3, "fresh_for_s": 20.0, "workload_should_run": True}
     assert renewed["fresh_for_s"] == 85.0 and renewed["holds"]
     assert asleep == {"site": "primary", "holds": False, "epoch": 3, "fresh_for_s": 0.0, "workload_should_run": False}
+
+
+def test_a_refused_round_keeps_the_interval() -> None:
+    """A refusal (bad signature, stale clock) will not mend in 2 s: no faster retries, no extra
+    Lambda invocations billed."""
+    from hfo_site.heartbeat_client import BeatKind, BeatResult
+
+    async def scenario() -> list[float]:
+        now = [5_000.0]
+        client = ScriptedClient(lambda: now[0])
+
+        async def refused(site: str, seq: int, workload: str, epoch_seen: int, ready: bool) -> BeatResult:
+            client.sent.append(time.monotonic())
+            return BeatResult(BeatKind.REFUSED, now[0], code="bad_signature", http_status=401)
+
+        client.send = refused  # type: ignore[method-assign]
+        agent = _agent_with(client, now)
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.heartbeat_loop(stop))
+        await asyncio.sleep(2.6)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return client.sent
+
+    assert len(asyncio.run(scenario())) == 1, "no second heartbeat within 2.6 s of a refusal (interval 10 s)"

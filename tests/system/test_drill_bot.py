@@ -168,3 +168,22 @@ def test_a_bad_lease_url_exits_2(tmp_path: Path) -> None:
     assert bot.returncode == 2
     assert "HFO_BOT_LEASE_URL='hfo-site-lease:9102/v1/lease' must start with http:// or https://" in err
     assert not ledger.exists()
+
+
+def test_a_stop_that_arrives_with_the_thaw_does_not_extend_the_run(tmp_path: Path) -> None:
+    """The agent stopped the workload while the laptop slept: SIGTERM waits for the thaw. The run ended at the
+    bot's last line before the freeze; a `stop` line stamped at the thaw would claim it served meanwhile."""
+    ledger = tmp_path / "ledger"
+    with lease_agent(AgentScript(epoch=2, fresh_for_s=30)) as agent:
+        bot = start_leased(ledger, agent.url)
+        wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="the stand-in running")
+        bot.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        before = lines(ledger)
+        bot.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        bot.send_signal(signal.SIGCONT)
+        _, err = bot.communicate(timeout=10)
+    assert bot.returncode == 0
+    assert lines(ledger) == before and before[-1][2] == "run"
+    assert "stopped after a pause: no stop line" in err

@@ -21,7 +21,9 @@ the stand-in's "answer": it writes one only while its site holds a lease in date
 first line (`start`) only once the agent granted one fresh for more than the margin. After a pause
 (a tick later than the pause threshold: SIGSTOP, a suspend) it asks the agent before it writes
 anything. Without a lease it writes nothing: its run ends at its last line, as a frozen bot's did,
-and when the lease comes back it writes `start` again (a new run of the same pid).
+and when the lease comes back it writes `start` again (a new run of the same pid). A stop signal that
+arrives with a thaw (the agent stopped it while it was frozen) writes no `stop` line either: the bot
+was not serving between its last line and the thaw.
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ class LeaseCheck:
             self._say(f"no lease: {self.book.connect_refusal()}")
         return ok
 
+    def served_until_now(self) -> bool:
+        """At a stop: was the stand-in serving right up to now? Not if it did not run for a while (a stop that
+        arrives with the thaw) or its grant went stale: then its run ended at its last line, not now."""
+        return self.detector.check() is None and self.book.holds()
+
     def _say(self, text: str) -> None:
         if text != self.reason:
             print(f"drill_bot: {text}", file=sys.stderr, flush=True)
@@ -152,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     except _Stop:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop line, even if signalled twice
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if serving:
+        if serving and (lease is None or lease.served_until_now()):
             os.write(fd, ledger_line(time.time(), args.site, "stop", pid))
+        elif serving:
+            print("drill_bot: stopped after a pause: no stop line, the run ended at its last line", file=sys.stderr)
     finally:
         os.close(fd)
     return 0

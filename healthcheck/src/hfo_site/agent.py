@@ -4,9 +4,10 @@ Three loops on one asyncio loop:
 
 - **heartbeat**: every interval (jittered down by up to 10 %), observe the workload, send a
   signed heartbeat, retry transient failures a bounded number of times within the interval,
-  feed verified answers to the LeaseTracker, report to the health service. After a failed
-  round, the next comes within FAILED_RETRY_S; after a suspend (the lease clock moved on while
-  time.monotonic stood still), at once.
+  feed verified answers to the LeaseTracker, report to the health service. After a round that
+  failed for a transient reason (network, timeout, HTTP error, unavailable), the next comes
+  within FAILED_RETRY_S; after a suspend (the lease clock moved on while time.monotonic stood
+  still), at once.
 - **report**: every REPORT_INTERVAL_S, report to the health service; its answer carries the lease
   renewals the watchdog sent over the probe path (docs/protocol.md#renewal), fed to the tracker
   as grants ending at (this report's send time + the remaining time the service measured).
@@ -310,8 +311,10 @@ class Agent:
             await self._report()
             self.last_cycle_mono = self._mono()
             interval = self.effective_interval()
-            if result.kind is not BeatKind.ACCEPTED:
-                interval = min(interval, FAILED_RETRY_S)  # a failed round is retried sooner
+            if result.kind is not BeatKind.ACCEPTED and result.transient:
+                # A path that failed may come back any moment: look again soon. A refusal (bad
+                # signature, stale clock) will not mend itself and keeps the interval.
+                interval = min(interval, FAILED_RETRY_S)
             wait = interval * self._rng.uniform(0.9, 1.0) - (self._mono() - started)
             await _wait_any((stop, self._beat_now), max(0.0, wait))
 
