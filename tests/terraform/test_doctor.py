@@ -179,6 +179,13 @@ def _write_state(
             "running", epoch_seen=1, ready=True, boot=secrets.token_hex(8),
         )  # fmt: skip
         store.record_heartbeat(hb, now - age, replay_window_s=3600)
+    if primary_age_s is not None:  # the tick after the primary's first heartbeat armed the watchdog
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}},
+            UpdateExpression="SET armed_at = :t",
+            ExpressionAttributeValues={":t": {"N": repr(now - primary_age_s)}},
+        )
 
 
 def run_checks(outputs: dict[str, Any], only: list[str] | None = None, **kw: Any) -> dict[str, doctor.Finding]:
