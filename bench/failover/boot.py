@@ -14,7 +14,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import ModuleType
 from typing import Any
 
 from hfo_drill.sim.model import BootModel
@@ -68,7 +68,7 @@ class Price:
 
 @dataclass(frozen=True)
 class Figures:
-    stages: MappingProxyType[str, Stage]
+    stages: dict[str, Stage]  # read-only by convention (a plain dict, so that it pickles for --jobs)
     boot: BootModel
     price: Price
 
@@ -140,7 +140,7 @@ def parse(doc: dict[str, Any], price: Price, *, argocd_on_path: bool = False, im
         image_changed=image_changed,
         argocd_on_path=argocd_on_path,
     )
-    return Figures(MappingProxyType(stages), boot, price)
+    return Figures(stages, boot, price)
 
 
 def load(

@@ -106,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
         help="every heartbeat as a signed Function URL event through heartbeat.handle (twice as slow; same answers)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--jobs", type=_int_in("--jobs", 1, 64), default=1, help="processes, one trace each (default 1)")
     p.add_argument(
         "--write-docs",
         type=Path,
@@ -181,17 +182,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"failover_quality.py: error: {exc}", file=sys.stderr)
         return 2
     names = args.traces or ([] if files else list(CATALOGUE))
-    sources: list[tuple[str, runner.TraceSource]] = [(n, CATALOGUE[n]) for n in names]
-    sources += [(t.name, _fixed(t)) for t in files]
-    plot_trace = args.plot_trace or (DEFAULT_PLOT_TRACE if DEFAULT_PLOT_TRACE in names else sources[0][0])
+    units: list[tuple[str, Trace | None]] = [(n, None) for n in names]
+    units += [(t.name, t) for t in files]
+    plot_trace = args.plot_trace or (DEFAULT_PLOT_TRACE if DEFAULT_PLOT_TRACE in names else units[0][0])
     by_name = {p.name: p for p in chosen}
-    if plot_trace not in dict(sources):
+    if plot_trace not in dict(units):
         ap.error(f"--plot-trace {plot_trace!r} is not among the traces run")
     if args.plot_policy not in by_name:
         ap.error(f"unknown policy {args.plot_policy!r}; one of: {', '.join(by_name)}")
     started = time.perf_counter()
     rows = runner.run_all(
-        figures, chosen, sources, runs=args.runs, seed_value=args.seed, progress=not args.quiet, signed=args.signed
+        figures,
+        chosen,
+        units,
+        runs=args.runs,
+        seed_value=args.seed,
+        progress=not args.quiet,
+        signed=args.signed,
+        jobs=args.jobs,
     )
     doc = document(rows, chosen, figures, args)
     if args.save is not None:
@@ -226,8 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_plot:
         from failover import plot  # matplotlib only when a plot is wanted
 
-        source = dict(sources)[plot_trace]
-        trace, phases = runner.draw(args.seed, plot_trace, 0, source)
+        fixed = dict(units)[plot_trace]
+        trace, phases = runner.draw(args.seed, plot_trace, 0, None if fixed is None else _fixed(fixed))
         policy = by_name[args.plot_policy]
         result = runner.replay(policy, b, trace, phases, key=f"{args.seed}:{plot_trace}:0")
         path = plot.draw(

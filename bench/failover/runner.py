@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -146,34 +147,67 @@ def summarise(trace: Trace, policy: Policy, results: Sequence[Result], price: bo
     )
 
 
+def trace_rows(
+    figures: boot_figures.Figures,
+    policies: Sequence[Policy],
+    name: str,
+    fixed: Trace | None,
+    *,
+    runs: int,
+    seed_value: int,
+    signed: bool,
+) -> list[Row]:
+    """Every policy on one trace (a catalogue name, or `fixed`: a user's history), `runs` times."""
+    source: TraceSource | None = None if fixed is None else (lambda rng: fixed)
+    price = figures.price
+    per_policy: dict[str, list[Result]] = {p.name: [] for p in policies}
+    first: Trace | None = None
+    for r in range(runs):
+        trace, phases = draw(seed_value, name, r, source)
+        first = first or trace
+        for p in policies:
+            key = f"{seed_value}:{name}:{r}"
+            result = replay(
+                p, figures.boot, trace, phases, key=key, minimum_billed_s=price.minimum_billed_s, signed=signed
+            )
+            per_policy[p.name].append(result)
+    assert first is not None
+    return [summarise(first, p, per_policy[p.name], price) for p in policies]
+
+
 def run_all(
     figures: boot_figures.Figures,
     policies: Sequence[Policy],
-    traces: Iterable[tuple[str, TraceSource]],
+    traces: Sequence[tuple[str, Trace | None]],
     *,
     runs: int = DEFAULT_RUNS,
     seed_value: int = 1,
     progress: bool = False,
     signed: bool = False,
+    jobs: int = 1,
 ) -> list[Row]:
+    """Rows for every trace (in the order given) and policy. `jobs` > 1 runs traces in that many
+    processes; every run's draws come from its own key, so the table is the same."""
     if not 1 <= runs <= MAX_RUNS:
         raise ValueError(f"runs {runs} is out of range: 1-{MAX_RUNS}")
-    rows: list[Row] = []
-    price = figures.price
-    for name, source in traces:
-        per_policy: dict[str, list[Result]] = {p.name: [] for p in policies}
-        first: Trace | None = None
-        for r in range(runs):
-            trace, phases = draw(seed_value, name, r, source)
-            first = first or trace
-            for p in policies:
-                key = f"{seed_value}:{name}:{r}"
-                result = replay(
-                    p, figures.boot, trace, phases, key=key, minimum_billed_s=price.minimum_billed_s, signed=signed
-                )
-                per_policy[p.name].append(result)
-        assert first is not None
-        rows.extend(summarise(first, p, per_policy[p.name], price) for p in policies)
+    kwargs = {"runs": runs, "seed_value": seed_value, "signed": signed}
+    done: dict[str, list[Row]] = {}
+
+    def note(name: str) -> None:
         if progress:
             print(f"  ... {name}: {runs} runs x {len(policies)} policies done", file=sys.stderr, flush=True)
-    return rows
+
+    if jobs <= 1:
+        for name, fixed in traces:
+            done[name] = trace_rows(figures, policies, name, fixed, **kwargs)  # type: ignore[arg-type]
+            note(name)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {
+                pool.submit(trace_rows, figures, policies, name, fixed, **kwargs): name  # type: ignore[arg-type]
+                for name, fixed in traces
+            }
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                note(futures[future])
+    return [row for name, _ in traces for row in done[name]]

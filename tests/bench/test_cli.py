@@ -92,3 +92,11 @@ def test_the_script_prints_the_table_and_writes_the_timeline(tmp_path):
 def test_make_bench_runs_the_failover_benchmark():
     done = subprocess.run(["make", "-n", "bench"], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT)
     assert "bench/failover_quality.py" in done.stdout
+
+
+def test_jobs_share_the_work_and_print_the_same_table(capsys):
+    args = ["--runs", "2", "--traces", "outage-2m,sleep-45s", "--no-plot", "--quiet", "--json"]
+    assert cli.main(args) == 0
+    alone = capsys.readouterr().out
+    assert cli.main([*args, "--jobs", "2"]) == 0
+    assert capsys.readouterr().out == alone

@@ -779,14 +779,19 @@ class _SimLog:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.last_ec2: dict[str, Any] = {}
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
         return None
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg == "ec2_action":
-            self.last_ec2 = dict(kwargs.get("extra") or {})
+            # Effects logs each EC2 action after the port's call: the start just recorded gets
+            # the purpose the engine gave its action (failover or pre-warm).
+            extra = kwargs.get("extra") or {}
+            starts = self.world.rec.ec2_starts
+            if extra.get("result") == "start_requested" and starts:
+                purpose = extra.get("purpose")
+                starts[-1] = (starts[-1][0], purpose if isinstance(purpose, str) else "failover")
         elif msg == "decision":
             self.world.rec.decisions.append((self.world.events.t, dict(kwargs.get("extra") or {})))
 
@@ -917,13 +922,6 @@ class OurController(Controller):
             w.in_tick = False
         w.rec.ticks.append(report)
         w.events.at(started + w.setup.tick_s, self._tick)
-
-    def start_purpose(self) -> str:
-        extra = self.log.last_ec2
-        purpose = extra.get("purpose")
-        if isinstance(purpose, str):
-            return purpose
-        return "failover"
 
     # heartbeats
 
