@@ -179,6 +179,13 @@ def _write_state(
             "running", epoch_seen=1, ready=True, boot=secrets.token_hex(8),
         )  # fmt: skip
         store.record_heartbeat(hb, now - age, replay_window_s=3600)
+    if primary_age_s is not None:  # the tick after the primary's first heartbeat armed the watchdog
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}},
+            UpdateExpression="SET armed_at = :t",
+            ExpressionAttributeValues={":t": {"N": repr(now - primary_age_s)}},
+        )
 
 
 def run_checks(outputs: dict[str, Any], only: list[str] | None = None, **kw: Any) -> dict[str, doctor.Finding]:
@@ -642,6 +649,22 @@ def test_armed_at_recorded_by_the_engine(healthy: None, outputs: dict[str, Any],
     finally:
         _state(aws_env, outputs, tick_age_s=5, primary_age_s=3, standby=True)
     assert found.status is doctor.Status.PASS and "armed" in found.reason and "2026-05-28" in found.reason
+
+
+def test_armed_at_not_yet_set_by_the_engine(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
+    """The primary heartbeated, but no tick has armed the watchdog yet (`armed_at` still null)."""
+    ddb = boto3.session.Session().client("dynamodb")
+    ddb.update_item(
+        TableName=outputs["table_name"],
+        Key={"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET armed_at = :t",
+        ExpressionAttributeValues={":t": {"NULL": True}},
+    )
+    try:
+        found = verdict(outputs, "armed")
+    finally:
+        _state(aws_env, outputs, tick_age_s=5, primary_age_s=3, standby=True)
+    assert found.status is doctor.Status.WARN and "the next tick arms it" in found.reason
 
 
 def _node_parameters(outputs: dict[str, Any]) -> dict[str, str]:

@@ -1171,23 +1171,31 @@ def check_mode(d: Doctor) -> tuple[Status, str, str]:
 
 @check("armed")
 def check_armed(d: Doctor) -> tuple[Status, str, str]:
+    """The engine records `armed_at` in the control item (docs/state.md) when it arms; a control
+    item without the attribute at all was written by a watchdog older than the armed gate, and
+    then the primary's site record tells whether it has ever heartbeated."""
     control, sites = d.state_items()
+    recorded = control is not None and "armed_at" in control
     armed_at = None if control is None else control.get("armed_at", {}).get("N")
     if armed_at is not None:
         return Status.PASS, f"armed {_ago(float(armed_at), d.clock())}", ""
     primary = sites.get("primary")
+    fix = "finish the laptop (docs/walkthrough.md step 8): its agent heartbeats to the heartbeat URL"
     if primary is not None:
-        first = float(primary["received_at"]["N"])
+        last = float(primary["received_at"]["N"])
         count = primary.get("count", {}).get("N", "?")
-        return (
-            Status.PASS,
-            f"armed: the primary heartbeats ({count} heartbeats, last {_ago(first, d.clock())})",
-            "",
-        )
+        if recorded:
+            return (
+                Status.WARN,
+                f"not armed yet, though the primary heartbeated ({count} heartbeats, last {_ago(last, d.clock())}): "
+                "the next tick arms it",
+                "wait a tick interval; if it stays unarmed, check last-tick and the schedule",
+            )
+        return Status.PASS, f"armed: the primary heartbeats ({count} heartbeats, last {_ago(last, d.clock())})", ""
     return (
         Status.WARN,
         "not armed: the primary's agent has never heartbeated, so there is no failover protection yet",
-        "finish the laptop (docs/walkthrough.md step 8): its agent heartbeats to the heartbeat URL",
+        fix,
     )
 
 
