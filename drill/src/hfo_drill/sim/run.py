@@ -83,6 +83,7 @@ def simulate(
     external_stops: Sequence[float] = (),
     commands: Sequence[Command] = (),
     dynamodb: tuple[Any, str] | None = None,
+    instance_missing: bool = False,
 ) -> Result:
     """Run `design` on `trace`. Everything random (agents' jitter, boot draws, nonces) comes from
     `seed`, so a run repeats exactly; `phases` default to a draw from it. `dynamodb`: (client,
@@ -100,6 +101,7 @@ def simulate(
         failing_starts=failing_starts,
         external_stops=external_stops,
         commands=commands,
+        instance_missing=instance_missing,
     )
     if design == "ours":
         interval = setup.policy.heartbeat_interval_s

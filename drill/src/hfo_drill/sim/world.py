@@ -536,9 +536,9 @@ class SimInstance:
     stopping -> stopped, on the boot model's times. Starts and stops are idempotent, as in
     hfo_watchdog.ec2 (a start while stopping waits)."""
 
-    def __init__(self, world: World, failing_starts: frozenset[int] = frozenset()) -> None:
+    def __init__(self, world: World, failing_starts: frozenset[int] = frozenset(), missing: bool = False) -> None:
         self.world = world
-        self._state = InstanceState.STOPPED
+        self._state = InstanceState.MISSING if missing else InstanceState.STOPPED
         self.gen = 0
         self.attempts = 0
         self.failing_starts = failing_starts  # 0-based start attempts that find no capacity
@@ -556,6 +556,8 @@ class SimInstance:
         return self._state
 
     def ensure_running(self) -> Ec2Outcome:
+        if self._state == InstanceState.MISSING:
+            return Ec2Outcome(False, "none", self._state, error="missing", detail="no such instance (simulated)")
         if self._state == InstanceState.STOPPED:
             attempt, self.attempts = self.attempts, self.attempts + 1
             if attempt in self.failing_starts:
@@ -576,6 +578,8 @@ class SimInstance:
             self.ensure_stopped()
 
     def ensure_stopped(self) -> Ec2Outcome:
+        if self._state == InstanceState.MISSING:
+            return Ec2Outcome(False, "none", self._state, error="missing", detail="no such instance (simulated)")
         if self._state in (InstanceState.PENDING, InstanceState.RUNNING):
             self.world.rec.ec2_stops.append(self.world.events.t)
             self._set(InstanceState.STOPPING)
@@ -627,6 +631,7 @@ class World:
         failing_starts: frozenset[int] = frozenset(),
         external_stops: Sequence[float] = (),
         commands: Sequence[Command] = (),
+        instance_missing: bool = False,
     ) -> None:
         self.trace = trace
         self.boot = boot
@@ -640,7 +645,7 @@ class World:
         self.down = {"net": False, "funnel": False, "aws": False}
         self.laptop_bot = Bot(self, "primary")
         self.standby_bot = Bot(self, "standby")
-        self.instance = SimInstance(self, failing_starts)
+        self.instance = SimInstance(self, failing_starts, instance_missing)
         self.controller: Controller = NoController()
         self.image_ready_at = 0.0
         self.in_tick = False
