@@ -683,6 +683,20 @@ def test_armed_at_not_yet_set_by_the_engine(healthy: None, outputs: dict[str, An
     assert found.status is doctor.Status.WARN and "the next tick arms it" in found.reason
 
 
+def test_alarms(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
+    cloudwatch = boto3.session.Session().client("cloudwatch")
+    silent = next(n for n in outputs["watchdog"]["alarm_names"] if n.endswith("-silent"))
+    cloudwatch.set_alarm_state(AlarmName=silent, StateValue="ALARM", StateReason="Threshold Crossed: no invocation")
+    try:
+        firing = verdict(outputs, "alarms")
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=silent, StateValue="OK", StateReason="back")
+    assert firing.status is doctor.Status.WARN and silent in firing.reason and "no invocation" in firing.reason
+    gone = verdict(with_out(outputs, watchdog__alarm_names=[*outputs["watchdog"]["alarm_names"], "hfo-gone"]), "alarms")
+    assert gone.status is doctor.Status.WARN and "missing: hfo-gone" in gone.reason
+    assert verdict(outputs, "alarms").status is doctor.Status.PASS
+
+
 def _node_parameters(outputs: dict[str, Any]) -> dict[str, str]:
     ssm = boto3.session.Session().client("ssm")
     values: dict[str, str] = {}

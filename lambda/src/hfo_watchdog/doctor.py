@@ -1295,6 +1295,35 @@ def check_last_tick(d: Doctor) -> tuple[Status, str, str]:
     return Status.PASS, f"last tick {_ago(float(last), d.clock())} (every {interval:g}s)", ""
 
 
+@check("alarms")
+def check_alarms(d: Doctor) -> tuple[Status, str, str]:
+    """The CloudWatch alarms Terraform made (the `watchdog.alarm_names` output) exist and none fires:
+    they watch what the watchdog cannot report itself (its own errors, a silent schedule, a standby
+    running too long)."""
+    d.need_aws()
+    names = list(d.watchdog_out("alarm_names"))
+    try:
+        found = d.client("cloudwatch").describe_alarms(AlarmNames=names).get("MetricAlarms", [])
+    except Exception as exc:
+        raise _Fail(f"cannot read the alarms: {_code(exc)}") from None
+    by_name = {a["AlarmName"]: a for a in found}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        return (
+            Status.WARN,
+            f"alarms missing: {', '.join(missing)}: their failures would go unnoticed",
+            "run `terraform apply`",
+        )
+    firing = [f"{n} ({by_name[n].get('StateReason', '')[:120]})" for n in names if by_name[n]["StateValue"] == "ALARM"]
+    if firing:
+        return (
+            Status.WARN,
+            f"in ALARM: {'; '.join(firing)}",
+            "docs/runbook.md#cloudwatch-alarms says what each one means and what to do",
+        )
+    return Status.PASS, f"{len(names)} alarms, none in ALARM", ""
+
+
 @check("standby-boot")
 def check_standby_boot(d: Doctor) -> tuple[Status, str, str]:
     _, sites = d.state_items()
