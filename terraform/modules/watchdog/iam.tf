@@ -63,8 +63,10 @@ data "aws_iam_policy_document" "shared" {
   }
 
   statement {
+    # SecureString parameters under the AWS managed key aws/ssm: Parameter Store decrypts on the
+    # caller's behalf, so no kms: action is needed.
     sid       = "Secrets"
-    actions   = ["secretsmanager:GetSecretValue"]
+    actions   = ["ssm:GetParameter"]
     resources = local.secret_arns
   }
 
