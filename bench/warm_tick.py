@@ -52,6 +52,11 @@ class InstantProber:
 
         return ProbeResult(ok=True, at=time.time(), http_status=200, latency_ms=0.0, detail="instant (benchmark)")
 
+    def renew(self, renewal: Any) -> Any:
+        from hfo_watchdog.core.model import RenewOutcome
+
+        return RenewOutcome(ok=True, detail="instant (benchmark)")
+
 
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]

@@ -9,7 +9,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hfo_watchdog.core.model import Ec2Outcome, InstanceState, Notification, ProbeFailure, ProbeResult
+from hfo_watchdog.core.model import (
+    Ec2Outcome,
+    InstanceState,
+    Notification,
+    ProbeFailure,
+    ProbeResult,
+    Renewal,
+    RenewOutcome,
+)
 
 
 class FakeClock:
@@ -43,6 +51,7 @@ class FakeProber:
         self.alive = alive
         self.failure = ProbeFailure.CONNECT_REFUSED
         self.calls = 0
+        self.renewals: list[Renewal] = []
         self._lock = threading.Lock()
 
     def probe(self) -> ProbeResult:
@@ -50,6 +59,13 @@ class FakeProber:
             self.calls += 1
             now = self.clock()
             return good_probe(now) if self.alive else failed_probe(now, self.failure)
+
+    def renew(self, renewal: Renewal) -> RenewOutcome:
+        with self._lock:
+            self.renewals.append(renewal)
+            if self.alive:
+                return RenewOutcome(ok=True, detail="renewal accepted")
+            return RenewOutcome(ok=False, error="refused", detail="the primary did not answer")
 
 
 _RUNNING_OR_STARTING = (InstanceState.PENDING, InstanceState.RUNNING)

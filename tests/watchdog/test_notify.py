@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,7 @@ from hfo_watchdog.notify import (
 )
 from testsupport.https import Exchange, HttpsServer, Recorder, TestCA
 from testsupport.net import free_port
+from testsupport.tools import REPO_ROOT
 from testsupport.watchdog import secrets_client, sns_client
 
 TOKEN = "hfoTok3n-abcdefghijklmnopqrstuvwxyz0123456789_SECRET"
@@ -197,6 +199,14 @@ def test_a_plain_missing_or_blank_parameter_is_refused_without_its_value(
         load_parameter_string(ssm, "/hfo/nope")
     with pytest.raises(SecretError, match="'/hfo/blank' is empty"):
         load_parameter_string(ssm, "/hfo/blank")
+    # What Terraform writes until the user puts the value is public text: never used as a secret.
+    placeholder = (REPO_ROOT / "terraform" / "modules" / "secrets" / "main.tf").read_text()
+    text = re.search(r'placeholder = "(placeholder: [^"]+)"', placeholder)
+    assert text is not None and len(text.group(1)) >= 32  # long enough to pass as a plain HMAC secret
+    with caplog.at_level(logging.WARNING):
+        ssm.put_parameter(Name="/hfo/unset", Value=text.group(1), Type="SecureString")
+    with pytest.raises(SecretError, match=r"'/hfo/unset' still holds Terraform's placeholder: put the value"):
+        load_parameter_string(ssm, "/hfo/unset")
 
 
 def test_parameter_names_and_arns_are_told_from_secret_ids() -> None:

@@ -140,6 +140,9 @@ _PARAMETER_HINTS = {
 }
 
 
+PLACEHOLDER_PREFIX = "placeholder"  # terraform/modules/secrets writes "placeholder: put the value ..."
+
+
 def is_parameter(secret_id: str) -> bool:
     """True for an SSM Parameter Store name (/a/b) or ARN, where the project keeps its secrets
     (SecureString, docs/security.md); anything else names a Secrets Manager secret."""
@@ -167,6 +170,12 @@ def load_parameter_string(client: Any, name: str) -> str:
     value = parameter.get("Value")
     if not isinstance(value, str) or not value.strip():
         raise SecretError(f"parameter {name!r} is empty")
+    if value.lstrip().lower().startswith(PLACEHOLDER_PREFIX):
+        # What the secrets module writes until the user puts the value: public, never a secret.
+        raise SecretError(
+            f"parameter {name!r} still holds Terraform's placeholder: put the value"
+            " (docs/terraform.md#secrets-putting-the-values-in)"
+        )
     return value
 
 

@@ -11,6 +11,8 @@ from hfo_watchdog.core.model import (
     InstanceState,
     Notification,
     ProbeResult,
+    Renewal,
+    RenewOutcome,
     SiteRecord,
     Transition,
 )
@@ -19,6 +21,11 @@ from hfo_watchdog.core.model import (
 class Prober(Protocol):
     def probe(self) -> ProbeResult:
         """One probe of the primary with a fresh nonce. Never raises: failures are classified."""
+        ...
+
+    def renew(self, renewal: Renewal) -> RenewOutcome:
+        """Send the primary's health service a signed lease renewal for the probe that carried
+        `renewal.nonce` (docs/protocol.md#renewal). Never raises."""
         ...
 
 

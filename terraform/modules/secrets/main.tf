@@ -12,7 +12,9 @@
 
 locals {
   write_values = var.values_version > 0
-  placeholder  = "unset: put the value with `aws ssm put-parameter --overwrite --type SecureString` (docs/terraform.md#secrets-putting-the-values-in)"
+  # Starts with "placeholder": the functions refuse it (hfo_watchdog.notify), `hfo doctor` flags it,
+  # and it is no Tailscale key (tskey-...), so nothing ever uses it as a secret.
+  placeholder = "placeholder: put the value with `aws ssm put-parameter --overwrite --type SecureString` (docs/terraform.md#secrets-putting-the-values-in)"
 }
 
 resource "aws_ssm_parameter" "hmac" {

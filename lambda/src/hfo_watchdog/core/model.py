@@ -106,6 +106,7 @@ class ProbeResult:
     detail: str = ""  # human-readable, never holds a secret
     http_status: int | None = None
     latency_ms: float | None = None
+    nonce: str | None = None  # the probe's nonce: a renewal over the probe path names it
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,10 @@ class ControlState:
     standby_running_since: float | None = None
     open_alerts: frozenset[str] = frozenset()  # anomaly keys already notified, cleared when resolved
     last_tick_at: float | None = None
+    # Renewal over the probe path (docs/state-machine.md#renewal-on-the-probe-path): the latest
+    # time up to which a renewal this watchdog sent may let the primary hold the lease. Written
+    # (conditionally) BEFORE the renewal is sent, so the fencing rule can always count it.
+    renewed_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ class Observations:
 class ActionKind(StrEnum):
     START_STANDBY = "start_standby"
     STOP_STANDBY = "stop_standby"
+    RENEW_PRIMARY = "renew_primary"  # send the primary a signed lease renewal over the probe path
     NOTIFY = "notify"
 
 
@@ -178,10 +184,30 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class Renewal:
+    """A lease renewal to send over the probe path: the primary may hold lease `epoch` for
+    `ttl_s` counted from when its health service answered the probe with `nonce`."""
+
+    epoch: int
+    nonce: str
+    ttl_s: float
+
+
+@dataclass(frozen=True)
+class RenewOutcome:
+    """What sending a renewal did. `error` is a class (timeout, refused, http_status, error)."""
+
+    ok: bool
+    detail: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Action:
     kind: ActionKind
     reason: str
     notification: Notification | None = None
+    renewal: Renewal | None = None  # RENEW_PRIMARY only
 
 
 @dataclass(frozen=True)
