@@ -106,6 +106,11 @@ class Measured:
     site_item_bytes: int
 
 
+def _emulator_credentials(server: Any) -> dict[str, str]:
+    env = server.env()
+    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+
+
 def measure(heartbeats: int = 20) -> Measured:
     import boto3
     from hfo_drill.aws_setup import ensure_table
@@ -116,10 +121,9 @@ def measure(heartbeats: int = 20) -> Measured:
     from hfo_watchdog.store import DynamoStateStore
 
     with moto_server() as server:
-        client = boto3.client(
-            "dynamodb", endpoint_url=server.endpoint, region_name=server.region,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
+        # The emulator's own throwaway credentials (MotoServer.env()), never a real account's.
+        session = boto3.session.Session(region_name=server.region)
+        client = session.client("dynamodb", endpoint_url=server.endpoint, **_emulator_credentials(server))
         ensure_table(client, TABLE)
         meter = Meter()
         client.meta.events.register(
@@ -162,7 +166,9 @@ def measure(heartbeats: int = 20) -> Measured:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--heartbeats", type=int, default=20, help="heartbeats measured after each site's first (1-1000)")
+    parser.add_argument(
+        "--heartbeats", type=int, default=20, help="heartbeats measured after each site's first (1-1000)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if not 1 <= args.heartbeats <= 1000:
