@@ -106,11 +106,6 @@ class Measured:
     site_item_bytes: int
 
 
-def _emulator_credentials(server: Any) -> dict[str, str]:
-    env = server.env()
-    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-
-
 def measure(heartbeats: int = 20) -> Measured:
     import boto3
     from hfo_drill.aws_setup import ensure_table
@@ -122,8 +117,13 @@ def measure(heartbeats: int = 20) -> Measured:
 
     with moto_server() as server:
         # The emulator's own throwaway credentials (MotoServer.env()), never a real account's.
-        session = boto3.session.Session(region_name=server.region)
-        client = session.client("dynamodb", endpoint_url=server.endpoint, **_emulator_credentials(server))
+        env = server.env()
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=server.region,
+        )
+        client = session.client("dynamodb", endpoint_url=server.endpoint)
         ensure_table(client, TABLE)
         meter = Meter()
         client.meta.events.register(
