@@ -321,6 +321,10 @@ def test_tick_role_starts_stops_and_modifies_only_the_standby(stack: Stack, aws:
             assert all(a.startswith("ec2:Describe") for a in statement["Action"]), statement
     table = next(s for s in document if any(a.startswith("dynamodb:") for a in s["Action"]))
     assert table["Resource"] == [f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.outputs['table_name']}"]
+    # UpdateItem: the fence a lease-taking write sets on the site's item, inside the transaction.
+    assert table["Action"] == [
+        f"dynamodb:{a}" for a in ("BatchGetItem", "ConditionCheckItem", "GetItem", "PutItem", "UpdateItem")
+    ]
     topic = next(s for s in document if "sns:Publish" in s["Action"])
     assert topic["Resource"] == [stack.outputs["alert_topic_arn"]]
 

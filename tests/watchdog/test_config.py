@@ -159,6 +159,7 @@ BAD_VALUES = [
     ("HFO_AWS_MAX_ATTEMPTS", "0", "integer from 1 to 10"),
     ("HFO_AWS_MAX_ATTEMPTS", "11", "integer from 1 to 10"),
     ("HFO_TRACING", "maybe", "true or false"),
+    ("POWERTOOLS_METRICS_DISABLED", "perhaps", "true or false"),
     ("POWERTOOLS_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("POWERTOOLS_SERVICE_NAME", "x" * 256, "at most 255"),
     ("POWERTOOLS_METRICS_NAMESPACE", "a\nb", "printable"),

@@ -61,6 +61,7 @@ class Settings:
     service_name: str
     metrics_namespace: str
     log_level: str
+    metrics_disabled: bool = False  # Powertools reads it itself; validated here like every setting
 
     @property
     def history_ttl_s(self) -> int:
@@ -113,6 +114,7 @@ class Settings:
             service_name=r.text("POWERTOOLS_SERVICE_NAME", "hfo-watchdog"),
             metrics_namespace=r.text("POWERTOOLS_METRICS_NAMESPACE", "HybridFailover"),
             log_level=r.choice("POWERTOOLS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+            metrics_disabled=r.boolean("POWERTOOLS_METRICS_DISABLED", False),
         )
         _check_cross_fields(settings)
         return settings
