@@ -126,7 +126,8 @@ def _planned_parameters(
     return {
         c["change"]["after"]["name"]: c["change"]["after"]["value"]
         for c in json.loads(shown.stdout)["resource_changes"]
-        if c["type"] == "aws_ssm_parameter"
+        # The node's configuration; the secrets' parameters have no value in a plan (write-only).
+        if c["type"] == "aws_ssm_parameter" and c["address"].startswith("module.hfo.module.standby.")
     }
 
 
