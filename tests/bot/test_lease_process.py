@@ -4,6 +4,7 @@ for, a laptop frozen (SIGSTOP) while the lease moved away and thawed with its ol
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -107,6 +108,10 @@ def test_thawed_bot_neither_answers_nor_reconnects_until_the_lease_is_back(
     ready = bot.get("/readyz")
     assert ready.status_code == 503
     assert "does not hold the lease (epoch 3)" in str(ready.json())
+    metrics = bot.get("/metrics").text
+    assert re.search(r"^hfo_bot_lease_pauses_total [1-9]", metrics, re.M), metrics
+    assert re.search(r"^hfo_bot_lease_refusals_total [1-9]", metrics, re.M)
+    assert "hfo_bot_lease_held 0.0" in metrics
     _ask_site(discord, expect_answer=False, wait=1.0)  # its old session is closed: nothing reaches it
 
     agent.script.grant(epoch=4)  # the lease comes home
@@ -170,3 +175,17 @@ def test_without_a_lease_url_the_bot_connects_as_before_and_says_so_once(
     code, err = bot.stop()
     assert code == 0, err
     assert err.count("not lease-aware") == 1
+
+
+def test_every_shard_asks_before_its_own_identify(
+    start_bot: Callable[..., BotProcess], discord: FakeDiscord, agent: LeaseAgent
+) -> None:
+    agent.script.grant(epoch=2, fresh_for_s=30)
+    bot = start_bot(HFO_BOT_LEASE_URL=agent.url, SHARD_COUNT="2", SHARDS_PER_POD="2", HFO_BOT_LEASE_CHECK_S="30")
+    wait_until(lambda: discord.count("IDENTIFY") == 2, timeout=20, what="both shards identified")
+    wait_until(lambda: bot.get("/readyz").status_code == 200, timeout=15, what="ready")
+    code, err = bot.stop()
+    assert code == 0, err
+    assert err.count("sending IDENTIFY: lease of epoch 2") == 2
+    # start-up check, then one request right before each shard's IDENTIFY (renewal is 30 s away)
+    assert len(agent.script.asked) >= 3

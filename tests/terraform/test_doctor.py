@@ -34,6 +34,7 @@ from hfo_watchdog import cli, doctor
 from hfo_watchdog.core.model import ControlState, Mode
 from hfo_watchdog.store import DynamoStateStore
 from testsupport.net import free_port
+from testsupport.registry import Registry
 from testsupport.terraform import Stack, TerraformEnv, make_stack, working_copy
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto, pytest.mark.slow]
@@ -57,6 +58,18 @@ def health_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    """The images' registry: both images published for both platforms, as `make images` pushes them."""
+    from testsupport.registry import Registry
+
+    server = Registry().start(free_port())
+    for repository in ("you/hfo-site", "you/hfo-bot"):
+        server.publish(repository, "0.1.0", ["linux/amd64", "linux/arm64"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def session(doc_moto: MotoServer) -> Any:
     return boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=doc_moto.region
@@ -73,6 +86,7 @@ def stack(
     doc_moto: MotoServer,
     lambda_zip: Path,
     health_port: int,
+    registry: Registry,
     session: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
@@ -88,6 +102,7 @@ def stack(
         "table_deletion_protection": False,
         "cpu_credits": "standard",  # moto gap (tests/terraform/test_stack.py)
         "ebs_kms_key_arn": key["KeyMetadata"]["Arn"],
+        "workload_images": [f"{registry.host}/you/hfo-site:0.1.0", f"{registry.host}/you/hfo-bot:0.1.0"],
     }
     secret_env = {
         "TF_VAR_hmac_keyring": KEYRING,
@@ -163,6 +178,13 @@ def _write_state(
             "running", epoch_seen=1, ready=True, boot=secrets.token_hex(8),
         )  # fmt: skip
         store.record_heartbeat(hb, now - age, replay_window_s=3600)
+    if primary_age_s is not None:  # the tick after the primary's first heartbeat armed the watchdog
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}},
+            UpdateExpression="SET armed_at = :t",
+            ExpressionAttributeValues={":t": {"N": repr(now - primary_age_s)}},
+        )
 
 
 def run_checks(outputs: dict[str, Any], only: list[str] | None = None, **kw: Any) -> dict[str, doctor.Finding]:
@@ -233,6 +255,7 @@ def test_every_check_passes_on_a_healthy_deployment(
     assert "signed pass" in findings["health-probe"].reason
     assert "quota 10, unreserved 10" in findings["lambda-concurrency"].reason
     assert "3 bootstrap manifests" in findings["standby-config"].reason
+    assert "published for linux/arm64, linux/amd64" in findings["image-platforms"].reason
 
 
 def test_cli_reads_the_terraform_root_and_prints_json(
@@ -344,6 +367,28 @@ def test_standby_architecture(healthy: None, outputs: dict[str, Any], aws_env: M
     finally:
         ec2.modify_instance_attribute(InstanceId=outputs["instance_id"], InstanceType={"Value": "t4g.small"})
     assert wrong_type.status is doctor.Status.FAIL and "t3.small runs only x86_64" in wrong_type.reason
+
+
+def test_image_platforms(healthy: None, outputs: dict[str, Any], aws_env: MotoServer, registry: Registry) -> None:
+    """Read from the registry: an image pushed by a plain `docker build` on an x86 machine (one
+    platform) would fail with "exec format error" on the arm64 standby; a tag never pushed cannot be
+    pulled at all; a registry out of reach is only a warning."""
+    registry.publish("you/hfo-bot", "0.1.0", ["linux/amd64"], index=False)
+    try:
+        single = verdict(outputs, "image-platforms")
+    finally:
+        registry.publish("you/hfo-bot", "0.1.0", ["linux/amd64", "linux/arm64"])
+    assert single.status is doctor.Status.FAIL and "make images" in single.fix
+    assert f"{registry.host}/you/hfo-bot:0.1.0 has linux/amd64, not linux/arm64" in single.reason
+    never_pushed = [f"{registry.host}/you/hfo-bot:0.2.0"]
+    missing = verdict(with_out(outputs, standby__workload_images=never_pushed), "image-platforms")
+    assert missing.status is doctor.Status.FAIL and "you/hfo-bot:0.2.0 is not in" in missing.reason
+    unreachable = [f"127.0.0.1:{free_port()}/you/hfo-bot:0.1.0"]
+    offline = verdict(with_out(outputs, standby__workload_images=unreachable), "image-platforms")
+    assert offline.status is doctor.Status.WARN and "not reachable" in offline.reason
+    assert verdict(outputs, "image-platforms", registry=False).status is doctor.Status.SKIP
+    assert verdict(outputs, "image-platforms").status is doctor.Status.PASS
+    assert "/token" in registry.requests  # the anonymous pull token, as from ghcr.io
 
 
 def _set_tick_env(outputs: dict[str, Any], **changes: str | None) -> dict[str, str]:
@@ -605,6 +650,22 @@ def test_armed_at_recorded_by_the_engine(healthy: None, outputs: dict[str, Any],
     finally:
         _state(aws_env, outputs, tick_age_s=5, primary_age_s=3, standby=True)
     assert found.status is doctor.Status.PASS and "armed" in found.reason and "2026-05-28" in found.reason
+
+
+def test_armed_at_not_yet_set_by_the_engine(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
+    """The primary heartbeated, but no tick has armed the watchdog yet (`armed_at` still null)."""
+    ddb = boto3.session.Session().client("dynamodb")
+    ddb.update_item(
+        TableName=outputs["table_name"],
+        Key={"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET armed_at = :t",
+        ExpressionAttributeValues={":t": {"NULL": True}},
+    )
+    try:
+        found = verdict(outputs, "armed")
+    finally:
+        _state(aws_env, outputs, tick_age_s=5, primary_age_s=3, standby=True)
+    assert found.status is doctor.Status.WARN and "the next tick arms it" in found.reason
 
 
 def _node_parameters(outputs: dict[str, Any]) -> dict[str, str]:

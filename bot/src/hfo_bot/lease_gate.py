@@ -156,7 +156,13 @@ class LeaseGate:
         """A fresh confirmation, with more than the margin left: the rule before every IDENTIFY and RESUME."""
         if not self.aware:
             return True
+        self._detect(self.detector.check())
         if not await self.confirm(why):
+            return False
+        self._detect(self.detector.check())  # the process may have been frozen while the request was out
+        if self._pause_pending is not None and not await self.confirm(f"{why}, after a pause"):
+            return False
+        if self._pause_pending is not None:
             return False
         if not self.book.may_connect():
             reason = self.book.connect_refusal()

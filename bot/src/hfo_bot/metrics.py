@@ -47,20 +47,27 @@ class BotMetrics:
         self._lease_epoch = Gauge(
             "hfo_bot_lease_epoch", "Epoch of the grant held (-1 without one)", registry=self.registry
         )
-        self._lease_checks = Gauge("hfo_bot_lease_checks", "Answers asked of the agent", registry=self.registry)
-        self._lease_refusals = Gauge(
+        self._lease_checks = Counter("hfo_bot_lease_checks", "Answers asked of the agent", registry=self.registry)
+        self._lease_refusals = Counter(
             "hfo_bot_lease_refusals", "Asks that granted nothing (refused, error, malformed)", registry=self.registry
         )
-        self._lease_pauses = Gauge("hfo_bot_lease_pauses", "Pauses (suspend, freeze) detected", registry=self.registry)
+        self._lease_pauses = Counter("hfo_bot_lease_pauses", "Pauses (suspend or freeze) seen", registry=self.registry)
+        self._lease_counted = (0, 0, 0)  # the gate's counts already added to the counters
 
     def render(self, status: GatewayStatus, draining: bool, lease: LeaseStatus = UNAWARE) -> bytes:
         self._lease_aware.set(1 if lease.aware else 0)
         self._lease_held.set(1 if lease.holds else 0)
         self._lease_fresh.set(lease.fresh_for_s)
         self._lease_epoch.set(lease.epoch if lease.epoch is not None else -1)
-        self._lease_checks.set(lease.checks)
-        self._lease_refusals.set(lease.refusals)
-        self._lease_pauses.set(lease.pauses)
+        checks, refusals, pauses = self._lease_counted
+        self._lease_checks.inc(max(0, lease.checks - checks))
+        self._lease_refusals.inc(max(0, lease.refusals - refusals))
+        self._lease_pauses.inc(max(0, lease.pauses - pauses))
+        self._lease_counted = (
+            max(checks, lease.checks),
+            max(refusals, lease.refusals),
+            max(pauses, lease.pauses),
+        )
         self._ready.set(1 if status.ready else 0)
         self._latency.set(status.latency_s)
         self._draining.set(1 if draining else 0)

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--outputs", help="a file saved with `terraform output -json > FILE`")
     doctor.add_argument("--terraform", default="terraform", help="the terraform binary (default: terraform on PATH)")
     doctor.add_argument("--no-probe", action="store_true", help="do not probe the health URL")
+    doctor.add_argument(
+        "--no-registry", action="store_true", help="do not read the images' platforms from their registry"
+    )
     doctor.add_argument("--ca-bundle", help="CA bundle to verify the health URL with (private or test CAs only)")
     doctor.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -506,7 +509,9 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
     if not session.region_name:
         raise CliError("no AWS region: the outputs name none; pass --region", EXIT_USAGE)
-    findings = doctor.Doctor(outputs, session, probe=not args.no_probe, ca_bundle=args.ca_bundle).run()
+    findings = doctor.Doctor(
+        outputs, session, probe=not args.no_probe, registry=not args.no_registry, ca_bundle=args.ca_bundle
+    ).run()
     out.write(doctor.render_json(findings) if args.json else doctor.render_text(findings))
     return doctor.exit_code(findings)
 

@@ -310,6 +310,7 @@ class Doctor:
     outputs: Mapping[str, Any]
     session: Any
     probe: bool = True
+    registry: bool = True  # read the images' platforms from their registry
     ca_bundle: str | None = None
     clock: Callable[[], float] = time.time
     clients: dict[str, Any] = field(default_factory=dict)  # tests may put a client here
@@ -666,6 +667,162 @@ def check_standby_architecture(d: Doctor) -> tuple[Status, str, str]:
     return Status.PASS, f"{instance_type} is {arch}; images built for {', '.join(platforms)}", ""
 
 
+# --- the images' platforms, from their registry (the OCI distribution API, anonymous pull)
+
+REGISTRY_TIMEOUT_S = 5.0
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+_LOOPBACK_REGISTRIES = ("localhost", "127.0.0.1", "[::1]")
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryUnreadable(Exception):
+    """The registry could not be asked (network, authentication, an answer that is not a manifest)."""
+
+
+class ImageMissing(Exception):
+    """The registry answered that the image (its tag or digest) does not exist."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str  # host[:port]
+    repository: str
+    reference: str  # tag or digest
+
+    @classmethod
+    def parse(cls, image: str) -> ImageRef:
+        """docker's rules: the first component is a registry when it has a dot or a colon, or is
+        localhost; otherwise Docker Hub (and `library/` for a one-component name)."""
+        rest, _, digest = image.partition("@")
+        first, _, remainder = rest.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost"):
+            registry, path = first, remainder
+        else:
+            registry, path = "registry-1.docker.io", rest if "/" in rest else f"library/{rest}"
+        name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
+        if not name:
+            raise ValueError(f"{image!r} is not an image reference")
+        return cls(registry, name, digest or tag or "latest")
+
+    @property
+    def base(self) -> str:
+        match = re.match(r"^(\[[^\]]+\]|[^:]+)", self.registry)
+        host = match.group(1) if match else self.registry
+        scheme = "http" if host in _LOOPBACK_REGISTRIES else "https"  # as docker treats loopback
+        return f"{scheme}://{self.registry}/v2/{self.repository}"
+
+
+def _registry_get(session: Any, url: str, ref: ImageRef, accept: str, token: list[str]) -> Any:
+    headers = {"Accept": accept}
+    if token:
+        headers["Authorization"] = f"Bearer {token[0]}"
+    try:
+        answer = session.get(url, headers=headers, timeout=REGISTRY_TIMEOUT_S)
+        if answer.status_code == 401 and not token:
+            challenge = answer.headers.get("WWW-Authenticate", "")
+            if not challenge.lower().startswith("bearer "):
+                raise RegistryUnreadable(f"{ref.registry} asks for credentials ({challenge.split(' ')[0] or '401'})")
+            params = dict(_CHALLENGE_RE.findall(challenge))
+            realm = params.pop("realm", "")
+            params.setdefault("scope", f"repository:{ref.repository}:pull")
+            granted = session.get(realm, params=params, timeout=REGISTRY_TIMEOUT_S)
+            if granted.status_code != 200:
+                raise RegistryUnreadable(f"{ref.registry} refused an anonymous pull token (HTTP {granted.status_code})")
+            doc = granted.json()
+            token.append(str(doc.get("token") or doc.get("access_token") or ""))
+            return _registry_get(session, url, ref, accept, token)
+    except (RegistryUnreadable, ImageMissing):
+        raise
+    except Exception as exc:  # requests' network errors, a token answer that is not JSON
+        raise RegistryUnreadable(f"{ref.registry} not reachable ({type(exc).__name__})") from None
+    if answer.status_code == 404:
+        raise ImageMissing(f"{ref.repository}:{ref.reference} is not in {ref.registry}")
+    if answer.status_code in (401, 403):
+        raise RegistryUnreadable(f"{ref.registry} does not let anonymous users pull {ref.repository}")
+    if answer.status_code != 200:
+        raise RegistryUnreadable(f"{ref.registry} answered HTTP {answer.status_code}")
+    return answer
+
+
+def image_platforms(image: str, session: Any) -> set[str]:
+    """The platforms (os/architecture) an image is published for, read from its registry."""
+    ref = ImageRef.parse(image)
+    token: list[str] = []
+    answer = _registry_get(session, f"{ref.base}/manifests/{ref.reference}", ref, MANIFEST_TYPES, token)
+    try:
+        doc = answer.json()
+    except ValueError:
+        raise RegistryUnreadable(f"the manifest of {image} is not JSON") from None
+    if isinstance(doc.get("manifests"), list):  # an index: one manifest per platform
+        platforms = {
+            f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}" for m in doc["manifests"]
+        }
+        return {p for p in platforms if "unknown" not in p and "None" not in p}  # attestations name no platform
+    config = doc.get("config", {}).get("digest")
+    if not config:
+        raise RegistryUnreadable(f"the manifest of {image} is neither an index nor an image manifest")
+    blob = _registry_get(session, f"{ref.base}/blobs/{config}", ref, "*/*", token)
+    try:
+        image_config = blob.json()
+    except ValueError:
+        raise RegistryUnreadable(f"the configuration of {image} is not JSON") from None
+    return {f"{image_config.get('os')}/{image_config.get('architecture')}"}
+
+
+@check("image-platforms")
+def check_image_platforms(d: Doctor) -> tuple[Status, str, str]:
+    if not d.registry:
+        raise _Skip("--no-registry")
+    images = list(d.standby_out("workload_images"))
+    wanted = list(d.standby_out("image_platforms"))
+    try:
+        arch = str(d.instance().get("Architecture", ""))
+        standby = PLATFORMS.get(arch) or str(d.standby_out("platform"))
+    except (_Fail, _Skip):
+        standby = str(d.standby_out("platform"))
+    import requests
+
+    session = requests.Session()
+    session.trust_env = True  # the user's proxy settings, as docker would use them
+    missing, short, unreadable, fine = [], [], [], []
+    for image in images:
+        try:
+            platforms = image_platforms(image, session)
+        except ValueError as exc:
+            short.append(str(exc))
+            continue
+        except ImageMissing as exc:
+            missing.append(str(exc))
+            continue
+        except RegistryUnreadable as exc:
+            unreadable.append(f"{image}: {exc}")
+            continue
+        lacking = [p for p in dict.fromkeys([standby, *wanted]) if p not in platforms]
+        if lacking:
+            short.append(f"{image} has {', '.join(sorted(platforms)) or 'no platform'}, not {', '.join(lacking)}")
+        else:
+            fine.append(image)
+    fix = "`make images` builds and pushes both images for linux/amd64 and linux/arm64 (docs/walkthrough.md step 2)"
+    if missing or short:
+        why = "; ".join(missing + short)
+        return Status.FAIL, f"{why}: the standby ({standby}) or the laptop would fail to pull or run them", fix
+    if unreadable:
+        checked = f" ({', '.join(fine)} fine)" if fine else ""
+        return (
+            Status.WARN,
+            f"cannot read the platforms of {'; '.join(unreadable)}{checked}",
+            "make the packages public (or check them with `docker buildx imagetools inspect <image>`)",
+        )
+    return Status.PASS, f"{', '.join(images)} are published for {', '.join(dict.fromkeys([standby, *wanted]))}", ""
+
+
 @check("fallback-types")
 def check_fallback_types(d: Doctor) -> tuple[Status, str, str]:
     arch = str(d.instance().get("Architecture", ""))
@@ -1014,23 +1171,31 @@ def check_mode(d: Doctor) -> tuple[Status, str, str]:
 
 @check("armed")
 def check_armed(d: Doctor) -> tuple[Status, str, str]:
+    """The engine records `armed_at` in the control item (docs/state.md) when it arms; a control
+    item without the attribute at all was written by a watchdog older than the armed gate, and
+    then the primary's site record tells whether it has ever heartbeated."""
     control, sites = d.state_items()
+    recorded = control is not None and "armed_at" in control
     armed_at = None if control is None else control.get("armed_at", {}).get("N")
     if armed_at is not None:
         return Status.PASS, f"armed {_ago(float(armed_at), d.clock())}", ""
     primary = sites.get("primary")
+    fix = "finish the laptop (docs/walkthrough.md step 8): its agent heartbeats to the heartbeat URL"
     if primary is not None:
-        first = float(primary["received_at"]["N"])
+        last = float(primary["received_at"]["N"])
         count = primary.get("count", {}).get("N", "?")
-        return (
-            Status.PASS,
-            f"armed: the primary heartbeats ({count} heartbeats, last {_ago(first, d.clock())})",
-            "",
-        )
+        if recorded:
+            return (
+                Status.WARN,
+                f"not armed yet, though the primary heartbeated ({count} heartbeats, last {_ago(last, d.clock())}): "
+                "the next tick arms it",
+                "wait a tick interval; if it stays unarmed, check last-tick and the schedule",
+            )
+        return Status.PASS, f"armed: the primary heartbeats ({count} heartbeats, last {_ago(last, d.clock())})", ""
     return (
         Status.WARN,
         "not armed: the primary's agent has never heartbeated, so there is no failover protection yet",
-        "finish the laptop (docs/walkthrough.md step 8): its agent heartbeats to the heartbeat URL",
+        fix,
     )
 
 
