@@ -35,7 +35,8 @@ from hfo_watchdog.core.steady import steady_since_after
 
 CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 # Attribute of a site item: the control version of the last write that took the lease away from
-# that site (SiteUnchanged). A heartbeat's write is conditional on the fence it read.
+# that site (SiteUnchanged). A heartbeat's write is conditional on the fence it read. (Not a
+# DynamoDB reserved word: expressions name it directly.)
 FENCE = "fence"
 HISTORY_PK = "HISTORY"
 SITE_PK = "SITE"
@@ -468,9 +469,8 @@ class DynamoStateStore:
                 fence = {
                     "TableName": self.table_name,
                     "Key": key,
-                    "UpdateExpression": "SET #fence = :fence",
+                    "UpdateExpression": f"SET {FENCE} = :fence",
                     "ConditionExpression": "received_at = :seen",
-                    "ExpressionAttributeNames": {"#fence": FENCE},
                     "ExpressionAttributeValues": {":seen": _n(unchanged.received_at), ":fence": _n(state.version)},
                 }
                 items.append({"Update": fence})
@@ -589,12 +589,10 @@ class DynamoStateStore:
             elif FENCE in previous:
                 # The exact item read, fence included: the write replaces what was read or nothing.
                 item[FENCE] = previous[FENCE]
-                put["ConditionExpression"] = "received_at = :previous AND #fence = :fence"
-                put["ExpressionAttributeNames"] = {"#fence": FENCE}
+                put["ConditionExpression"] = f"received_at = :previous AND {FENCE} = :fence"
                 put["ExpressionAttributeValues"] = {":previous": previous["received_at"], ":fence": previous[FENCE]}
             else:
-                put["ConditionExpression"] = "received_at = :previous AND attribute_not_exists(#fence)"
-                put["ExpressionAttributeNames"] = {"#fence": FENCE}
+                put["ConditionExpression"] = f"received_at = :previous AND attribute_not_exists({FENCE})"
                 put["ExpressionAttributeValues"] = {":previous": previous["received_at"]}
             try:
                 if first is None:
