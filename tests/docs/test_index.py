@@ -63,6 +63,14 @@ def test_readme_documentation_section_links_every_page() -> None:
     assert "(docs/README.md)" in text
 
 
+def test_every_doctor_check_has_its_section() -> None:
+    """docs/doctor.md has a `### <id>` section for each check of `hfo doctor`, in the order they run."""
+    from hfo_watchdog.doctor import CHECKS
+
+    sections = re.findall(r"^### ([a-z0-9-]+)\s*$", page("doctor.md"), re.M)
+    assert sections == [check_id for check_id, _ in CHECKS]
+
+
 def test_every_alert_key_has_a_runbook_entry() -> None:
     from hfo_watchdog.core.alerts import KINDS
 

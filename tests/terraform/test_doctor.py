@@ -462,6 +462,22 @@ def test_lambda_concurrency(healthy: None, outputs: dict[str, Any], aws_env: Mot
     assert low.status is doctor.Status.FAIL and "unreserved concurrency is 5" in low.reason
 
 
+def test_heartbeat_url(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
+    lam = boto3.session.Session().client("lambda")
+    heartbeat = outputs["function_names"]["heartbeat"]
+    lam.remove_permission(FunctionName=heartbeat, StatementId="FunctionUrlInvoke")
+    try:
+        closed = verdict(outputs, "heartbeat-url")
+    finally:
+        lam.add_permission(
+            FunctionName=heartbeat, StatementId="FunctionUrlInvoke", Action="lambda:InvokeFunction", Principal="*"
+        )
+    assert closed.status is doctor.Status.FAIL and "lambda:InvokeFunction" in closed.reason and "403" in closed.reason
+    stale = verdict(with_out(outputs, heartbeat_url="https://0123.lambda-url.us-east-1.on.aws/"), "heartbeat-url")
+    assert stale.status is doctor.Status.FAIL and "HFO_HEARTBEAT_URL" in stale.fix
+    assert verdict(outputs, "heartbeat-url").status is doctor.Status.PASS
+
+
 def test_watchdog_config(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
     env = _set_tick_env(outputs, HFO_INSTANCE_ID="i-0123456789abcdef0")
     try:

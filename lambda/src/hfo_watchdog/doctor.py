@@ -993,6 +993,64 @@ def check_watchdog_config(d: Doctor) -> tuple[Status, str, str]:
     return Status.PASS, f"{config.get('FunctionName')} configuration is valid and points at this stack", ""
 
 
+@check("heartbeat-url")
+def check_heartbeat_url(d: Doctor) -> tuple[Status, str, str]:
+    """The agents' way in: the heartbeat function's URL exists, is public (authorization NONE: every
+    heartbeat is authenticated by its HMAC), is the URL the sites were given (the `heartbeat_url`
+    output), and its resource policy lets anyone invoke it: since October 2025 a public Function URL
+    needs lambda:InvokeFunction next to lambda:InvokeFunctionUrl, else every call gets 403."""
+    d.need_aws()
+    name = d.outputs["function_names"].get("heartbeat")
+    if not name:
+        raise _Skip("the output function_names.heartbeat is missing")
+    lam = d.client("lambda")
+    fix = "run `terraform apply` in your root"
+    try:
+        config = lam.get_function_url_config(FunctionName=name)
+    except Exception as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return Status.FAIL, f"{name} has no Function URL: no heartbeat can arrive", fix
+        raise _Fail(f"cannot read the Function URL of {name}: {_code(exc)}") from None
+    url = str(config.get("FunctionUrl", "")).rstrip("/")
+    if config.get("AuthType") != "NONE":
+        return (
+            Status.FAIL,
+            f"the heartbeat URL wants {config.get('AuthType')} authorization: the agents (no AWS credentials) get 403",
+            fix,
+        )
+    given = str(d.outputs.get("heartbeat_url") or "").rstrip("/")
+    if given and given != url:
+        return (
+            Status.FAIL,
+            f"the heartbeat URL is {url}, the outputs (and so the sites) have {given}",
+            "set HFO_HEARTBEAT_URL in k8s/base/kustomization.yaml to `terraform output -raw heartbeat_url`, push",
+        )
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=name)["Policy"])
+    except Exception as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise _Fail(f"cannot read the resource policy of {name}: {_code(exc)}") from None
+        policy = {"Statement": []}
+    public: set[str] = set()
+    for statement in policy.get("Statement", []):
+        principal = statement.get("Principal")
+        if statement.get("Effect") != "Allow" or principal not in ("*", {"AWS": "*"}):
+            continue
+        actions = statement.get("Action", [])
+        public.update([actions] if isinstance(actions, str) else actions)
+    lacking = [
+        a for a in ("lambda:InvokeFunctionUrl", "lambda:InvokeFunction") if a not in public and "lambda:*" not in public
+    ]
+    if lacking:
+        return (
+            Status.FAIL,
+            f"the resource policy of {name} does not grant {' and '.join(lacking)} to everyone: every heartbeat "
+            "gets 403 Forbidden",
+            fix,
+        )
+    return Status.PASS, f"{url} is public (HMAC-authenticated by the handler) and is the URL the sites have", ""
+
+
 @check("hmac-keyring")
 def check_hmac_keyring(d: Doctor) -> tuple[Status, str, str]:
     from hfo_protocol.keys import Keyring
