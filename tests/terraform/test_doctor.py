@@ -100,7 +100,6 @@ def stack(
         "alert_email": "ops@example.com",
         "secret_values_version": 1,
         "table_deletion_protection": False,
-        "secret_recovery_window_days": 0,
         "cpu_credits": "standard",  # moto gap (tests/terraform/test_stack.py)
         "ebs_kms_key_arn": key["KeyMetadata"]["Arn"],
         "workload_images": [f"{registry.host}/you/hfo-site:0.1.0", f"{registry.host}/you/hfo-bot:0.1.0"],
@@ -495,7 +494,9 @@ def test_watchdog_config(healthy: None, outputs: dict[str, Any], aws_env: MotoSe
 
 
 def _put_secret(name: str, value: str) -> None:
-    boto3.session.Session().client("secretsmanager").put_secret_value(SecretId=name, SecretString=value)
+    """As a user does: the secrets module's parameters are SSM SecureStrings (docs/security.md)."""
+    ssm = boto3.session.Session().client("ssm")
+    ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
 
 @pytest.mark.parametrize(
@@ -515,7 +516,7 @@ def test_hmac_keyring_refused(
         found = verdict(outputs, "hmac-keyring")
     finally:
         _put_secret(name, KEYRING)
-    assert found.status is doctor.Status.FAIL and words in found.reason and "put-secret-value" in found.fix
+    assert found.status is doctor.Status.FAIL and words in found.reason and "aws ssm put-parameter" in found.fix
     assert value not in found.line()
 
 

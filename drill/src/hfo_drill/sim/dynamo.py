@@ -1,12 +1,12 @@
 """An in-memory DynamoDB client for the simulator: exactly the calls and condition expressions
 `hfo_watchdog.store.DynamoStateStore` makes, with DynamoDB's answers.
 
-- calls: batch_get_item, get_item, put_item, transact_write_items, query (pk = :pk, newest
-  first), scan (for tests);
-- conditions: `attribute_not_exists(a)`, `attribute_exists(a)` and `a = :v`, the forms the store
-  writes. Anything else is refused with a ValidationException, as DynamoDB refuses an expression
-  it cannot parse, so a store that starts writing a new form fails loudly here instead of being
-  judged wrongly;
+- calls: batch_get_item, get_item, put_item, transact_write_items (Put, ConditionCheck, and
+  Update with `SET a = :v`), query (pk = :pk, newest first), scan (for tests);
+- conditions: `attribute_not_exists(a)`, `attribute_exists(a)` and `a = :v`, alone or joined by
+  `AND`, the forms the store writes. Anything else is refused with a ValidationException, as
+  DynamoDB refuses an expression it cannot parse, so a store that starts writing a new form
+  fails loudly here instead of being judged wrongly;
 - a failed condition of put_item raises ConditionalCheckFailedException; a failed condition in
   a transaction cancels the whole transaction (nothing written) with
   TransactionCanceledException and one CancellationReasons entry per item, in order;
@@ -33,6 +33,7 @@ _NOT_EXISTS = re.compile(r"^attribute_not_exists\((\w+)\)$")
 _EXISTS = re.compile(r"^attribute_exists\((\w+)\)$")
 _EQUALS = re.compile(r"^(\w+) = (:\w+)$")
 _QUERY = re.compile(r"^pk = (:\w+)$")
+_SET = re.compile(r"^SET (\w+) = (:\w+)$")
 
 Item = dict[str, Any]
 
@@ -83,6 +84,8 @@ class FakeDynamoDB:
         if expression is None:
             return True
         text = expression.strip()
+        if " AND " in text:
+            return all(FakeDynamoDB._holds(operation, item, part, values) for part in text.split(" AND "))
         if m := _NOT_EXISTS.match(text):
             return item is None or m.group(1) not in item
         if m := _EXISTS.match(text):
@@ -177,6 +180,11 @@ class FakeDynamoDB:
                 key = self._key(op, body["Key"])
                 if "ConditionExpression" not in body:
                     raise _error(op, "ValidationException", "a ConditionCheck needs a ConditionExpression")
+            elif kind == "Update":
+                key = self._key(op, body["Key"])
+                update = body.get("UpdateExpression", "")
+                if _SET.match(update.strip()) is None:
+                    raise _error(op, "ValidationException", f"the simulator's DynamoDB does not parse {update!r}")
             else:
                 raise _error(op, "ValidationException", f"the simulator's DynamoDB does not do {kind} in transactions")
             table = self._table(op, body["TableName"])
@@ -207,6 +215,13 @@ class FakeDynamoDB:
         for kind, table, key, body in plans:
             if kind == "Put":
                 table[key] = self._write(body["Item"])
+            elif kind == "Update":  # SET a = :v; an absent item is created with its key, as DynamoDB does
+                m = _SET.match(body["UpdateExpression"].strip())
+                assert m is not None
+                name, placeholder = m.groups()
+                current = dict(table.get(key) or self._write(body["Key"]))
+                current[name] = _copy(body["ExpressionAttributeValues"][placeholder])
+                table[key] = current
         return {}
 
 
