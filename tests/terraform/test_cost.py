@@ -431,3 +431,5 @@ def test_the_price_file_has_the_measured_heartbeat_units(cost: ModuleType) -> No
     assert measured.write_units_per_heartbeat == usage["heartbeat_write_units"] == 1
     assert measured.read_units_per_heartbeat == usage["heartbeat_read_units"] == 3
     assert measured.site_item_bytes < 1024  # one write unit
+    tick = units.measure_tick()
+    assert tick.control_writes > 50 and tick.write_units_per_control_write == usage["tick_write_units"] == 1
