@@ -121,10 +121,10 @@ def test_every_secret_has_a_security_entry() -> None:
     assert len(sealed) == 4
     for meta in sealed:
         assert f"`{meta['namespace']}/{meta['name']}`" in cells, f"SealedSecret {meta['namespace']}/{meta['name']}"
-    managed = re.findall(r'name\s*=\s*"\$\{var\.name\}/([\w-]+)"', read(TF / "modules/secrets/main.tf"))
+    managed = re.findall(r'name\s*=\s*"/\$\{var\.name\}/([\w-]+)"', read(TF / "modules/secrets/main.tf"))
     assert sorted(managed) == ["discord-webhook", "hmac-keyring", "tailscale-auth-key"]
     for secret in managed:
-        assert f"`<name>/{secret}`" in cells, f"Secrets Manager secret <name>/{secret}"
+        assert f"`/<name>/{secret}`" in cells, f"SSM SecureString parameter /<name>/{secret}"
     rotations = {m for m in re.findall(r"\]\(#([\w-]+)\)", " ".join(table_column(table, 3)))}
     headings = set(re.findall(r"^### (.+)$", section(page("security.md"), "Rotating secrets"), re.M))
     assert rotations <= {re.sub(r"[^\w\- ]", "", h).lower().replace(" ", "-") for h in headings}

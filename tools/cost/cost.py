@@ -40,6 +40,7 @@ ALARMS = 3
 BASE_SECRETS = 2
 # The smallest instance type of each architecture, for the always-on comparison.
 SMALLEST_TYPE = {"arm64": "t4g.nano", "x86_64": "t3.nano"}
+PREWARM_ITEM = "Pre-warm, expected"
 # Heartbeat intervals of the cadence table (`make cost`), seconds.
 CADENCES = (5.0, 10.0, 20.0, 30.0)
 # Secrets read at each cold start: the tick reads the keyring and the Discord webhook, the
@@ -287,6 +288,12 @@ class Estimate:
         return sum(line.usd_free_tier for line in self.idle)
 
     @property
+    def idle_total_without_prewarm(self) -> float:
+        """The idle month less the pre-warm line: what the failover benchmark adds its own
+        measured EC2 minutes to (it would count pre-warm twice otherwise)."""
+        return sum(line.usd for line in self.idle if not line.item.startswith(PREWARM_ITEM))
+
+    @property
     def failover_hour_total(self) -> float:
         return sum(line.usd for line in self.failover_hour)
 
@@ -420,7 +427,7 @@ def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, 
             + _billed(secret_reads, free["kms_requests"]) / 1e4 * p["kms_requests_per_10k"],
         ),
         Line(
-            f"Pre-warm, expected (benchmark: '{bench['trace']}' trace) +",
+            f"{PREWARM_ITEM} (benchmark: '{bench['trace']}' trace) +",
             f"{prewarm_traces:g} x {bench['prewarm_trace_hours']:g} h", prewarm, prewarm,
             bool(unverified & {"ec2_hour"}),
         ),

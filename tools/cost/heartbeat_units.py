@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""What one heartbeat costs in DynamoDB requests and capacity units, measured on the real store
-code (hfo_watchdog.store) against the moto server: every call the store makes is recorded through
-botocore's events, and its request units are worked out with DynamoDB's own rules, from the sizes
-of the items it really writes and reads.
+"""What one heartbeat (and a tick's control write) costs in DynamoDB requests and capacity
+units, measured on the real store code (hfo_watchdog.store) against the moto server: every call
+the store makes is recorded through botocore's events, and its request units are worked out with
+DynamoDB's own rules, from the sizes of the items it really writes and reads.
 
     python tools/cost/heartbeat_units.py            # 20 heartbeats of one agent, after the first
     python tools/cost/heartbeat_units.py --json
@@ -11,8 +11,10 @@ moto does not meter capacity (it answers constants), so the units come from the 
 DynamoDB developer guide ("Item sizes and formats", "Read/write capacity mode", "Capacity
 management for transactions"): a write is 1 write unit per KB of the larger of the item before
 and after; a strongly consistent read 1 read unit per 4 KB of each item read (a BatchGetItem
-rounds each item on its own); in a transaction every item costs twice. tools/cost/prices.toml
-takes `heartbeat_write_units` and `heartbeat_read_units` from this measurement.
+rounds each item on its own); in a transaction every item costs twice. The tick's control item
+is sized on the failover simulator (hfo_drill.sim), which runs the shipped tick.
+tools/cost/prices.toml takes `heartbeat_write_units`, `heartbeat_read_units` and
+`tick_write_units` from this measurement.
 """
 
 from __future__ import annotations
@@ -164,6 +166,58 @@ def measure(heartbeats: int = 20) -> Measured:
     )
 
 
+@dataclass(frozen=True)
+class TickMeasured:
+    control_writes: int
+    control_item_bytes_max: int
+    write_units_per_control_write: int
+
+
+def measure_tick(seed: int = 2) -> TickMeasured:
+    """The control item a tick writes, on the shipped tick and heartbeat code run by the
+    failover simulator (hfo_drill.sim) through a laptop outage, a failover and a handback: the
+    largest item it writes sets the tick's write units (each tick writes it once)."""
+    from dataclasses import replace
+
+    from hfo_drill.sim.dynamo import FakeDynamoDB
+    from hfo_drill.sim.model import BootModel, Outage, make_trace
+    from hfo_drill.sim.run import simulate
+    from hfo_drill.sim.world import Setup
+    from hfo_watchdog.config import Settings
+
+    settings = Settings.from_env({
+        "HFO_TABLE_NAME": TABLE, "HFO_INSTANCE_ID": "i-0123456789abcdef0",
+        "HFO_HEALTH_URL": "https://laptop.example.ts.net/healthz", "HFO_HMAC_SECRET_ARN": "/hfo/hmac-keyring",
+    })  # fmt: skip
+    setup = Setup(policy=settings.policy, tick_s=float(settings.tick_interval_s), max_skew_s=settings.max_skew_s)
+    boot = BootModel(
+        ec2_start_s=20, os_boot_s=15, k3s_ready_s=(45, 45), pod_start_s=5, agent_start_s=5, image_pull_s=25,
+        argocd_sync_s=70, ec2_stop_s=45, gateway_connect_s=3, bot_stop_s=5,
+    )  # fmt: skip
+    sizes: list[int] = []
+
+    class Recording:
+        def __init__(self, db: FakeDynamoDB) -> None:
+            self.db = db
+
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(self.db, name)
+
+            def call(**kwargs: Any) -> Any:
+                puts = [kwargs] if name == "put_item" else []
+                if name == "transact_write_items":
+                    puts = [a["Put"] for a in kwargs["TransactItems"] if "Put" in a]
+                sizes.extend(item_size(p["Item"]) for p in puts if p["Item"]["pk"]["S"] == "CONTROL")
+                return method(**kwargs)
+
+            return call
+
+    trace = make_trace("units", "units", [Outage("laptop", 900.0, 600.0), Outage("funnel", 3000.0, 600.0)], 1500.0)
+    simulate(trace, boot, replace(setup), seed=seed, dynamodb=(Recording(FakeDynamoDB(TABLE)), TABLE))
+    largest = max(sizes)
+    return TickMeasured(len(sizes), largest, max(1, math.ceil(largest / KB)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -176,12 +230,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = measure(args.heartbeats)
     if args.json:
-        print(json.dumps(asdict(result), indent=2))
+        print(json.dumps({"heartbeat": asdict(result), "tick": asdict(measure_tick())}, indent=2))
         return 0
     calls = ", ".join(f"{k} {v:g}" for k, v in result.calls_per_heartbeat.items())
     print(f"per heartbeat of the laptop ({result.heartbeats} measured, both site items present): {calls}")
     print(f"  write units {result.write_units_per_heartbeat:g}, read units {result.read_units_per_heartbeat:g}")
     print(f"  site item {result.site_item_bytes} bytes")
+    tick = measure_tick()
+    print(
+        f"per tick: the control item, at most {tick.control_item_bytes_max} bytes over {tick.control_writes} writes"
+        f" (an outage, a failover and a handback in the simulator): {tick.write_units_per_control_write} write unit"
+    )
     return 0
 
 
