@@ -9,7 +9,7 @@ bench-failover: $(STAMP) ## Failover quality vs the seed: downtime, false failov
 	$(PY) bench/failover_quality.py $(BENCH_ARGS)
 
 bench-failover-results: $(STAMP) ## Re-measure the saved failover results (100 runs, all traces; long) and write them into the docs
-	nice $(PY) bench/failover_quality.py --no-plot --save bench/failover/results/default.json $(BENCH_ARGS)
+	nice $(PY) bench/failover_quality.py --no-plot --jobs 2 --policies all --save bench/failover/results/default.json $(BENCH_ARGS)
 	$(PY) bench/failover_quality.py --write-docs
 
 bench: bench-failover

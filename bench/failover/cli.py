@@ -49,6 +49,8 @@ def _traces(text: str) -> list[str]:
 
 def _policies(text: str) -> list[str]:
     known = policies.catalogue()
+    if text.strip() == "all":
+        return list(known)
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError(f"--policies needs at least one of: {', '.join(known)}")
@@ -80,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
         "--policies",
         type=_policies,
         default=None,
-        help=f"comma-separated (default: {', '.join(policies.DEFAULT_POLICIES)})",
+        help=f"comma-separated, or all (default: {', '.join(policies.DEFAULT_POLICIES)})",
     )
     p.add_argument(
         "--define",
