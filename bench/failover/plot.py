@@ -1,11 +1,10 @@
-"""A timeline of one run on one time axis: what really happened, what the watchdog saw and
-decided, the lease, the EC2 instance and the bots. Drawn with matplotlib's Agg backend (no display).
-"""
+"""A timeline of one run on one time axis: what really happened, what the watchdog decided, the
+lease, the EC2 instance and the bots. Drawn with matplotlib's Agg backend (no display)."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -13,12 +12,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from hfo_drill.sim.run import Result
+from hfo_drill.sim.spans import Span, complement, intersect
+from hfo_drill.sim.world import T0
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-
-from failover.metrics import Figures
-from failover.ours import HEARTBEAT_SIGNALS, PHASE_CODES, PROBE_SIGNALS
-from failover.world import EC2_CODES, LEASE_CODES, Run
 
 UP, DOWN, ASLEEP = "#4caf50", "#d32f2f", "#78909c"
 PHASE_COLOURS = {
@@ -30,163 +28,116 @@ PHASE_COLOURS = {
     "handing_back": "#ce93d8",
 }
 LEASE_COLOURS = {"primary": "#64b5f6", "none": "#bdbdbd", "standby": "#ffb74d"}
-EC2_COLOURS = {"stopped": "#eeeeee", "pending": "#fff176", "running": "#ff9800", "stopping": "#a1887f"}
-SIGNAL_COLOURS = {"unknown": "#e0e0e0", "alive": "#a5d6a7", "failing": "#ffe082", "down": "#ef9a9a"}
+EC2_COLOURS = {"pending": "#fff176", "running": "#ff9800", "stopping": "#a1887f"}
 LAPTOP_BOT, STANDBY_BOT, NO_BOT, TWO_BOTS = "#1e88e5", "#fb8c00", "#d32f2f", "#8e24aa"
 
 
-def spans(values: Sequence[int], lo: int, hi: int) -> list[tuple[int, int, int]]:
-    """(start, length, value) of each run of equal values within [lo, hi)."""
-    out: list[tuple[int, int, int]] = []
-    start = lo
-    for t in range(lo + 1, hi + 1):
-        if t == hi or values[t] != values[start]:
-            out.append((start, t - start, values[start]))
-            start = t
+def steps(changes: Sequence[tuple[float, str]], end: float) -> list[tuple[float, float, str]]:
+    """(start, end, value) from (time, value) changes."""
+    out = []
+    for i, (t, v) in enumerate(changes):
+        nxt = changes[i + 1][0] if i + 1 < len(changes) else end
+        if nxt > t:
+            out.append((t, nxt, v))
     return out
 
 
-def window(run: Run, margin_s: int = 180) -> tuple[int, int]:
-    """From a little before the first incident to a little after the last change of anything."""
-    n = run.trace.duration
-    first = run.trace.incident_at or 0
-    series: list[Sequence[int]] = [run.laptop_bot, run.standby_bot, run.ec2, run.trace.laptop, run.trace.net]
-    series += [run.trace.funnel, run.trace.aws]
-    if run.phase is not None and run.lease is not None:
-        series += [run.phase, run.lease]
-    last = first
-    for s in series:
-        for t in range(n - 1, first, -1):
-            if s[t] != s[t - 1]:
-                last = max(last, t)
-                break
-    return max(0, first - margin_s), min(n, last + margin_s)
+def draw(
+    result: Result, describe: str, out: Path, *, ec2_start_s: float, ec2_stop_s: float, margin_s: float = 180
+) -> Path:
+    rec, trace, w0 = result.rec, result.trace, result.warmup_s
+    end = trace.duration
+    first = trace.incident_at or 0.0
+    last = max((o.end for o in trace.outages), default=first)
+    last = max([last, *(h.at - T0 - w0 for h in rec.history), *(t - w0 for t in rec.ec2_stops)]) + ec2_stop_s
+    lo, hi = max(0.0, first - margin_s), min(end, last + margin_s)
 
+    def m(t: float) -> float:
+        return (t - first) / 60.0
 
-def draw(run: Run, figures: Figures, describe: str, out: Path) -> Path:
-    lo, hi = window(run)
-    zero = run.trace.incident_at or 0
-    minutes: Callable[[float], float] = lambda t: (t - zero) / 60.0  # noqa: E731
     fig, ax = plt.subplots(figsize=(15, 8.6), dpi=110)
-
-    def band(
-        y: float,
-        values: Sequence[int],
-        colour_of: Callable[[int], str],
-        label_of: Callable[[int], str] | None = None,
-        *,
-        low: bool = False,
-    ) -> None:
-        """A row of coloured spans; labels in the wide ones (in the lower half when `low`, leaving
-        the upper half to markers)."""
-        for start, length, value in spans(values, lo, hi):
-            ax.broken_barh([(minutes(start), length / 60.0)], (y - 0.35, 0.7), facecolors=colour_of(value), linewidth=0)
-            if label_of is not None and length >= (hi - lo) * 0.05:
-                ty = y - 0.17 if low else y
-                ax.text(minutes(start + length / 2), ty, label_of(value), ha="center", va="center", fontsize=8)
-
     names: list[str] = []
 
     def row(name: str) -> float:
         names.append(name)
         return -float(len(names) - 1)
 
-    tr = run.trace
+    def band(y: float, spans: Sequence[tuple[float, float, str]], label: bool = False) -> None:
+        for s, e, colour_label in spans:
+            s, e = max(s, lo), min(e, hi)
+            if e <= s:
+                continue
+            colour, _, text = colour_label.partition("|")
+            ax.broken_barh([(m(s), (e - s) / 60.0)], (y - 0.35, 0.7), facecolors=colour, linewidth=0)
+            if label and text and e - s >= (hi - lo) * 0.05:
+                ax.text(m((s + e) / 2), y, text, ha="center", va="center", fontsize=8)
+
+    def shifted(spans: Sequence[Span]) -> list[Span]:
+        return [(s - w0, e - w0) for s, e in spans]
+
     y = row("laptop")
-    laptop_state = [2 if tr.asleep[t] else tr.laptop[t] for t in range(tr.duration)]
-    band(y, laptop_state, lambda v: (DOWN, UP, ASLEEP)[v])
+    band(y, [(0, end, UP)])
+    band(y, [(s, e, ASLEEP if a else DOWN) for s, e, a in trace.down_spans("laptop")])
     for name, channel in (
-        ("laptop's internet", tr.net),
-        ("Funnel path (probe)", tr.funnel),
-        ("AWS path (heartbeats)", tr.aws),
+        ("laptop's internet", "net"),
+        ("Funnel path (probe)", "funnel"),
+        ("AWS path (heartbeats)", "aws"),
     ):
-        band(row(name), channel, lambda v: UP if v else DOWN)
-
-    y = row("probes / signal" if run.probe_signal is not None else "probes")
-    if run.probe_signal is not None:
-        band(y, run.probe_signal, lambda v: SIGNAL_COLOURS[PROBE_SIGNALS[v]], lambda v: PROBE_SIGNALS[v], low=True)
-    probes = [(t, ok) for t, ok in run.probes if lo <= t < hi]
-    marks_y = y + 0.17 if run.probe_signal is not None else y
-    good, bad = [minutes(t) for t, ok in probes if ok], [minutes(t) for t, ok in probes if not ok]
-    ax.scatter(good, [marks_y] * len(good), marker="o", s=18, c=UP, zorder=3)
-    ax.scatter(bad, [marks_y] * len(bad), marker="x", s=22, c=DOWN, zorder=3)
-
-    if run.heartbeat_signal is not None:
-        y = row("heartbeats / signal")
+        y = row(name)
+        band(y, [(0, end, UP)])
+        band(y, [(s, e, DOWN) for s, e, _ in trace.down_spans(channel)])
+    y = row("probes")
+    probes = [(t - w0, ok) for t, ok in rec.probes if lo <= t - w0 < hi]
+    ax.scatter([m(t) for t, ok in probes if ok], [y] * sum(ok for _, ok in probes), marker="o", s=18, c=UP, zorder=3)
+    bad = [m(t) for t, ok in probes if not ok]
+    ax.scatter(bad, [y] * len(bad), marker="x", s=22, c=DOWN, zorder=3)
+    y = row("laptop heartbeats")
+    ax.vlines(
+        [m(t - w0) for t in rec.heartbeats if lo <= t - w0 < hi], y - 0.3, y + 0.3, colors="#2e7d32", linewidth=0.6
+    )
+    if result.design == "ours":
+        phases = [(-w0, "healthy")] + [(h.at - T0 - w0, h.to_phase) for h in rec.history]
         band(
-            y,
-            run.heartbeat_signal,
-            lambda v: SIGNAL_COLOURS[HEARTBEAT_SIGNALS[v]],
-            lambda v: HEARTBEAT_SIGNALS[v],
-            low=True,
+            row("phase"),
+            [(s, e, f"{PHASE_COLOURS.get(v, '#eeeeee')}|{v.replace('_', ' ')}") for s, e, v in steps(phases, end)],
+            True,
         )
-        beats = [minutes(t) for t in run.heartbeats if lo <= t < hi]
-        ax.vlines(beats, y + 0.02, y + 0.33, colors="#2e7d32", linewidth=0.6, zorder=3)
-
-    if run.phase is not None:
-        y = row("phase")
+        leases = [(-w0, "primary (1)")] + [
+            (h.at - T0 - w0, f"{h.to_lease.site.value} ({h.to_lease.epoch})") for h in rec.history
+        ]
         band(
-            y,
-            run.phase,
-            lambda v: PHASE_COLOURS[PHASE_CODES[v].value],
-            lambda v: PHASE_CODES[v].value.replace("_", " "),
+            row("lease (epoch)"),
+            [(s, e, f"{LEASE_COLOURS[v.split()[0]]}|{v}") for s, e, v in steps(leases, end)],
+            True,
         )
-    if run.lease is not None and run.epoch is not None:
-        y = row("lease (epoch)")
-        lease, epoch = run.lease, run.epoch
-        keyed = [lease[t] * 1_000_000 + epoch[t] for t in range(tr.duration)]
-        band(
-            y,
-            keyed,
-            lambda v: LEASE_COLOURS[LEASE_CODES[v // 1_000_000]],
-            lambda v: f"{LEASE_CODES[v // 1_000_000]} ({v % 1_000_000})",
-        )
-
-    band(row("EC2 standby"), run.ec2, lambda v: EC2_COLOURS[EC2_CODES[v].value], lambda v: EC2_CODES[v].value)
-    band(row("laptop's bot"), run.laptop_bot, lambda v: LAPTOP_BOT if v else "#f5f5f5")
-    band(row("standby's bot"), run.standby_bot, lambda v: STANDBY_BOT if v else "#f5f5f5")
-    both = [
-        (0 if not a and not b else 2 if a and b else 1) for a, b in zip(run.laptop_bot, run.standby_bot, strict=True)
-    ]
-    band(row("no bot / two bots"), both, lambda v: (NO_BOT, "#ffffff", TWO_BOTS)[v])
-
-    decision_label = True
-    for t in run.failovers:
+    y = row("EC2 standby")
+    ec2 = [(t - w0, t - w0 + ec2_start_s, f"{EC2_COLOURS['pending']}|pending") for t, _ in rec.ec2_starts]
+    ec2 += [(s, e, f"{EC2_COLOURS['running']}|running") for s, e in shifted(rec.running_spans)]
+    ec2 += [(t - w0, t - w0 + ec2_stop_s, f"{EC2_COLOURS['stopping']}|stopping") for t in rec.ec2_stops]
+    band(y, ec2, True)
+    for t, purpose in rec.ec2_starts:
+        if lo <= t - w0 < hi:
+            ax.annotate(f"start ({purpose})", (m(t - w0), y + 0.36), fontsize=7, ha="left", va="bottom")
+    laptop_bot, standby_bot = shifted(rec.bot_spans["primary"]), shifted(rec.bot_spans["standby"])
+    band(row("laptop's bot"), [(s, e, LAPTOP_BOT) for s, e in laptop_bot])
+    band(row("standby's bot"), [(s, e, STANDBY_BOT) for s, e in standby_bot])
+    y = row("no bot / two bots")
+    band(y, [(s, e, NO_BOT) for s, e in complement([*laptop_bot, *standby_bot], 0, end)])
+    band(y, [(s, e, TWO_BOTS) for s, e in intersect(laptop_bot, standby_bot)])
+    for t in result.failovers:
         if lo <= t < hi:
-            ax.axvline(minutes(t), color="#b71c1c", linestyle="--", linewidth=1.0, zorder=1)
-            ax.text(
-                minutes(t),
-                0.75,
-                " failover decided" if decision_label else "",
-                color="#b71c1c",
-                fontsize=8,
-                va="bottom",
-            )
-            decision_label = False
-    for tr_ in run.transitions:
-        if lo <= tr_.t < hi and tr_.t not in run.failovers:
-            ax.axvline(minutes(tr_.t), color="#9e9e9e", linestyle=":", linewidth=0.8, zorder=1)
-    for t in run.ec2_starts:
-        if lo <= t < hi:
-            ax.annotate("start", (minutes(t), -names.index("EC2 standby") + 0.36), fontsize=7, ha="left", va="bottom")
-    for t in run.ec2_stops:
-        if lo <= t < hi:
-            ax.annotate("stop", (minutes(t), -names.index("EC2 standby") + 0.36), fontsize=7, ha="left", va="bottom")
-
+            ax.axvline(m(t), color="#b71c1c", linestyle="--", linewidth=1.0, zorder=1)
     ax.set_yticks([-float(i) for i in range(len(names))], names)
-    ax.set_ylim(-len(names) + 0.4, 1.3)
-    ax.set_xlim(minutes(lo), minutes(hi))
-    ax.set_xlabel("minutes since the first incident" if run.trace.incident_at is not None else "minutes")
+    ax.set_ylim(-len(names) + 0.4, 1.0)
+    ax.set_xlim(m(lo), m(hi))
+    ax.set_xlabel("minutes since the first incident")
     ax.grid(axis="x", color="#e0e0e0", linewidth=0.5)
-    ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(axis="y", length=0)
-    decision = "no failover" if figures.decision_s is None else f"failover decided after {figures.decision_s:.0f} s"
+    decision = "no failover" if result.decision_s is None else f"failover decided after {result.decision_s:.0f} s"
     ax.set_title(
-        f"{run.trace.name}: {run.trace.title}\n{textwrap.fill(describe, 170)}\n{decision};"
-        f" downtime {figures.downtime_s:.0f} s; two bots {figures.two_bots_s:.0f} s;"
-        f" EC2 starts {figures.ec2_starts:.0f}",
+        f"{trace.name}: {trace.title}\n{textwrap.fill(describe, 170)}\n{decision}; downtime {result.downtime_s:.0f} s;"
+        f" two bots {result.two_bots_s:.0f} s; EC2 starts {result.ec2_start_count}",
         fontsize=9,
         loc="left",
     )
@@ -196,15 +147,13 @@ def draw(run: Run, figures: Figures, describe: str, out: Path) -> Path:
         Patch(color=ASLEEP, label="asleep"),
         Line2D([], [], marker="o", color=UP, linestyle="", label="probe ok"),
         Line2D([], [], marker="x", color=DOWN, linestyle="", label="probe failed"),
-        Line2D([], [], color="#2e7d32", label="laptop heartbeat"),
         Patch(color=LAPTOP_BOT, label="laptop's bot answers"),
         Patch(color=STANDBY_BOT, label="standby's bot answers"),
         Patch(color=NO_BOT, label="no bot"),
         Patch(color=TWO_BOTS, label="two bots"),
         Line2D([], [], color="#b71c1c", linestyle="--", label="failover decision"),
-        Line2D([], [], color="#9e9e9e", linestyle=":", label="other transition"),
     ]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=6, fontsize=8, frameon=False)
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=5, fontsize=8, frameon=False)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

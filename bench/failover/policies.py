@@ -1,79 +1,148 @@
-"""The three policies compared side by side.
+"""The policies compared side by side.
 
-- `ours-default`: the documented defaults (docs/configuration.md), ticking every 60 s.
-- `ours-speed`: still one tick a minute (EventBridge's floor; the watchdog probes once per tick),
-  but shorter windows: down after 1 failed probe AND 60 s without heartbeat (both signals must
-  still agree), heartbeats every 5 s, lease TTL 20 s, recovery after 2 good probes and 120 s of
-  steady heartbeats. The stop grace stays 30 s (the bot's termination grace is 20 s). It doubles
-  the heartbeat invocations of the Lambda, the main idle cost.
+Ours are the watchdog's own settings: `hfo_watchdog.config.Settings.from_env` with the shipped
+defaults plus a few overrides (environment variables, exactly as a deployment sets them), so the
+cross-field rules of the real configuration apply and no default is copied here. `--define
+KEY=VALUE` adds a policy `ours-custom` with the user's overrides.
+
+- `ours`: the shipped defaults (docs/configuration.md);
+- `ours-hb5`: heartbeats every 5 s, lease TTL 20 s (twice the heartbeat invocations: the idle
+  cost column says what that costs);
+- `ours-no-prewarm`: pre-warm off (HFO_PREWARM_MAX_PER_HOUR=0), when the watchdog has it;
 - `seed`: the seed tutorial's watchdog (probe every 5 min, start on one failure, stop on one
-  success, no lease).
+  success, no lease, no agent).
+
+The bot's behaviour after a pause follows the shipped bot: lease-aware (asks its agent before it
+connects) when hfo_bot has its lease gate (hfo_bot.lease_gate), otherwise not. `--define
+bot.lease_aware=true|false` overrides it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import functools
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from hfo_watchdog.core.model import Policy
+from hfo_drill.sim.world import Setup
+from hfo_watchdog.config import Settings, SettingsError
 
-from failover.ours import OurPolicy
-from failover.seed import SeedPolicy
+# What Settings.from_env requires besides the policy: placeholders, never used by the simulator.
+_REQUIRED_ENV = {
+    "HFO_TABLE_NAME": "hfo-bench",
+    "HFO_INSTANCE_ID": "i-0123456789abcdef0",
+    "HFO_HEALTH_URL": "https://laptop.example.ts.net/healthz",
+    "HFO_HMAC_SECRET_ARN": "hfo/hmac",
+}
+SIM_KEYS = ("bot.lease_aware",)
+SEED_TICK_S = 300.0
 
-PROBE_TIMEOUTS_S = 3 + 5  # HFO_PROBE_CONNECT_TIMEOUT_S + HFO_PROBE_READ_TIMEOUT_S defaults
 
-DEFAULT = OurPolicy("ours-default", Policy(), tick_s=60)
-SPEED = OurPolicy(
-    "ours-speed",
-    replace(
-        Policy(),
-        down_probes=1,
-        down_heartbeat_s=60.0,
-        heartbeat_interval_s=5.0,
-        lease_ttl_s=20.0,
-        recovery_probes=2,
-        recovery_steady_s=120.0,
-    ),
-    tick_s=60,
+class PolicyError(ValueError):
+    """A policy override that the watchdog's configuration or the simulator refuses."""
+
+
+def shipped_bot_is_lease_aware() -> bool:
+    return importlib.util.find_spec("hfo_bot.lease_gate") is not None
+
+
+@dataclass(frozen=True)
+class OurPolicy:
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    sim: Mapping[str, str] = field(default_factory=dict)
+    title: str = ""
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        try:
+            return Settings.from_env({**_REQUIRED_ENV, **self.env})
+        except SettingsError as exc:
+            raise PolicyError(f"{self.name}: {exc}") from None
+
+    @functools.cached_property
+    def setup(self) -> Setup:
+        s = self.settings
+        aware = self.sim.get("bot.lease_aware")
+        return Setup(
+            policy=s.policy,
+            tick_s=float(s.tick_interval_s),
+            max_skew_s=float(s.max_skew_s),
+            lease_aware_bot=shipped_bot_is_lease_aware() if aware is None else aware == "true",
+        )
+
+
+@dataclass(frozen=True)
+class SeedPolicy:
+    name: str = "seed"
+    tick_s: float = SEED_TICK_S
+    title: str = "the seed tutorial: probe every 5 min through Funnel; start EC2 on 1 failure, stop on 1 success"
+
+
+Policy = OurPolicy | SeedPolicy
+
+
+def _has(env_name: str) -> bool:
+    """Whether the shipped watchdog reads this setting (it is among its Policy's fields)."""
+    try:
+        Settings.from_env({**_REQUIRED_ENV, env_name: "not-a-number"})
+    except SettingsError as exc:
+        return exc.variable == env_name
+    return False
+
+
+OURS = OurPolicy("ours", title="the shipped defaults")
+HB5 = OurPolicy(
+    "ours-hb5",
+    {"HFO_HEARTBEAT_INTERVAL_S": "5", "HFO_LEASE_TTL_S": "20"},
+    title="heartbeat every 5 s, lease TTL 20 s",
 )
-SEED = SeedPolicy("seed", tick_s=300)
-
-POLICIES: dict[str, OurPolicy | SeedPolicy] = {p.name: p for p in (DEFAULT, SPEED, SEED)}
-
-
-def check_timing(p: OurPolicy) -> None:
-    """The cross-field rules the watchdog enforces at cold start (docs/configuration.md): a
-    policy that breaks one is not a configuration a user could deploy."""
-    q = p.policy
-    if not q.lease_ttl_s + q.stop_grace_s + q.heartbeat_interval_s < q.down_heartbeat_s:
-        raise ValueError(
-            f"{p.name}: lease_ttl_s + stop_grace_s + heartbeat_interval_s"
-            f" ({q.lease_ttl_s:g} + {q.stop_grace_s:g} + {q.heartbeat_interval_s:g}) must be below"
-            f" down_heartbeat_s ({q.down_heartbeat_s:g})"
-        )
-    if not q.heartbeat_interval_s * 3 <= q.lease_ttl_s:
-        raise ValueError(
-            f"{p.name}: heartbeat_interval_s * 3 ({q.heartbeat_interval_s * 3:g}) must be at most"
-            f" lease_ttl_s ({q.lease_ttl_s:g})"
-        )
-    if not p.tick_s > PROBE_TIMEOUTS_S:
-        raise ValueError(f"{p.name}: the probe timeouts ({PROBE_TIMEOUTS_S} s) must be below tick_s ({p.tick_s})")
-    if not 60 <= p.tick_s <= 3600:
-        raise ValueError(f"{p.name}: tick_s {p.tick_s} is out of range: 60-3600 s (EventBridge's floor is a minute)")
-    if q.heartbeat_interval_s != int(q.heartbeat_interval_s):
-        raise ValueError(f"{p.name}: heartbeat_interval_s {q.heartbeat_interval_s:g} must be whole seconds here")
+NO_PREWARM = OurPolicy("ours-no-prewarm", {"HFO_PREWARM_MAX_PER_HOUR": "0"}, title="pre-warm off")
+SEED = SeedPolicy()
 
 
-def describe(p: OurPolicy | SeedPolicy) -> str:
+def catalogue() -> dict[str, Policy]:
+    policies: list[Policy] = [OURS, HB5]
+    if _has("HFO_PREWARM_MAX_PER_HOUR"):
+        policies.append(NO_PREWARM)
+    policies.append(SEED)
+    return {p.name: p for p in policies}
+
+
+# What `make bench-failover` runs by default (the others with --policies: each costs CPU time).
+DEFAULT_POLICIES = tuple(n for n in catalogue() if n != HB5.name)
+
+
+def custom(defines: Sequence[str], name: str = "ours-custom") -> OurPolicy:
+    """A policy from `--define KEY=VALUE` overrides: HFO_* settings of the watchdog (validated by
+    its own configuration) or the simulator's `bot.lease_aware`."""
+    env: dict[str, str] = {}
+    sim: dict[str, str] = {}
+    for text in defines:
+        key, sep, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise PolicyError(f"--define {text!r}: expected KEY=VALUE")
+        if key in SIM_KEYS:
+            if value not in ("true", "false"):
+                raise PolicyError(f"--define {key}: must be true or false, got {value!r}")
+            sim[key] = value
+        elif key.startswith("HFO_") and _has(key):
+            env[key] = value
+        else:
+            raise PolicyError(
+                f"--define {key}: not a setting of the watchdog's policy (HFO_..., docs/configuration.md)"
+                f" nor one of the simulator's ({', '.join(SIM_KEYS)})"
+            )
+    policy = OurPolicy(name, env, sim, title=", ".join(defines))
+    policy.setup  # noqa: B018 - validates now, with the watchdog's own cross-field rules
+    return policy
+
+
+def describe(p: Policy) -> str:
     if isinstance(p, SeedPolicy):
-        return f"{p.name}: probe every {p.tick_s} s through Funnel; start EC2 on 1 failure, stop on 1 success; no lease"
-    q = p.policy
-    return (
-        f"{p.name}: tick {p.tick_s} s; down after {q.down_probes} failed probe(s) AND {q.down_heartbeat_s:g} s"
-        f" without heartbeat; heartbeat every {q.heartbeat_interval_s:g} s, lease TTL {q.lease_ttl_s:g} s,"
-        f" stop grace {q.stop_grace_s:g} s; back after {q.recovery_probes} good probes and"
-        f" {q.recovery_steady_s:g} s steady; cooldown {q.start_cooldown_s:g} s, min state {q.min_state_s:g} s"
-    )
-
-
-for _p in (DEFAULT, SPEED):
-    check_timing(_p)
+        return f"{p.name}: {p.title}"
+    q = p.setup.policy
+    fields = ", ".join(f"{k}={v}" for k, v in vars(q).items())
+    bot = "lease-aware bot" if p.setup.lease_aware_bot else "bot without lease check"
+    return f"{p.name} ({p.title}): tick {p.setup.tick_s:g} s; {bot}; {fields}"

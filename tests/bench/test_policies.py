@@ -1,49 +1,57 @@
-"""The compared policies are deployable configurations (the watchdog's own cross-field rules)."""
+"""The policies compared: ours are the watchdog's own configuration (its defaults, plus overrides
+its own rules accept); the seed is the tutorial's 5-minute script."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from failover import policies
-from failover.ours import OurPolicy
+from failover.policies import PolicyError
+from hfo_watchdog.core.model import Policy
 
 
-def test_default_is_the_documented_configuration_and_speed_changes_only_windows():
-    d, s = policies.DEFAULT.policy, policies.SPEED.policy
-    assert (d.down_probes, d.down_heartbeat_s, d.heartbeat_interval_s, d.lease_ttl_s) == (3, 180, 10, 60)
-    changed = {k for k in d.__dataclass_fields__ if getattr(d, k) != getattr(s, k)}
-    assert changed == {
-        "down_probes",
-        "down_heartbeat_s",
-        "heartbeat_interval_s",
-        "lease_ttl_s",
-        "recovery_probes",
-        "recovery_steady_s",
+def test_ours_is_the_shipped_defaults_read_through_the_watchdogs_configuration():
+    setup = policies.OURS.setup
+    assert setup.policy == Policy()  # the engine's defaults, not a copy
+    assert setup.tick_s == 60 and setup.max_skew_s > 0
+
+
+def test_the_default_run_has_ours_and_the_seed():
+    assert policies.DEFAULT_POLICIES[0] == "ours" and policies.DEFAULT_POLICIES[-1] == "seed"
+    assert set(policies.DEFAULT_POLICIES) <= set(policies.catalogue())
+    assert "ours-hb5" in policies.catalogue()
+
+
+def test_hb5_changes_only_the_heartbeat_and_the_lease():
+    q = policies.HB5.setup.policy
+    assert (q.heartbeat_interval_s, q.lease_ttl_s) == (5, 20)
+    assert {k: v for k, v in vars(q).items() if k not in ("heartbeat_interval_s", "lease_ttl_s")} == {
+        k: v for k, v in vars(Policy()).items() if k not in ("heartbeat_interval_s", "lease_ttl_s")
     }
-    assert policies.DEFAULT.tick_s == policies.SPEED.tick_s == 60
-    assert (policies.SEED.tick_s, policies.SEED.name) == (300, "seed")
+
+
+def test_a_define_makes_a_custom_policy_checked_by_the_watchdogs_rules():
+    p = policies.custom(["HFO_DOWN_PROBES=1", "bot.lease_aware=true"])
+    assert p.name == "ours-custom" and p.setup.policy.down_probes == 1 and p.setup.lease_aware_bot
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("defines", "message"),
     [
-        ({"down_heartbeat_s": 90.0}, r"lease_ttl_s \+ stop_grace_s \+ heartbeat_interval_s \(60 \+ 30 \+ 10\)"),
-        ({"lease_ttl_s": 25.0}, r"heartbeat_interval_s \* 3 \(30\) must be at most lease_ttl_s \(25\)"),
-        ({"heartbeat_interval_s": 2.5, "lease_ttl_s": 30.0}, "must be whole seconds here"),
+        (["HFO_DOWN_PROBES"], "expected KEY=VALUE"),
+        (["HFO_DOWN_PROBES=many"], "HFO_DOWN_PROBES: must be an integer"),
+        (["HFO_LEASE_TTL_S=5"], "HFO_LEASE_TTL_S: must be at least 3 x HFO_HEARTBEAT_INTERVAL_S"),
+        (["HFO_TABLE_NAME=x"], "not a setting of the watchdog's policy"),
+        (["bot.lease_aware=maybe"], "must be true or false"),
+        (["speed=11"], "not a setting of the watchdog's policy"),
     ],
 )
-def test_a_policy_that_breaks_a_timing_rule_is_refused(change, message):
-    bad = OurPolicy("bad", replace(policies.DEFAULT.policy, **change))
-    with pytest.raises(ValueError, match=message):
-        policies.check_timing(bad)
+def test_a_bad_define_says_why(defines, message):
+    with pytest.raises(PolicyError) as exc:
+        policies.custom(defines)
+    assert message in str(exc.value)
 
 
-def test_a_tick_below_the_schedulers_minute_is_refused():
-    with pytest.raises(ValueError, match="tick_s 30 is out of range: 60-3600 s"):
-        policies.check_timing(replace(policies.DEFAULT, tick_s=30))
-
-
-def test_descriptions_say_what_each_policy_does():
-    assert "down after 1 failed probe(s) AND 60 s without heartbeat" in policies.describe(policies.SPEED)
-    assert "no lease" in policies.describe(policies.SEED)
+def test_descriptions_name_every_setting():
+    text = policies.describe(policies.OURS)
+    assert all(f"{k}=" in text for k in vars(Policy()))
+    assert "5 min" in policies.describe(policies.SEED)

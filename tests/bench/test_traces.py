@@ -1,95 +1,92 @@
-"""Health traces: the channels each outage takes down, the random ones' share and determinism."""
+"""The benchmark's traces and `--trace-file`: what each outage takes down, sleeps, determinism,
+and a user's own history in CSV (refused clearly when wrong)."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-from failover import traces
-from failover.traces import LEAD_S, TAIL_S, Outage, TraceError
+from failover import tracefile, traces
+from failover.traces import LEAD_S, TAIL_S, TraceError
+
+ISSUE_TRACES = [
+    "outage-2m", "outage-10m", "outage-1h", "return-mid-failover", "sleep-10m", "offline-10m", "flap-5", "flap-20",
+    "flap-50", "blips-10", "funnel-only-30m", "heartbeat-only-30m", "repeated-90s", "repeated-4m",
+]  # fmt: skip
+
+
+def test_the_issue_traces_are_all_there_with_sleep_and_wake_cases():
+    assert set(ISSUE_TRACES) <= set(traces.CATALOGUE)
+    sleeps = [n for n in traces.CATALOGUE if n.startswith("sleep")]
+    assert len(sleeps) >= 4
+    for name in sleeps:
+        tr = traces.make(name, random.Random(0))
+        assert tr.outages and all(o.channel == "laptop" and o.asleep for o in tr.outages)
 
 
 def test_a_laptop_outage_takes_the_laptop_down_and_nothing_else():
     tr = traces.make("outage-10m", random.Random(0))
     assert tr.incident_at == LEAD_S and tr.duration == LEAD_S + 600 + TAIL_S
-    assert tr.down_seconds("laptop") == 600
-    assert tr.down_seconds("net") == tr.down_seconds("funnel") == tr.down_seconds("aws") == 0
-    assert tr.laptop[LEAD_S - 1] == 1 and tr.laptop[LEAD_S] == 0 and tr.laptop[LEAD_S + 600] == 1
-    # Neither signal can reach a dead laptop, and it cannot answer on Discord.
-    assert not tr.probe_path(LEAD_S) and not tr.heartbeat_path(LEAD_S) and not tr.laptop_fine(LEAD_S)
-    assert not any(tr.asleep)
-
-
-def test_a_sleep_is_a_laptop_outage_marked_asleep():
-    tr = traces.make("sleep-10m", random.Random(0))
-    assert tr.down_seconds("laptop") == 600 and sum(tr.asleep) == 600
-    assert all(tr.asleep[t] == (not tr.laptop[t]) for t in range(tr.duration))
+    assert tr.down_spans("laptop") == [(LEAD_S, LEAD_S + 600, False)]
+    assert tr.down_spans("net") == tr.down_spans("funnel") == tr.down_spans("aws") == []
+    assert not tr.laptop_fine(LEAD_S) and tr.laptop_fine(LEAD_S + 600)
 
 
 def test_path_outages_leave_the_laptop_fine():
-    funnel = traces.make("funnel-only-30m", random.Random(0))
-    t = LEAD_S + 10
-    assert not funnel.probe_path(t) and funnel.heartbeat_path(t) and funnel.laptop_fine(t)
-    aws = traces.make("heartbeat-only-30m", random.Random(0))
-    assert aws.probe_path(t) and not aws.heartbeat_path(t) and aws.laptop_fine(t)
+    for name, channel in (("funnel-only-30m", "funnel"), ("heartbeat-only-30m", "aws")):
+        tr = traces.make(name, random.Random(0))
+        assert [o.channel for o in tr.outages] == [channel] and tr.laptop_fine(LEAD_S + 10)
 
 
-def test_losing_the_internet_takes_both_paths_and_discord():
-    tr = traces.make("offline-10m", random.Random(0))
-    t = LEAD_S + 10
-    assert tr.laptop[t] == 1
-    assert not tr.probe_path(t) and not tr.heartbeat_path(t) and not tr.laptop_fine(t)
+@pytest.mark.parametrize(("name", "rate"), [("flap-5", 0.05), ("flap-20", 0.2), ("flap-50", 0.5), ("blips-10", 0.1)])
+def test_random_traces_cover_about_their_share_and_repeat_from_their_seed(name, rate):
+    a, b = traces.make(name, random.Random(3)), traces.make(name, random.Random(3))
+    assert a == b and a != traces.make(name, random.Random(4))
+    channel = a.outages[0].channel
+    down = sum(e - s for s, e, _ in a.down_spans(channel))
+    assert abs(down / (6 * 3600) - rate) < 0.1
 
 
-def test_repeated_outages_are_evenly_spaced():
-    tr = traces.make("repeated-90s", random.Random(0))
-    assert [(o.start - LEAD_S, o.seconds) for o in tr.outages] == [(i * 900, 90) for i in range(8)]
-    assert tr.down_seconds("laptop") == 8 * 90
+def test_an_unknown_trace_names_the_known_ones():
+    with pytest.raises(TraceError, match="unknown trace 'nope'; one of: outage-2m"):
+        traces.make("nope", random.Random(0))
 
 
-@pytest.mark.parametrize("rate", [0.05, 0.2, 0.5])
-def test_flapping_covers_about_its_rate_and_touches_only_the_funnel(rate):
-    span = 6 * 3600
-    shares = []
-    for seed in range(5):
-        tr = traces.flapping("f", random.Random(seed), rate, span)
-        assert tr.down_seconds("laptop") == tr.down_seconds("aws") == tr.down_seconds("net") == 0
-        assert all(20 <= o.seconds <= 120 for o in tr.outages[:-1])
-        shares.append(tr.down_seconds("funnel") / span)
-    assert sum(shares) / len(shares) == pytest.approx(rate, rel=0.35)
+def test_a_trace_file_in_seconds():
+    tr = tracefile.parse("channel,start,seconds,how\n# a comment\nlaptop,1000,600,asleep\n\nnet,3000,90,down\n", "mine")
+    assert [(o.channel, o.start, o.seconds, o.asleep) for o in tr.outages] == [
+        ("laptop", 1000, 600, True),
+        ("net", 3000, 90, False),
+    ]
+    assert tr.duration == 3090 + TAIL_S and tr.name == "mine"
 
 
-def test_blips_take_the_whole_network_for_30_to_150_seconds():
-    tr = traces.make("blips-10", random.Random(3))
-    assert tr.down_seconds("laptop") == 0 and tr.down_seconds("net") > 0
-    assert all(o.channels == ("net",) and 30 <= o.seconds <= 150 for o in tr.outages[:-1])
-
-
-def test_the_same_seed_gives_the_same_trace_and_another_seed_another():
-    a = traces.make("flap-20", random.Random("1:flap-20:0"))
-    b = traces.make("flap-20", random.Random("1:flap-20:0"))
-    c = traces.make("flap-20", random.Random("2:flap-20:0"))
-    assert a == b
-    assert a.funnel != c.funnel
+def test_a_trace_file_in_times_starts_fifteen_minutes_before_the_first_outage():
+    tr = tracefile.parse("aws,2026-11-02T09:00:00Z,60,down\nlaptop,2026-11-02T08:00:00+00:00,30,dead\n", "t")
+    assert [(o.channel, o.start) for o in tr.outages] == [("laptop", LEAD_S), ("aws", LEAD_S + 3600)]
 
 
 @pytest.mark.parametrize(
-    ("build", "message"),
+    ("text", "message"),
     [
-        (lambda: traces.make("nope", random.Random(0)), "unknown trace 'nope'; one of: outage-2m"),
-        (lambda: traces.flapping("f", random.Random(0), 0.0), "failure rate 0.0 is out of range"),
-        (lambda: traces.flapping("f", random.Random(0), 1.0), "failure rate 1.0 is out of range"),
-        (lambda: traces.build("x", "t", []), "trace 'x' needs at least one outage"),
-        (lambda: traces.build("x", "t", [Outage(10, 0, ("laptop",))]), "both must be positive"),
-        (lambda: traces.build("x", "t", [Outage(10, 5, ("wifi",))]), "must be among laptop, net, funnel, aws"),
-        (
-            lambda: traces.build("x", "t", [Outage(10, 5, ("funnel",), sleep=True)]),
-            "only a laptop outage can be a sleep",
-        ),
-        (lambda: traces.repeated("x", 300, 300, 2), "must be further apart"),
-        (lambda: traces.path_outage("x", "laptop", 60), "must be funnel or aws"),
+        ("wifi,0,10,down", "line 1: channel 'wifi' must be laptop, net, funnel or aws"),
+        ("laptop,0,10,down", "line 1: how 'down' must be dead or asleep for laptop"),
+        ("net,0,10,asleep", "line 1: how 'asleep' must be down for net"),
+        ("net,soon,10,down", "start 'soon' is neither seconds nor an RFC 3339 time"),
+        ("net,2026-11-02T08:00:00,10,down", "needs a time zone"),
+        ("net,0,0,down", "seconds 0 must be above 0"),
+        ("net,0,10", "expected 4 fields"),
+        ("net,0,10,down\naws,2026-11-02T08:00:00Z,5,down", "mix seconds and times"),
+        ("# nothing\n", "no outage in the file"),
+        ("laptop,0,100,dead\nlaptop,50,100,asleep", "mix asleep and dead"),
     ],
 )
-def test_bad_trace_parameters_are_refused_by_name(build, message):
-    with pytest.raises(TraceError, match=message):
-        build()
+def test_a_bad_trace_file_is_refused_naming_the_line(text, message):
+    with pytest.raises(TraceError) as exc:
+        tracefile.parse(text, "mine.csv")
+    assert message in str(exc.value)
+
+
+def test_an_unreadable_trace_file_says_so(tmp_path):
+    with pytest.raises(TraceError, match="cannot read the trace file"):
+        tracefile.load(tmp_path / "missing.csv")

@@ -17,7 +17,8 @@ from testsupport.net import free_port, wait_until
 def spawn_bot(tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
     started: list[BotProcess] = []
 
-    def spawn(*args: str, wait: bool = True, **env: str) -> BotProcess:
+    def spawn(*args: str, wait: bool = True, launcher: list[str] | None = None, **env: str) -> BotProcess:
+        """``python -m hfo_bot ARGS``; ``launcher`` replaces ``-m hfo_bot`` (e.g. fake_discord's ``-c``)."""
         port = free_port()
         state_dir = tmp_path / f"state-{len(started)}"
         full_env = {
@@ -30,7 +31,7 @@ def spawn_bot(tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
             **env,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hfo_bot", *args],
+            [sys.executable, *(launcher or ["-m", "hfo_bot"]), *args],
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -17,6 +17,14 @@ pytestmark = pytest.mark.network
 
 READY = GatewayStatus(True, 0.042, "2 shard(s) connected")
 NOT_READY = GatewayStatus(False, math.nan, "gateway not connected yet (waiting for READY)")
+UNAWARE_DOC = {
+    "aware": False,
+    "holds": False,
+    "epoch": None,
+    "fresh_for_s": 0.0,
+    "reason": "not lease-aware (HFO_BOT_LEASE_URL is not set)",
+    "pauses": 0,
+}
 
 
 class Flags:
@@ -47,7 +55,9 @@ def test_ready_gateway_gives_200_with_latency() -> None:
         async with session.get(base + "/readyz") as resp:
             assert resp.status == 200
             assert resp.headers["Cache-Control"] == "no-store"
-            assert await resp.json() == {"ready": True, "reason": "2 shard(s) connected", "latency_s": 0.042}
+            body = await resp.json()
+            assert body.pop("lease") == UNAWARE_DOC
+            assert body == {"ready": True, "reason": "2 shard(s) connected", "latency_s": 0.042}
 
     serve(Flags(READY), check)
 
@@ -57,6 +67,7 @@ def test_unready_gateway_gives_503_with_the_reason() -> None:
         async with session.get(base + "/readyz") as resp:
             assert resp.status == 503
             body = await resp.json()
+            assert body.pop("lease") == UNAWARE_DOC
             assert body == {"ready": False, "reason": "gateway not connected yet (waiting for READY)"}
 
     serve(Flags(NOT_READY), check)

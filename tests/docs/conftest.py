@@ -48,9 +48,11 @@ def deployment(aws: MotoServer) -> Deployment:
     session = boto3.session.Session(region_name=aws.region)
     hmac_value = secrets.token_urlsafe(36)  # a plain keyring, as the walkthrough creates it
     side = directly(session, hmac_value, "https://laptop.example.ts.net/healthz", "tests/docs")
-    sm = session.client("secretsmanager")
-    sm.create_secret(Name=f"{NAME}/discord-webhook", SecretString="https://discord.example/api/webhooks/1/x")
-    sm.create_secret(Name=f"{NAME}/tailscale-auth-key", SecretString="tskey-auth-sample")
+    ssm = session.client("ssm")
+    ssm.put_parameter(
+        Name=f"/{NAME}/discord-webhook", Value="https://discord.example/api/webhooks/1/x", Type="SecureString"
+    )
+    ssm.put_parameter(Name=f"/{NAME}/tailscale-auth-key", Value="tskey-auth-sample", Type="SecureString")
     functions = (side.functions["tick"], side.functions["heartbeat"])
 
     env = {
@@ -64,12 +66,12 @@ def deployment(aws: MotoServer) -> Deployment:
         # docs/runbook.md#before-you-start
         "HFO_TABLE_NAME": side.table,
         "HFO_INSTANCE_ID": side.instance_id,
-        "HMAC_SECRET": f"{NAME}/hmac-keyring",
-        "DISCORD_SECRET": f"{NAME}/discord-webhook",
-        "TAILSCALE_SECRET": f"{NAME}/tailscale-auth-key",
+        "HMAC_SECRET": f"/{NAME}/hmac-keyring",
+        "DISCORD_SECRET": f"/{NAME}/discord-webhook",
+        "TAILSCALE_SECRET": f"/{NAME}/tailscale-auth-key",
         "TICK_FUNCTION": functions[0],
         "HEARTBEAT_FUNCTION": functions[1],
         "ALERT_TOPIC": side.topic_arn,
     }
     assert set(DOC_VARIABLES) <= set(env)
-    return Deployment(env, side.table, side.instance_id, f"{NAME}/hmac-keyring", hmac_value, functions)
+    return Deployment(env, side.table, side.instance_id, f"/{NAME}/hmac-keyring", hmac_value, functions)

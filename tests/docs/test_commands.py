@@ -91,9 +91,9 @@ OWN_PAGES = {"docs/architecture.md", "docs/runbook.md", "docs/security.md", "doc
 SAMPLES = {
     "HFO_TABLE_NAME": "hfo-state",
     "HFO_INSTANCE_ID": "i-0123456789abcdef0",
-    "HMAC_SECRET": "hfo/hmac-keyring",
-    "DISCORD_SECRET": "hfo/discord-webhook",
-    "TAILSCALE_SECRET": "hfo/tailscale-auth-key",
+    "HMAC_SECRET": "/hfo/hmac-keyring",
+    "DISCORD_SECRET": "/hfo/discord-webhook",
+    "TAILSCALE_SECRET": "/hfo/tailscale-auth-key",
     "TICK_FUNCTION": "hfo-tick",
     "HEARTBEAT_FUNCTION": "hfo-heartbeat",
     "ALERT_TOPIC": "arn:aws:sns:eu-west-3:123456789012:hfo-alerts",

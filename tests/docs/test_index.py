@@ -63,6 +63,14 @@ def test_readme_documentation_section_links_every_page() -> None:
     assert "(docs/README.md)" in text
 
 
+def test_every_doctor_check_has_its_section() -> None:
+    """docs/doctor.md has a `### <id>` section for each check of `hfo doctor`, in the order they run."""
+    from hfo_watchdog.doctor import CHECKS
+
+    sections = re.findall(r"^### ([a-z0-9-]+)\s*$", page("doctor.md"), re.M)
+    assert sections == [check_id for check_id, _ in CHECKS]
+
+
 def test_every_alert_key_has_a_runbook_entry() -> None:
     from hfo_watchdog.core.alerts import KINDS
 
@@ -113,10 +121,10 @@ def test_every_secret_has_a_security_entry() -> None:
     assert len(sealed) == 4
     for meta in sealed:
         assert f"`{meta['namespace']}/{meta['name']}`" in cells, f"SealedSecret {meta['namespace']}/{meta['name']}"
-    managed = re.findall(r'name\s*=\s*"\$\{var\.name\}/([\w-]+)"', read(TF / "modules/secrets/main.tf"))
+    managed = re.findall(r'name\s*=\s*"/\$\{var\.name\}/([\w-]+)"', read(TF / "modules/secrets/main.tf"))
     assert sorted(managed) == ["discord-webhook", "hmac-keyring", "tailscale-auth-key"]
     for secret in managed:
-        assert f"`<name>/{secret}`" in cells, f"Secrets Manager secret <name>/{secret}"
+        assert f"`/<name>/{secret}`" in cells, f"SSM SecureString parameter /<name>/{secret}"
     rotations = {m for m in re.findall(r"\]\(#([\w-]+)\)", " ".join(table_column(table, 3)))}
     headings = set(re.findall(r"^### (.+)$", section(page("security.md"), "Rotating secrets"), re.M))
     assert rotations <= {re.sub(r"[^\w\- ]", "", h).lower().replace(" ", "-") for h in headings}

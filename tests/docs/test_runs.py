@@ -125,7 +125,8 @@ def test_keyring_rotation_blocks_rotate_without_a_gap(deployment, tmp_path) -> N
 
     # published to the watchdog: the stored secret is stage 1, and both functions were updated
     session = deployment.session()
-    stored = session.client("secretsmanager").get_secret_value(SecretId=deployment.hmac_secret)["SecretString"]
+    ssm = session.client("ssm")
+    stored = ssm.get_parameter(Name=deployment.hmac_secret, WithDecryption=True)["Parameter"]["Value"]
     assert json.loads(stored) == json.loads((tmp_path / "keyring-1.json").read_text())
     for fn in deployment.functions:
         conf = session.client("lambda").get_function_configuration(FunctionName=fn)

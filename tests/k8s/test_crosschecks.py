@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -136,6 +137,43 @@ def test_workload_ready_url_points_at_the_bot_readiness_endpoint(overlay: str) -
     assert container(bot, "bot")["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
+@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_lease_service_reaches_the_agents_lease_port(overlay: str) -> None:
+    docs = render(overlay)
+    agent_c, _ = agent(overlay)
+    service = find(docs, "Service", "hfo-site-lease")
+    (port,) = service["spec"]["ports"]
+    lease = {p["name"]: p["containerPort"] for p in agent_c["ports"]}["lease"]
+    assert (port["port"], port["targetPort"]) == (lease, "lease")
+    assert env_value(agent_c, "HFO_AGENT_LEASE_PORT", docs) == str(lease)
+    assert env_value(agent_c, "HFO_AGENT_LEASE_BIND", docs) == "0.0.0.0"  # noqa: S104 - behind the Service
+    assert service["metadata"]["namespace"] == "hfo"  # the URL of docs/protocol.md#lease-endpoint
+
+
+@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_bot_asks_its_own_sites_lease_service(overlay: str) -> None:
+    """docs/kubernetes.md#lease-aware-bot: HFO_BOT_LEASE_URL names the hfo-site-lease Service of the bot's
+    namespace, on the Service's port, at /v1/lease; the NetworkPolicies open that port from the bot."""
+    docs = render(overlay)
+    bot = find(docs, "StatefulSet", "bot")
+    url = urlsplit(env_value(container(bot, "bot"), "HFO_BOT_LEASE_URL", docs))
+    service = find(docs, "Service", "hfo-site-lease")
+    (port,) = service["spec"]["ports"]
+    ns = bot["metadata"]["namespace"]
+    assert (url.scheme, url.hostname, url.port, url.path) == (
+        "http",
+        f"{service['metadata']['name']}.{ns}.svc.cluster.local",
+        port["port"],
+        "/v1/lease",
+    )
+    agent_c, _ = agent(overlay)
+    target = {p["name"]: p["containerPort"] for p in agent_c["ports"]}[port["targetPort"]]
+    lease_np = _policy(docs, "bot-lease")
+    bot_labels = bot["spec"]["template"]["metadata"]["labels"]
+    assert lease_np["spec"]["podSelector"]["matchLabels"].items() <= bot_labels.items()
+    assert target in {p["port"] for r in lease_np["spec"]["egress"] for p in r["ports"]}
+
+
 def _policy(docs: tuple[Doc, ...], name: str) -> Doc:
     return find(docs, "NetworkPolicy", name)
 
@@ -159,7 +197,19 @@ def test_network_policies_open_exactly_the_declared_ports(overlay: str) -> None:
         site_np["spec"]["podSelector"]["matchLabels"].items() <= site["spec"]["template"]["metadata"]["labels"].items()
     )
     assert [_ports(r) for r in bot_np["spec"]["ingress"]] == [{bot_port}]
-    assert [_ports(r) for r in site_np["spec"]["ingress"]] == [{site_ports["health-metrics"], site_ports["agent"]}]
+    assert [_ports(r) for r in site_np["spec"]["ingress"]] == [
+        {site_ports["health-metrics"], site_ports["agent"]},
+        {site_ports["lease"]},
+    ]
+    # The lease endpoint: from the bot pods only, and the bot may reach nothing else of the site.
+    assert site_np["spec"]["ingress"][1]["from"] == [
+        {"podSelector": {"matchLabels": bot_np["spec"]["podSelector"]["matchLabels"]}}
+    ]
+    lease_np = _policy(docs, "bot-lease")
+    assert lease_np["spec"]["podSelector"] == bot_np["spec"]["podSelector"]
+    assert lease_np["spec"]["policyTypes"] == ["Egress"]
+    assert [_ports(r) for r in lease_np["spec"]["egress"]] == [{site_ports["lease"]}]
+    assert lease_np["spec"]["egress"][0]["to"] == [{"podSelector": site_np["spec"]["podSelector"]}]
     egress = [_ports(r) for r in site_np["spec"]["egress"]]
     assert egress == [{443}, {443, 6443}, {bot_port}]
     assert [_ports(r) for r in bot_np["spec"]["egress"]] == [{443}]

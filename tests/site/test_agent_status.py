@@ -69,3 +69,19 @@ def test_the_example_in_the_docs_is_a_valid_report() -> None:
     example = section[start : section.index("\n```", start)]
     status = parse_status(example.replace("\n", "").encode())
     assert (status.heartbeat_age_s, status.lease_remaining_s, status.lease_held) == (1.25, 58.75, True)
+
+
+def test_the_lease_endpoint_example_in_the_docs_is_what_the_agent_serves() -> None:
+    import json
+
+    from hfo_site.agent import Agent
+    from hfo_site.metrics import AgentMetrics
+    from testsupport.tools import REPO_ROOT
+
+    page = (REPO_ROOT / "docs" / "protocol.md").read_text()
+    section = page[page.index("## Lease endpoint") :]
+    start = section.index("```json\n") + len("```json\n")
+    example = json.loads(section[start : section.index("\n```", start)])
+    served = Agent("primary", None, None, None, AgentMetrics(), 10.0, 0, mono=lambda: 0.0).lease_document()  # type: ignore[arg-type]
+    assert example.keys() == served.keys()
+    assert {k: type(v) for k, v in example.items()} == {k: type(v) for k, v in served.items()}

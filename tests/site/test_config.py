@@ -34,6 +34,19 @@ def test_defaults_match_the_documented_interface(files: dict[str, str]) -> None:
     assert agent.backend.command == ("bot",) and agent.fence_on_exit
 
 
+def test_the_lease_endpoint_defaults_follow_the_backend(files: dict[str, str]) -> None:
+    """exec: the child is on this host (loopback, a port the kernel picks); kubernetes: the bot
+    pods reach it through the hfo-site-lease Service (every address, 9102)."""
+    agent = load_agent_settings(_agent(files))
+    assert (agent.lease_bind, agent.lease_port) == ("127.0.0.1", 0)
+    k8s = load_agent_settings(
+        _agent(files, HFO_BACKEND="kubernetes", HFO_K8S_NAMESPACE="hfo", HFO_K8S_WORKLOADS="statefulset/bot")
+    )
+    assert (k8s.lease_bind, k8s.lease_port) == ("0.0.0.0", 9102)  # noqa: S104 - behind the Service
+    chosen = load_agent_settings(_agent(files, HFO_AGENT_LEASE_BIND="127.0.0.2", HFO_AGENT_LEASE_PORT="7000"))
+    assert (chosen.lease_bind, chosen.lease_port) == ("127.0.0.2", 7000)
+
+
 def test_kubernetes_backend_settings(files: dict[str, str]) -> None:
     env = _agent(
         files,
@@ -64,6 +77,8 @@ def test_kubernetes_backend_settings(files: dict[str, str]) -> None:
         ({"HFO_HEARTBEAT_RETRIES": "1.5"}, "HFO_HEARTBEAT_RETRIES", "integer between 0 and 10"),
         ({"HFO_AGENT_METRICS_PORT": "70000"}, "HFO_AGENT_METRICS_PORT", "between 1 and 65535"),
         ({"HFO_FENCE_ON_EXIT": "maybe"}, "HFO_FENCE_ON_EXIT", "true or false"),
+        ({"HFO_AGENT_LEASE_PORT": "-1"}, "HFO_AGENT_LEASE_PORT", "between 0 and 65535"),
+        ({"HFO_AGENT_LEASE_PORT": "9101"}, "HFO_AGENT_LEASE_PORT", "must differ from HFO_AGENT_METRICS_PORT"),
         ({"HFO_HMAC_SECRET_FILE": "/nonexistent/secret"}, "HFO_HMAC_SECRET_FILE", "not a readable file"),
         ({"HFO_CA_BUNDLE": "/nonexistent/ca.pem"}, "HFO_CA_BUNDLE", "not a readable file"),
         ({"HFO_BACKEND": "kubernetes"}, "HFO_K8S_NAMESPACE", "required"),

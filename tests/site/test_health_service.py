@@ -300,7 +300,9 @@ def test_oversized_request_line_and_headers_are_refused(healthy: Health) -> None
 
 
 def test_other_methods_and_paths_are_refused(healthy: Health) -> None:
-    assert request(healthy.port, "/healthz", "POST", body=b"").status == 405
+    assert request(healthy.port, "/healthz", "PUT", body=b"").status == 405
+    assert request(healthy.port, "/livez", "POST", body=b"").status == 405
+    assert request(healthy.port, "/healthz", "POST", body=b"").status == 415  # POST is a renewal: JSON only
     assert healthy.get("/metrics").status == 404  # metrics are not on the public port
     assert healthy.get("/agent-status").status == 404  # nor is the agent's status endpoint
 
@@ -404,8 +406,12 @@ def test_rate_limit_per_client_with_retry_after(tmp_path: Path) -> None:
         assert int(limited.headers["retry-after"]) >= 1
         # X-Forwarded-For is not trusted unless configured: spoofing it buys no new bucket.
         assert health.get("/healthz", {"X-Forwarded-For": "203.0.113.9"}).status == 429
+        # Renewals share the probe's bucket: a flood of POSTs is refused before it is read.
+        renewal = request(health.port, "/healthz", "POST", {"Content-Type": "application/json"}, b"{}")
+        assert renewal.status == 429 and renewal.json()["error"] == "rate_limited"
         text = health.metrics()
-        assert (metric_value(text, "hfo_health_rate_limited_total") or 0) >= 4
+        assert (metric_value(text, "hfo_health_rate_limited_total") or 0) >= 5
+        assert metric_value(text, "hfo_health_renewals_total", {"result": "rate_limited"}) == 1
     finally:
         proc.terminate()
 

@@ -51,8 +51,13 @@ NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_remaining_s": N
         (_agent(**NOT_HELD), UP, ("warn", "none")),  # the bot still answers here
         (_agent(**{**NOT_HELD, "ready": False}), DOWN, ("warn", "none")),
         (_agent(**{**NOT_HELD, "workload": "stopping"}), DOWN, ("warn", "none")),
-        (_agent(heartbeat_age_s=29.5), UP, ("fail", "none")),  # 29.5 s + 1 s in transit
-        (_agent(heartbeat_age_s=None), UP, ("fail", "none")),
+        (_agent(heartbeat_age_s=29.5, **NOT_HELD), DOWN, ("fail", "none")),  # 29.5 s + 1 s in transit
+        (_agent(heartbeat_age_s=None, **NOT_HELD), DOWN, ("fail", "none")),
+        # Heartbeats stale but a lease renewed over the probe path held, the agent reporting: the
+        # probe must keep passing, or the renewals it carries would stop (docs/protocol.md#renewal).
+        (_agent(heartbeat_age_s=29.5), UP, ("pass", "workload")),
+        (_agent(heartbeat_age_s=None), UP, ("pass", "workload")),  # restarted agent, AWS unreachable
+        (_agent(heartbeat_age_s=29.5), DOWN, ("warn", "none")),
         (_agent(), None, ("fail", "none")),  # checks cache still cold
         (None, UP, ("fail", "none")),  # no agent report at all
     ],
@@ -105,3 +110,13 @@ def test_a_report_just_inside_the_allowance_gains_nothing() -> None:
     status = AgentStatus("primary", "exec", "running", True, "primary", 4, True, 30.0, 0.0, NOW + 1.9)
     report = receive(status, NOW, CLOCK)
     assert (report.heartbeat_age_s, report.lease_remaining_s) == (0.0, 30.0)
+
+
+def test_a_renewed_lease_keeps_passing_only_while_the_agent_reports() -> None:
+    """Heartbeats have failed for minutes; the lease renewed over the probe path has 90 s left.
+    The answer passes while the report is younger than the stale window, then fails: a dead agent
+    never keeps the probe passing."""
+    report = _agent(heartbeat_age_s=200.0, lease_remaining_s=91.0)
+    assert decide_at(report, UP, later=29.0).status == PASS
+    assert decide_at(report, UP, later=30.5).status == FAIL  # no report for 30 s: the agent is gone
+    assert decide_at(report, UP, later=95.0).status == FAIL

@@ -131,7 +131,7 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
     url = session.client("lambda").get_function_url_config(FunctionName=side.functions["heartbeat"])
     assert url["AuthType"] == "NONE" and url["FunctionUrl"] == side.function_url
     assert side.url_id and side.url_id in side.function_url
-    secret = session.client("secretsmanager").get_secret_value(SecretId=side.secret_arn)["SecretString"]
+    secret = session.client("ssm").get_parameter(Name=side.secret_arn, WithDecryption=True)["Parameter"]["Value"]
     assert secret == "fallback-keyring-0123456789abcdef0123"
     assert session.client("dynamodb").describe_table(TableName=side.table)["Table"]["TableStatus"] == "ACTIVE"
 
@@ -173,12 +173,15 @@ def test_the_fallback_environment_is_the_terraform_modules_with_its_defaults() -
         scaled = re.fullmatch(r"tostring\(var\.(\w+) \* 60\)", expression)
         plain = re.fullmatch(r"tostring\(var\.(\w+)\)", expression)
         boolean = re.fullmatch(r'var\.(\w+) \? "true" : "false"', expression)
+        negated = re.fullmatch(r'var\.(\w+) \? "false" : "true"', expression)
         if scaled:
             value = str(int(default(scaled.group(1))) * 60)
         elif plain:
             value = default(plain.group(1))
         elif boolean:
             value = default(boolean.group(1))
+        elif negated:
+            value = {"true": "false", "false": "true"}[default(negated.group(1))]
         elif expression.startswith("var."):
             value = default(expression[4:])
         else:

@@ -4,6 +4,7 @@ and when it is killed, and how it refuses bad arguments."""
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hfo_drill.ledger import parse, summarize
+from testsupport.lease_agent import AgentScript, lease_agent
 from testsupport.net import wait_until
 
 BOT = [sys.executable, "-m", "hfo_drill.bot"]
@@ -92,3 +95,95 @@ def test_an_unwritable_ledger_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert f"cannot open the ledger '{target}'" in done.stderr
+
+
+# -- lease-aware (docs/kubernetes.md#lease-aware-bot): the exec backend's agent passes HFO_BOT_LEASE_URL ---------------
+def start_leased(ledger: Path, url: str, period: str = "0.1", **env: str) -> subprocess.Popen[str]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HFO_")},
+        "HFO_BOT_LEASE_URL": url,
+        "HFO_BOT_LEASE_CHECK_S": "0.5",
+        **env,
+    }
+    return subprocess.Popen(
+        [*BOT, "--site", "primary", "--ledger", str(ledger), "--period", period],
+        env=full_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_writes_nothing_until_its_agent_grants_the_lease(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with lease_agent(AgentScript(holds=False, fresh_for_s=0.0)) as agent:
+        bot = start_leased(ledger, agent.url)
+        try:
+            wait_until(lambda: len(agent.script.asked) >= 3, timeout=20, what="the stand-in asking its agent")
+            assert lines(ledger) == []
+            agent.script.grant(epoch=2, fresh_for_s=30)
+            wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="the stand-in running")
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            _, err = bot.communicate(timeout=10)
+    events = [r[2] for r in lines(ledger)]
+    assert events[0] == "start" and set(events[1:-1]) == {"run"} and events[-1] == "stop"
+    assert err.count("no lease: site primary does not hold the lease (epoch 1)") == 1
+
+
+def test_a_thawed_stand_in_writes_nothing_until_the_lease_is_back(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with lease_agent(AgentScript(epoch=2, fresh_for_s=30)) as agent:
+        bot = start_leased(ledger, agent.url)
+        try:
+            wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="the stand-in running")
+            bot.send_signal(signal.SIGSTOP)  # the laptop sleeps; the lease moves to the standby meanwhile
+            try:
+                time.sleep(0.3)
+                frozen = len(lines(ledger))
+                agent.script.withdraw(epoch=3)
+                time.sleep(1.5)
+            finally:
+                bot.send_signal(signal.SIGCONT)
+            time.sleep(1.5)
+            assert len(lines(ledger)) == frozen, "the thawed stand-in ran without a lease"
+            agent.script.grant(epoch=4)
+            wait_until(lambda: len(lines(ledger)) >= frozen + 2, timeout=20, what="the stand-in running again")
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            _, err = bot.communicate(timeout=10)
+    records = lines(ledger)
+    assert records[frozen][2] == "start"  # a new run of the same process, after the gap
+    summary = summarize(parse(ledger.read_text()), period_s=0.1)
+    assert len(summary.runs) == 2 and {r.pid for r in summary.runs} == {bot.pid}
+    gap = summary.gaps[0]
+    assert gap.seconds > 2.5  # frozen 1.8 s, then refused until the lease came back
+    assert "pause detected: the process did not run for" in err
+    assert "no lease: site primary does not hold the lease (epoch 3)" in err
+
+
+def test_a_bad_lease_url_exits_2(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    bot = start_leased(ledger, "hfo-site-lease:9102/v1/lease")
+    _, err = bot.communicate(timeout=30)
+    assert bot.returncode == 2
+    assert "HFO_BOT_LEASE_URL='hfo-site-lease:9102/v1/lease' must start with http:// or https://" in err
+    assert not ledger.exists()
+
+
+def test_a_stop_that_arrives_with_the_thaw_does_not_extend_the_run(tmp_path: Path) -> None:
+    """The agent stopped the workload while the laptop slept: SIGTERM waits for the thaw. The run ended at the
+    bot's last line before the freeze; a `stop` line stamped at the thaw would claim it served meanwhile."""
+    ledger = tmp_path / "ledger"
+    with lease_agent(AgentScript(epoch=2, fresh_for_s=30)) as agent:
+        bot = start_leased(ledger, agent.url)
+        wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="the stand-in running")
+        bot.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        before = lines(ledger)
+        bot.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        bot.send_signal(signal.SIGCONT)
+        _, err = bot.communicate(timeout=10)
+    assert bot.returncode == 0
+    assert lines(ledger) == before and before[-1][2] == "run"
+    assert "stopped after a pause: no stop line" in err

@@ -40,7 +40,7 @@ MODULE = REPO_ROOT / "terraform" / "modules" / "standby"
 K3S_VERSION = "v1.33.1+k3s1"
 TAILSCALE_VERSION = "1.84.0"
 SSM_PATH = "/hfo/standby"
-SECRET = "hfo/tailscale-auth-key"
+SECRET = "/hfo/tailscale-auth-key"
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +110,14 @@ def aws(node_moto: MotoServer) -> dict[str, Any]:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=node_moto.region
     )
-    return {name: session.client(name, endpoint_url=node_moto.endpoint) for name in ("ssm", "secretsmanager")}
+    return {name: session.client(name, endpoint_url=node_moto.endpoint) for name in ("ssm",)}
 
 
 @pytest.fixture
 def node(tmp_path: Path, node_moto: MotoServer, aws: dict[str, Any], parameters: dict[str, str]) -> StandbyNode:
     put_parameters(aws["ssm"], parameters)
     key = "tskey-auth-" + secrets.token_hex(20)
-    aws["secretsmanager"].create_secret(Name=SECRET, SecretString=key)
+    aws["ssm"].put_parameter(Name=SECRET, Value=key, Type="SecureString")
     result = StandbyNode.create(tmp_path / "node", node_moto, rendered_user_data(node_moto.region, SSM_PATH))
     (result.state / "expected-key").write_text(key, encoding="utf-8")
     return result
@@ -127,13 +127,14 @@ def key_of(node: StandbyNode) -> str:
     return (node.state / "expected-key").read_text(encoding="utf-8")
 
 
-def secret_versions(aws: dict[str, Any]) -> dict[str, list[str]]:
-    versions = aws["secretsmanager"].list_secret_version_ids(SecretId=SECRET)["Versions"]
-    return {v["VersionId"]: sorted(v["VersionStages"]) for v in versions}
+def secret_versions(aws: dict[str, Any]) -> list[tuple[int, str]]:
+    """Every version Parameter Store keeps of the key's parameter, oldest first, decrypted."""
+    history = aws["ssm"].get_parameter_history(Name=SECRET, WithDecryption=True)["Parameters"]
+    return [(int(v["Version"]), str(v["Value"])) for v in history]
 
 
-def current_secret(aws: dict[str, Any], stage: str = "AWSCURRENT") -> str:
-    return str(aws["secretsmanager"].get_secret_value(SecretId=SECRET, VersionStage=stage)["SecretString"])
+def current_secret(aws: dict[str, Any]) -> str:
+    return str(aws["ssm"].get_parameter(Name=SECRET, WithDecryption=True)["Parameter"]["Value"])
 
 
 # --- the configuration Terraform writes -----------------------------------------------------------
@@ -219,11 +220,13 @@ def test_the_auth_key_goes_through_a_private_file_and_is_then_out_of_reach(
     assert not list(node.run_dir.glob("tailscale-authkey*"))  # the key file is gone
     everything = "\n".join(node.calls()) + result.stdout + result.stderr
     assert key not in everything
-    # Overwritten once the node is on the tailnet: the current version no longer holds a key, and
-    # the node's role may read the current version only (test_stack reads that policy back).
+    # Deleted once the node is on the tailnet and recreated holding a note: no version of the
+    # parameter, old or new, holds the key any more (an overwrite would keep it in the history).
     assert current_secret(aws).startswith("consumed: hfo-standby joined the tailnet at ")
-    assert current_secret(aws, "AWSPREVIOUS") == key
-    assert "the stored auth key is overwritten" in result.stdout
+    assert all(key not in value for _, value in secret_versions(aws))
+    described = aws["ssm"].describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [SECRET]}])["Parameters"]
+    assert [(p["Type"], p["Tier"]) for p in described] == [("SecureString", "Standard")]
+    assert "the stored auth key is deleted" in result.stdout
 
 
 def test_next_boot_reads_no_secret_writes_none_and_installs_nothing(node: StandbyNode, aws: dict[str, Any]) -> None:
@@ -245,10 +248,10 @@ def test_a_key_put_while_the_node_is_on_the_tailnet_is_consumed_at_its_next_boot
 ) -> None:
     assert node.boot().returncode == 0
     fresh = "tskey-auth-" + secrets.token_hex(20)
-    aws["secretsmanager"].put_secret_value(SecretId=SECRET, SecretString=fresh)
+    aws["ssm"].put_parameter(Name=SECRET, Value=fresh, Type="SecureString", Overwrite=True)
     assert node.boot().returncode == 0
     assert current_secret(aws).startswith("consumed: ")
-    assert current_secret(aws, "AWSPREVIOUS") == fresh
+    assert all(fresh not in value for _, value in secret_versions(aws))
 
 
 def test_a_node_off_the_tailnet_with_a_consumed_key_says_what_to_do(node: StandbyNode) -> None:
@@ -263,7 +266,7 @@ def test_a_node_off_the_tailnet_with_a_consumed_key_says_what_to_do(node: Standb
 
 
 def test_tailscale_failure_does_not_keep_k3s_down(node: StandbyNode, aws: dict[str, Any]) -> None:
-    aws["secretsmanager"].delete_secret(SecretId=SECRET, ForceDeleteWithoutRecovery=True)
+    aws["ssm"].delete_parameter(Name=SECRET)
     result = node.boot()
     assert result.returncode == 1  # systemd retries the unit
     assert "FAILED: tailscale" in result.stdout

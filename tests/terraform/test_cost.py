@@ -50,15 +50,16 @@ PRICES: dict[str, Any] = {
             "logs_storage_gb_month": 0.03,
             "custom_metric_month": 0.3,
             "alarm_month": 0.1,
-            "secret_month": 0.4,
-            "secrets_api_per_10k": 0.05,
+            "ssm_parameter_month": 0.0,
+            "ssm_api_per_10k": 0.0,
             "kms_requests_per_10k": 0.03,
             "cpu_credit_vcpu_hour": {"t4g": 0.04, "t3": 0.05},
-            "ec2_hour": {"t4g.small": 0.02, "t3.small": 0.03},
+            "ec2_hour": {"t4g.nano": 0.01, "t4g.small": 0.02, "t3.small": 0.03},
             "unverified": ["ec2_hour"],
         }
     },
     "instance_types": {
+        "t4g.nano": {"vcpus": 2, "baseline": 0.05, "credit_family": "t4g"},
         "t4g.small": {"vcpus": 2, "baseline": 0.2, "credit_family": "t4g"},
         "t3.small": {"vcpus": 2, "baseline": 0.2, "credit_family": "t3"},
     },
@@ -83,9 +84,18 @@ PRICES: dict[str, Any] = {
         "heartbeat_log_bytes": 1000,
         "tick_log_bytes": 2000,
         "custom_metrics": 6,
+        "metrics_log_bytes": 1000,
         "cold_starts_per_day": 24,
         "state_gb": 0.001,
     },
+    "benchmark": {
+        "trace": "blips",
+        "source": "test",
+        "prewarm_usd_per_trace": 0.05,
+        "prewarm_trace_hours": 6,
+        "prewarm_traces_per_month": 2,
+    },
+    "seed": {"claim_eur_month": 0.1, "table_eur_month": 0.91},
 }
 
 
@@ -126,12 +136,15 @@ def test_idle_month_line_by_line(cost: ModuleType) -> None:
     assert by["DynamoDB storage + point-in-time recovery"].usd == pytest.approx(0.00045)
     assert by["CloudWatch Logs ingestion"].usd == pytest.approx(0.1752)  # (262.8 + 87.6) MB = 0.3504 GB
     assert by["CloudWatch Logs storage"].usd == pytest.approx(0.3504 * 14 / (365.25 / 12) * 0.03)
-    assert by["CloudWatch custom metrics"].usd == pytest.approx(1.8)
-    assert by["CloudWatch alarms"].usd == pytest.approx(0.4)
-    assert by["Secrets Manager secrets"].usd == pytest.approx(1.2)
-    # 24 cold starts a day per function, 3 secret reads per pair of cold starts.
+    assert by["CloudWatch custom metrics"].usd == 0  # opt-in
+    assert by["CloudWatch alarms"].usd == pytest.approx(0.3)  # tick silent, tick errors, heartbeat errors
+    assert by["SSM SecureString parameters"].usd == 0  # Standard tier: free at rest
+    # 24 cold starts a day per function, 3 secret reads per pair of cold starts, each a KMS decrypt.
     reads = 24 * 365.25 / 12 * 3
-    assert by["Secrets Manager API calls + KMS"].usd == pytest.approx(reads / 1e4 * 0.08)
+    assert by["SSM reads + KMS decrypts"].usd == pytest.approx(reads / 1e4 * 0.03)
+    assert by["Pre-warm, expected"].usd == pytest.approx(0.1)  # 2 runs of the trace x 0.05
+    # The failover benchmark adds its own runs' EC2 minutes to the rest.
+    assert result.idle_total_without_prewarm == pytest.approx(result.idle_total - 0.1)
     assert result.idle_total == pytest.approx(sum(line.usd for line in result.idle))
 
 
@@ -142,14 +155,15 @@ def test_free_tier_column(cost: ModuleType) -> None:
         "CloudWatch Logs storage", "CloudWatch custom metrics", "CloudWatch alarms",
     ):  # fmt: skip
         assert by[covered].usd_free_tier == 0, covered
-    for uncovered in ("EBS gp3 root volume", "DynamoDB on-demand writes", "Secrets Manager secrets"):
+    for uncovered in ("EBS gp3 root volume", "DynamoDB on-demand writes", "Pre-warm, expected"):
         assert by[uncovered].usd_free_tier == by[uncovered].usd
     # Storage is free, PITR is not.
     assert by["DynamoDB storage + point-in-time recovery"].usd_free_tier == pytest.approx(0.0002)
     # Beyond an allowance only the excess is billed: 6 metrics against an allowance of 4.
     prices = copy.deepcopy(PRICES)
     prices["free_tier"]["custom_metrics"] = 4
-    assert lines(cost.estimate(settings(cost), prices))["CloudWatch custom metrics"].usd_free_tier == pytest.approx(0.6)
+    metrics = lines(cost.estimate(settings(cost, custom_metrics=True), prices))["CloudWatch custom metrics"]
+    assert metrics.usd_free_tier == pytest.approx(0.6)
 
 
 def test_failover_hour(cost: ModuleType) -> None:
@@ -184,14 +198,22 @@ def test_settings_drive_the_figures(cost: ModuleType) -> None:
     x86 = lines(cost.estimate(settings(cost, lambda_architecture="x86_64"), PRICES))
     assert x86["Lambda compute"].usd == pytest.approx(2 * base["Lambda compute"].usd)
     no_discord = lines(cost.estimate(settings(cost, discord_alerts=False), PRICES))
-    assert no_discord["Secrets Manager secrets"].usd == pytest.approx(0.8)
+    assert no_discord["SSM SecureString parameters"].quantity == "2"
+    # Opt-ins: 6 custom metrics and their EMF document in every tick's log; a fourth alarm.
+    metrics = lines(cost.estimate(settings(cost, custom_metrics=True), PRICES))
+    assert metrics["CloudWatch custom metrics"].usd == pytest.approx(1.8)
+    assert metrics["CloudWatch Logs ingestion"].usd == pytest.approx(base["CloudWatch Logs ingestion"].usd + 0.0219)
+    alarm = lines(cost.estimate(settings(cost, standby_runtime_alarm=True), PRICES))
+    assert alarm["CloudWatch alarms"].usd == pytest.approx(0.4)
 
 
 def test_defaults_come_from_the_terraform_modules(cost: ModuleType) -> None:
     s = cost.read_settings()
     assert (s.region, s.architecture, s.instance_type) == ("us-east-1", "arm64", "t4g.small")
-    assert s.root_volume_size_gib == 10
-    assert (s.tick_interval_minutes, s.heartbeat_interval_s, s.lambda_memory_mb) == (1, 10, 256)
+    assert s.root_volume_size_gib == 8
+    assert (s.tick_interval_minutes, s.lambda_memory_mb) == (1, 256)
+    assert s.heartbeat_interval_s > 0  # issue 12 chooses it; the cadence table shows its cost
+    assert (s.custom_metrics, s.standby_runtime_alarm) == (False, False)
     assert (s.lambda_architecture, s.log_retention_days, s.discord_alerts, s.cpu_credits) == (
         "arm64", 14, True, "unlimited",
     )  # fmt: skip
@@ -207,7 +229,7 @@ def test_tfvars_override_defaults_in_hcl_and_json(cost: ModuleType, tmp_path: Pa
     s = cost.read_settings(hcl)
     assert (s.region, s.architecture, s.instance_type) == ("eu-west-3", "x86_64", "t3.small")
     assert s.heartbeat_interval_s == 30
-    assert s.root_volume_size_gib == 10
+    assert s.root_volume_size_gib == 8
     as_json = tmp_path / "my.tfvars.json"
     as_json.write_text(json.dumps({"instance_type": "t4g.medium", "discord_alerts": False}))
     s = cost.read_settings(as_json, region="eu-west-3")
@@ -246,7 +268,7 @@ def test_bad_failover_hours_and_missing_file(cost: ModuleType, tmp_path: Path) -
     ("overrides", "message"),
     [
         ({"region": "mars-1"}, "region 'mars-1' has no prices; known: test-1"),
-        ({"instance_type": "m7g.large"}, "'m7g.large' has no price in test-1; known: t3.small, t4g.small"),
+        ({"instance_type": "m7g.large"}, "'m7g.large' has no price in test-1; known: t3.small, t4g.nano, t4g.small"),
         ({"instance_type": "t3.small"}, "instance_type t3.small does not match architecture arm64"),
     ],
 )
@@ -280,7 +302,11 @@ def _write_toml(path: Path, prices: dict[str, Any]) -> Path:
         (lambda p: p["meta"].pop("compiled"), "needs [meta] compiled (a date) and [sources]"),
         (lambda p: p.pop("sources"), "needs [meta] compiled (a date) and [sources]"),
         (lambda p: p["regions"]["test-1"].update(alarm_month=-0.1), "regions.test-1.alarm_month: prices and"),
-        (lambda p: p["regions"]["test-1"].pop("secret_month"), "regions.test-1: missing secret_month"),
+        (lambda p: p["regions"]["test-1"].pop("ssm_parameter_month"), "regions.test-1: missing ssm_parameter_month"),
+        (lambda p: p["benchmark"].pop("source"), "[benchmark] needs `trace` and `source`"),
+        (lambda p: p["benchmark"].update(prewarm_usd_per_trace=-1), "benchmark.prewarm_usd_per_trace: prices and"),
+        (lambda p: p["seed"].pop("claim_eur_month"), "[seed] needs claim_eur_month"),
+        (lambda p: p["regions"]["test-1"].update(unverified=["ec2_hour:m9.huge"]), "names 'ec2_hour:m9.huge'"),
         (lambda p: p["regions"]["test-1"].update(unverified=["nonsense"]), "unverified names 'nonsense'"),
         (lambda p: p["usage"].update(tick_duration_ms="fast"), "usage.tick_duration_ms: prices and quantities"),
     ],
@@ -309,13 +335,16 @@ def test_shipped_price_table_is_complete_dated_and_sourced(cost: ModuleType) -> 
 def test_counts_match_the_terraform_modules(cost: ModuleType) -> None:
     """The tool's alarm and secret counts are what the modules create."""
     watchdog = (REPO_ROOT / "terraform" / "modules" / "watchdog" / "main.tf").read_text()
-    pattern = r'resource "aws_cloudwatch_metric_alarm" "\w+" \{\n(\s+for_each\s+= local.function_names)?'
+    pattern = r'resource "aws_cloudwatch_metric_alarm" "\w+" \{\n\s+(for_each\s+= local.function_names|count )?'
     alarms = re.findall(pattern, watchdog)
     functions = len(re.findall(r"^    (\w+)\s+= \{ handler = ", watchdog, flags=re.MULTILINE))
     assert functions == 2
-    assert sum(functions if for_each else 1 for for_each in alarms) == cost.ALARMS
+    # Always there: one per function, and one more; the opt-in one (count) is counted by the setting.
+    assert sum(functions if head.startswith("for_each") else 0 if head else 1 for head in alarms) == cost.ALARMS
+    assert sum(head.startswith("count") for head in alarms) == 1
     secrets = (REPO_ROOT / "terraform" / "modules" / "secrets" / "main.tf").read_text()
-    blocks = re.findall(r'resource "aws_secretsmanager_secret" "\w+" \{(.*?)\n\}', secrets, flags=re.DOTALL)
+    blocks = re.findall(r'resource "aws_ssm_parameter" "\w+" \{(.*?)\n\}', secrets, flags=re.DOTALL)
+    assert all('type             = "SecureString"' in body and '"Standard"' in body for body in blocks)
     assert sum("count" not in body for body in blocks) == cost.BASE_SECRETS
 
 
@@ -325,7 +354,9 @@ def test_command_prints_every_item_and_fails_cleanly(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     for item in ("EBS gp3", "Lambda requests", "Lambda compute", "Scheduler", "DynamoDB", "Logs ingestion",
-                 "custom metrics", "alarms", "Secrets Manager", "Public IPv4", "EC2 t4g.small"):  # fmt: skip
+                 "custom metrics", "alarms", "SSM SecureString", "Public IPv4", "EC2 t4g.small",
+                 "Pre-warm, expected", "Always on, t4g.small", "Always on, t4g.nano",
+                 "The seed tutorial's claim", "every 5 s", "every 30 s"):  # fmt: skip
         assert item in result.stdout, item
     assert re.search(r"Total idle per month\s+\d+\.\d\d\s+\d+\.\d\d", result.stdout)
     assert "A month with 5 h of failover" in result.stdout
@@ -337,3 +368,68 @@ def test_command_prints_every_item_and_fails_cleanly(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert refused.stdout == ""
     assert "heartbeat_interval_s must be a number from 1 to 300, got 1000" in refused.stderr
+
+
+def test_beside_it_an_always_on_server_and_the_seeds_claim(cost: ModuleType) -> None:
+    result = cost.estimate(settings(cost), PRICES)
+    by = {c.label: c for c in result.comparisons}
+    # 730 h of the instance and of its public IPv4 address, and the same 10 GiB volume.
+    assert by["Always on, t4g.small"].usd == pytest.approx(730 * (0.02 + 0.005) + 1.0)
+    assert by["Always on, t4g.nano"].usd == pytest.approx(730 * (0.01 + 0.005) + 1.0)
+    assert by["Always on, t4g.nano"].unverified  # ec2_hour is unverified in the synthetic table
+    assert by["The seed tutorial's claim"].usd == pytest.approx(0.1 / 0.5)  # EUR at the table's rate
+    assert "0.91 EUR" in by["The seed tutorial's claim"].detail
+    text = cost.render(result)
+    assert "Always on, t4g.nano *" in text and "The seed tutorial's claim" in text
+
+
+def test_the_cadence_table_is_the_estimate_at_each_interval(cost: ModuleType) -> None:
+    result = cost.estimate(settings(cost), PRICES, cadences=(5.0, 10.0, 30.0))
+    assert [c[0] for c in result.cadences] == [5.0, 10.0, 30.0]
+    for interval, usd, usd_free in result.cadences:
+        alone = cost.estimate(settings(cost, heartbeat_interval_s=interval), PRICES, cadences=())
+        assert (usd, usd_free) == pytest.approx((alone.idle_total, alone.idle_total_free_tier))
+    assert result.cadences[1][1] == pytest.approx(result.idle_total)  # the defaults' own row
+    assert result.cadences[0][1] > result.cadences[1][1] > result.cadences[2][1]
+    assert "every 10 s" in cost.render(result) and "<- this estimate" in cost.render(result)
+
+
+def test_bad_heartbeat_intervals_are_refused(cost: ModuleType) -> None:
+    assert cost.parse_cadences("5, 10,20") == (5.0, 10.0, 20.0)
+    with pytest.raises(cost.CostInputError, match=r"--heartbeat-intervals: 'fast' is not a number of seconds"):
+        cost.parse_cadences("5,fast")
+    with pytest.raises(cost.CostInputError, match=r"--heartbeat-intervals must be a number from 1 to 300, got 0.5"):
+        cost.parse_cadences("0.5")
+    refused = subprocess.run(
+        [sys.executable, str(COST_PY), "--heartbeat-intervals", "5,400"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "got 400" in refused.stderr
+
+
+def test_the_shipped_defaults_meet_the_failover_hour_target(cost: ModuleType) -> None:
+    """Issue 13: the failover hour no dearer than before (0.022 USD in us-east-1, rounded)."""
+    result = cost.estimate(cost.read_settings(), cost.load_prices())
+    assert result.failover_hour_total <= 0.0227  # 0.0168 EC2 + 0.005 IPv4 + the standby's heartbeats
+    by = lines(result)
+    assert by["SSM SecureString parameters"].usd == 0 and by["CloudWatch custom metrics"].usd == 0
+
+
+@pytest.mark.moto
+def test_the_price_file_has_the_measured_heartbeat_units(cost: ModuleType) -> None:
+    """tools/cost/heartbeat_units.py drives the real store against moto: one read of three items
+    and one conditional write of the site item per heartbeat, what the price file assumes."""
+    spec = importlib.util.spec_from_file_location("hfo_heartbeat_units", COST_PY.parent / "heartbeat_units.py")
+    assert spec is not None and spec.loader is not None
+    units = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = units  # dataclasses look their module up
+    spec.loader.exec_module(units)
+    measured = units.measure(heartbeats=3)
+    assert measured.calls_per_heartbeat == {"BatchGetItem": 1.0, "PutItem": 1.0}  # no transaction any more
+    usage = cost.load_prices()["usage"]
+    assert measured.write_units_per_heartbeat == usage["heartbeat_write_units"] == 1
+    assert measured.read_units_per_heartbeat == usage["heartbeat_read_units"] == 3
+    assert measured.site_item_bytes < 1024  # one write unit
+    tick = units.measure_tick()
+    assert tick.control_writes > 50 and tick.write_units_per_control_write == usage["tick_write_units"] == 1

@@ -111,6 +111,7 @@ def test_package_holds_exactly_the_modules_the_handlers_import(lambda_zip: Path)
     assert packed - reached == set(), "modules production never imports are in the Lambda package"
     assert reached - packed == set(), "modules the handlers import are missing from the Lambda package"
     assert "hfo_watchdog.cli" not in packed and "hfo_watchdog.core.engine" in packed
+    assert "hfo_watchdog.doctor" not in packed  # `hfo doctor` runs on the user's machine only
     with zipfile.ZipFile(lambda_zip) as zf:
         tops = {n.split("/", 1)[0] for n in zf.namelist()}
     assert not tops & {"hfo_drill", "testsupport", "tests", "hfo_site", "hfo_bot"}

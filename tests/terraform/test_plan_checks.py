@@ -75,7 +75,6 @@ BAD_SETTINGS: dict[str, tuple[Any, str]] = {
     "architecture": ("sparc", "architecture must be arm64 or x86_64"),
     "alert_email": ("not-an-address", "alert_email must be an e-mail address"),
     "k3s_version": ("latest", "k3s_version must be a K3s release tag"),
-    "secret_recovery_window_days": (3, "recovery_window_days must be 0 or a whole number from 7 to 30"),
     "inbound_rules": ([SSH_FROM_ANYWHERE], "An inbound rule open to the whole internet (/0) is refused"),
     "standby_max_runtime_s": (60, "standby_max_runtime_s must be from 600 to 2592000 seconds"),
     "lambda_memory_mb": (64, "lambda_memory_mb must be a whole number from 128 to 10240"),
@@ -127,7 +126,8 @@ def _planned_parameters(
     return {
         c["change"]["after"]["name"]: c["change"]["after"]["value"]
         for c in json.loads(shown.stdout)["resource_changes"]
-        if c["type"] == "aws_ssm_parameter"
+        # The node's configuration; the secrets' parameters have no value in a plan (write-only).
+        if c["type"] == "aws_ssm_parameter" and c["address"].startswith("module.hfo.module.standby.")
     }
 
 

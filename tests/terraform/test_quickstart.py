@@ -156,7 +156,7 @@ def test_the_stack_folder_is_outside_the_repository(applied: dict[str, object], 
 def test_the_documented_next_steps_are_printed(applied: dict[str, object]) -> None:
     outputs = applied["outputs"]
     assert isinstance(outputs, dict)
-    assert "aws secretsmanager put-secret-value --region eu-west-3 --secret-id hfo/hmac-keyring" in str(
+    assert "aws ssm put-parameter --overwrite --type SecureString --region eu-west-3 --name /hfo/hmac-keyring" in str(
         applied["stdout"]
     )
     assert outputs["instance_id"] in outputs["next_steps"]

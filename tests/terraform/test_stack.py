@@ -119,10 +119,10 @@ def stack(
         "lambda_zip_path": str(lambda_zip),
         "alert_email": "ops@example.com",
         "secret_values_version": 1,
-        # So the test can tear everything down and find nothing left (the defaults protect
-        # the table and keep deleted secrets restorable for 7 days).
+        # So the test can tear everything down and find nothing left (the default protects
+        # the table).
         "table_deletion_protection": False,
-        "secret_recovery_window_days": 0,
+        "standby_runtime_alarm": True,  # opt-in (0.10 USD a month): created here to be checked
         "cpu_credits": "standard",  # moto gap, see the module docstring
         "ebs_kms_key_arn": volume_key,
         **FAST_POLICY,
@@ -142,7 +142,7 @@ def aws(tf_moto: MotoServer) -> dict[str, Any]:
     return {
         name: session.client(name, endpoint_url=tf_moto.endpoint)
         for name in (
-            "ec2", "iam", "lambda", "scheduler", "dynamodb", "sns", "secretsmanager",
+            "ec2", "iam", "lambda", "scheduler", "dynamodb", "sns",
             "logs", "cloudwatch", "ssm", "kms",
         )
     }  # fmt: skip
@@ -197,7 +197,7 @@ def test_standby_root_volume_is_encrypted_gp3_of_explicit_size(
     assert len(volumes) == 1
     assert volumes[0]["Encrypted"] is True
     assert volumes[0]["VolumeType"] == "gp3"
-    assert volumes[0]["Size"] == 10
+    assert volumes[0]["Size"] == 8  # the AMI snapshot's size, the smallest EC2 accepts (docs/cost.md)
     assert volumes[0]["KmsKeyId"] == volume_key  # ebs_kms_key_arn
 
 
@@ -240,19 +240,22 @@ def test_node_role_reads_its_configuration_and_the_current_tailscale_key_only(
     # needs its configuration and its Tailscale auth key, no other secret.
     assert set(document) == {
         ("ssm:GetParametersByPath",),
-        ("secretsmanager:GetSecretValue",),
-        ("secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue"),
+        (
+            "ssm:AddTagsToResource",
+            "ssm:DeleteParameter",
+            "ssm:GetParameter",
+            "ssm:ListTagsForResource",
+            "ssm:PutParameter",
+        ),
     }
     path = stack.outputs["standby"]["parameter_path"]
     assert document[("ssm:GetParametersByPath",)]["Resource"] == [f"arn:aws:ssm:us-east-1:123456789012:parameter{path}"]
-    read = document[("secretsmanager:GetSecretValue",)]
-    # AWS reads this as: only a version whose staging labels include AWSCURRENT (Secrets Manager user
-    # guide); moto stores the condition without evaluating it.
-    assert read["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
-    for statement in document.values():
-        if statement["Action"][0].startswith("secretsmanager:"):
-            (resource,) = statement["Resource"]
-            assert stack.outputs["secret_names"]["tailscale_auth_key"] in resource
+    # Read, then delete and recreate (the key's versions go with it): on the Tailscale key only,
+    # which lies outside the configuration path the node reads by path.
+    key = stack.outputs["secret_names"]["tailscale_auth_key"]
+    key_statement = next(st for actions, st in document.items() if "ssm:DeleteParameter" in actions)
+    assert key_statement["Resource"] == [f"arn:aws:ssm:us-east-1:123456789012:parameter{key}"]
+    assert not key.startswith(path + "/")
 
 
 def test_user_data_is_only_the_loader(
@@ -318,6 +321,10 @@ def test_tick_role_starts_stops_and_modifies_only_the_standby(stack: Stack, aws:
             assert all(a.startswith("ec2:Describe") for a in statement["Action"]), statement
     table = next(s for s in document if any(a.startswith("dynamodb:") for a in s["Action"]))
     assert table["Resource"] == [f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.outputs['table_name']}"]
+    # UpdateItem: the fence a lease-taking write sets on the site's item, inside the transaction.
+    assert table["Action"] == [
+        f"dynamodb:{a}" for a in ("BatchGetItem", "ConditionCheckItem", "GetItem", "PutItem", "UpdateItem")
+    ]
     topic = next(s for s in document if "sns:Publish" in s["Action"])
     assert topic["Resource"] == [stack.outputs["alert_topic_arn"]]
 
@@ -352,7 +359,8 @@ def test_heartbeat_role_may_only_stop_the_standby(stack: Stack, aws: dict[str, A
     for statement in document:
         if "*" in statement["Resource"]:
             assert statement["Action"] == ["ec2:DescribeInstances"], statement
-    secret = next(s for s in document if "secretsmanager:GetSecretValue" in s["Action"])
+    secret = next(s for s in document if "ssm:GetParameter" in s["Action"])
+    assert secret["Action"] == ["ssm:GetParameter"]
     names = stack.outputs["secret_names"]
     assert len(secret["Resource"]) == 2
     assert all(any(names[k] in arn for arn in secret["Resource"]) for k in ("hmac_keyring", "discord_webhook"))
@@ -398,9 +406,10 @@ def test_functions_run_the_package_with_the_documented_environment(
     assert tick_env["HFO_SNS_TOPIC_ARN"] == stack.outputs["alert_topic_arn"]
     assert tick_env["HFO_TICK_INTERVAL_S"] == "60"
     assert tick_env["HFO_HEALTH_URL"].startswith("https://")
+    assert tick_env["POWERTOOLS_METRICS_DISABLED"] == "true"  # no custom metric unless custom_metrics
     # Secrets by reference only.
-    assert tick_env["HFO_HMAC_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
-    assert tick_env["HFO_DISCORD_WEBHOOK_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert tick_env["HFO_HMAC_SECRET_ARN"].startswith("arn:aws:ssm:")
+    assert tick_env["HFO_DISCORD_WEBHOOK_SECRET_ARN"].startswith("arn:aws:ssm:")
     flat = json.dumps(tick_env)
     for value in secret_values.values():
         assert value not in flat
@@ -448,15 +457,33 @@ def test_alerts_topic_logs_and_alarms(stack: Stack, aws: dict[str, Any], instanc
     assert alarms["hfo-tick-silent"]["TreatMissingData"] == "breaching"  # no tick at all: alarm
 
 
-def test_secret_values_reach_secrets_manager_but_never_the_state(
+def test_secret_values_reach_securestring_parameters_but_never_the_state(
     stack: Stack, aws: dict[str, Any], secret_values: Secrets
 ) -> None:
     names = stack.outputs["secret_names"]
-    read = aws["secretsmanager"].get_secret_value
-    assert read(SecretId=names["hmac_keyring"])["SecretString"] == secret_values.hmac_keyring
-    assert read(SecretId=names["tailscale_auth_key"])["SecretString"] == secret_values.tailscale_auth_key
-    assert read(SecretId=names["discord_webhook"])["SecretString"] == secret_values.discord_webhook_url
+
+    def read(name: str) -> str:
+        return str(aws["ssm"].get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
+
+    assert read(names["hmac_keyring"]) == secret_values.hmac_keyring
+    assert read(names["tailscale_auth_key"]) == secret_values.tailscale_auth_key
+    assert read(names["discord_webhook"]) == secret_values.discord_webhook_url
+    described = aws["ssm"].describe_parameters(ParameterFilters=[{"Key": "Name", "Values": list(names.values())}])[
+        "Parameters"
+    ]
+    # Standard tier: free at rest (docs/cost.md); the AWS managed key: no monthly fee.
+    assert sorted((p["Name"], p["Type"], p["Tier"]) for p in described) == sorted(
+        (n, "SecureString", "Standard") for n in names.values()
+    )
+    # A value put by hand (rotation, docs/security.md) is never read back into the state either.
+    rotated = secret_values.hmac_keyring + "-rotated"
+    aws["ssm"].put_parameter(Name=names["hmac_keyring"], Value=rotated, Type="SecureString", Overwrite=True)
+    stack.tf.execute_command("apply", "-refresh-only", "-auto-approve", "-no-color", "-input=false")
+    aws["ssm"].put_parameter(
+        Name=names["hmac_keyring"], Value=secret_values.hmac_keyring, Type="SecureString", Overwrite=True
+    )
     state = stack.tf.execute_command("state", "pull").out
+    assert rotated not in state
     outputs = json.dumps(stack.outputs)
     for value in secret_values.values():
         assert value not in state
@@ -472,7 +499,7 @@ def test_outputs_tell_the_next_steps(stack: Stack) -> None:
     assert stack.outputs["hmac_secret_name"] == stack.outputs["secret_names"]["hmac_keyring"]
     assert stack.outputs["heartbeat_url"] in stack.outputs["next_steps"]
     for name in stack.outputs["secret_names"].values():
-        assert f"--secret-id {name}" in stack.outputs["next_steps"]
+        assert f"--name {name} --value file://" in stack.outputs["next_steps"]
     standby, watchdog = stack.outputs["standby"], stack.outputs["watchdog"]
     assert standby["instance_id"] == stack.outputs["instance_id"]
     assert (standby["architecture"], standby["platform"]) == ("arm64", "linux/arm64")
@@ -506,8 +533,10 @@ def test_the_node_boots_from_the_applied_stack(
     assert result.returncode == 0, result.stdout + result.stderr
     assert (node.state / "authkey-file").read_text().strip() == "match"  # the key Terraform wrote
     secret = stack.outputs["secret_names"]["tailscale_auth_key"]
-    current = aws["secretsmanager"].get_secret_value(SecretId=secret)["SecretString"]
+    current = aws["ssm"].get_parameter(Name=secret, WithDecryption=True)["Parameter"]["Value"]
     assert current.startswith("consumed: hfo-standby joined the tailnet")
+    history = aws["ssm"].get_parameter_history(Name=secret, WithDecryption=True)["Parameters"]
+    assert all(secret_values.tailscale_auth_key not in v["Value"] for v in history)
     assert sorted(p.name for p in node.manifests.iterdir()) == [
         "argo-cd.yaml",
         "project-bootstrap.yaml",
@@ -680,7 +709,7 @@ def test_destroy_leaves_nothing(stack: Stack, aws: dict[str, Any]) -> None:
     assert [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
     assert ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"] == []
     assert aws["lambda"].list_functions()["Functions"] == []
-    assert aws["secretsmanager"].list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    assert aws["ssm"].describe_parameters()["Parameters"] == []
     assert aws["iam"].list_roles()["Roles"] == []
     assert aws["iam"].list_instance_profiles()["InstanceProfiles"] == []
     assert aws["scheduler"].list_schedules()["Schedules"] == []

@@ -95,16 +95,16 @@ def real_sites(
 
 
 @contextmanager
-def idle_laptop(directory: Path, keyring_text: str) -> Iterator[tuple[str, Path]]:
+def idle_laptop(directory: Path, keyring_text: str, funnel_port: int = 0) -> Iterator[tuple[str, Path]]:
     """A real laptop that is up and does not hold the lease (a stand-in watchdog gives it to the
     standby), so its health endpoint answers `pass` (basis `ready`). Yields the health URL as the
-    watchdog probes it and the CA bundle that verifies it."""
+    watchdog probes it (on `funnel_port` when given) and the CA bundle that verifies it."""
     from testsupport.site_watchdog import standin_watchdog
 
     ca = TestCA(directory)
     keyring = Keyring.from_secret_string(keyring_text)
     with standin_watchdog(keyring, ca.server_context()) as watchdog:
         watchdog.set_lease("standby")
-        with real_sites(directory, keyring_text, ca, watchdog.url) as sites:
+        with real_sites(directory, keyring_text, ca, watchdog.url, funnel_port=funnel_port) as sites:
             wait_healthy(sites.health_url, keyring, ca.bundle)
             yield sites.health_url, ca.bundle

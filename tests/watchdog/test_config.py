@@ -116,8 +116,8 @@ BAD_VALUES = [
     ("HFO_HEALTH_URL", "https://laptop.ts.net:99999/", "https:// URL"),
     ("HFO_HEALTH_URL", "https://u:p@laptop.ts.net/", "credentials"),
     ("HFO_HEALTH_URL", "https://laptop.ts.net/healthz?nonce=x", "no query"),
-    ("HFO_HMAC_SECRET_ARN", "arn:aws:s3:::bucket/key with space", "Secrets Manager secret"),
-    ("HFO_DISCORD_WEBHOOK_SECRET_ARN", "https://discord.com/api/webhooks/1/x y", "Secrets Manager secret"),
+    ("HFO_HMAC_SECRET_ARN", "arn:aws:s3:::bucket/key with space", "SecureString parameter"),
+    ("HFO_DISCORD_WEBHOOK_SECRET_ARN", "https://discord.com/api/webhooks/1/x y", "SecureString parameter"),
     ("HFO_SNS_TOPIC_ARN", "hfo-alerts", "SNS topic ARN"),
     ("HFO_SNS_TOPIC_ARN", "arn:aws:sqs:us-east-1:123456789012:q", "SNS topic ARN"),
     ("HFO_TICK_INTERVAL_S", "0", "integer from 1 to 3600"),
@@ -159,6 +159,7 @@ BAD_VALUES = [
     ("HFO_AWS_MAX_ATTEMPTS", "0", "integer from 1 to 10"),
     ("HFO_AWS_MAX_ATTEMPTS", "11", "integer from 1 to 10"),
     ("HFO_TRACING", "maybe", "true or false"),
+    ("POWERTOOLS_METRICS_DISABLED", "perhaps", "true or false"),
     ("POWERTOOLS_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("POWERTOOLS_SERVICE_NAME", "x" * 256, "at most 255"),
     ("POWERTOOLS_METRICS_NAMESPACE", "a\nb", "printable"),
@@ -262,3 +263,31 @@ def test_missing_or_binary_secret_names_the_variable_not_a_value(secretsmanager:
     secretsmanager.client.create_secret(Name="binary", SecretBinary=b"\x00" * 40)
     with pytest.raises(SecretError, match=r"^HFO_DISCORD_WEBHOOK_SECRET_ARN: secret 'binary' .*binary"):
         fetch_secret_string(secretsmanager, "HFO_DISCORD_WEBHOOK_SECRET_ARN", "binary")
+
+
+@pytest.mark.moto
+def test_ssm_parameters_are_read_through_parameter_store_once(aws: MotoServer, secretsmanager: _Counting) -> None:
+    ssm = boto3.client("ssm")
+    hmac_value = "p4r4m-" * 8
+    ssm.put_parameter(Name="/hfo/hmac-keyring", Value=hmac_value, Type="SecureString")
+    put = ssm.put_parameter(Name="/hfo/discord-webhook", Value="https://discord.test/y", Type="SecureString")
+    discord_arn = ssm.get_parameter(Name="/hfo/discord-webhook")["Parameter"]["ARN"]
+    assert put["Version"] == 1
+    made: list[str] = []
+
+    def ssm_factory() -> object:
+        made.append("ssm")
+        return ssm
+
+    secrets = Secrets(
+        settings(HFO_HMAC_SECRET_ARN="/hfo/hmac-keyring", HFO_DISCORD_WEBHOOK_SECRET_ARN=discord_arn),
+        lambda: secretsmanager,
+        ssm_factory,
+    )
+    assert secrets.hmac_secret() == hmac_value
+    assert secrets.hmac_secret() == hmac_value
+    assert secrets.discord_webhook_url() == "https://discord.test/y"
+    assert made == ["ssm", "ssm"] and secretsmanager.calls == 0  # cached: one read per parameter
+    assert hmac_value not in repr(secrets)
+    with pytest.raises(SecretError, match=r"^HFO_HMAC_SECRET_ARN: parameter '/hfo/missing' does not exist"):
+        fetch_secret_string(ssm, "HFO_HMAC_SECRET_ARN", "/hfo/missing")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,10 +22,13 @@ from hfo_watchdog.notify import (
     FanoutNotifier,
     SecretError,
     SnsNotifier,
+    is_parameter,
+    load_parameter_string,
     load_secret_string,
 )
 from testsupport.https import Exchange, HttpsServer, Recorder, TestCA
 from testsupport.net import free_port
+from testsupport.tools import REPO_ROOT
 from testsupport.watchdog import secrets_client, sns_client
 
 TOKEN = "hfoTok3n-abcdefghijklmnopqrstuvwxyz0123456789_SECRET"
@@ -152,6 +156,64 @@ def test_binary_or_empty_secret_errors_never_show_the_value(aws: MotoServer, cap
         load_secret_string(sm, "hfo/blank")
     with pytest.raises(SecretError, match="secret id is empty"):
         load_secret_string(sm, "")
+
+
+# --- SSM Parameter Store (SecureString): where Terraform keeps the secrets ------------------
+
+
+def _ssm(max_attempts: int = 1) -> Any:
+    import boto3
+    from hfo_watchdog.aws import client_config
+
+    return boto3.client("ssm", config=client_config(max_attempts))
+
+
+@pytest.mark.moto
+def test_load_parameter_string_reads_the_decrypted_current_value(
+    aws: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ssm = _ssm()
+    with caplog.at_level(logging.WARNING):  # the test's own put would log the value at DEBUG
+        ssm.put_parameter(Name="/hfo/hmac-keyring", Value=TOKEN, Type="SecureString")
+    caplog.clear()
+    assert load_parameter_string(ssm, "/hfo/hmac-keyring") == TOKEN
+    assert any(r.name.startswith("urllib3") for r in caplog.records), "debug logging was really on"
+    with caplog.at_level(logging.WARNING):  # rotation: the next cold start reads the new value
+        ssm.put_parameter(Name="/hfo/hmac-keyring", Value="rotated-" + TOKEN, Type="SecureString", Overwrite=True)
+        arn = ssm.get_parameter(Name="/hfo/hmac-keyring")["Parameter"]["ARN"]
+    assert load_parameter_string(ssm, arn) == "rotated-" + TOKEN
+
+
+@pytest.mark.moto
+def test_a_plain_missing_or_blank_parameter_is_refused_without_its_value(
+    aws: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ssm = _ssm()
+    with caplog.at_level(logging.WARNING):
+        ssm.put_parameter(Name="/hfo/plain", Value=TOKEN, Type="String")
+        ssm.put_parameter(Name="/hfo/blank", Value="   ", Type="SecureString")
+    with pytest.raises(SecretError, match=r"'/hfo/plain' is a String, not a SecureString") as info:
+        load_parameter_string(ssm, "/hfo/plain")
+    assert TOKEN not in str(info.value)
+    with pytest.raises(SecretError, match=r"parameter '/hfo/nope' does not exist \(ParameterNotFound\)"):
+        load_parameter_string(ssm, "/hfo/nope")
+    with pytest.raises(SecretError, match="'/hfo/blank' is empty"):
+        load_parameter_string(ssm, "/hfo/blank")
+    # What Terraform writes until the user puts the value is public text: never used as a secret.
+    placeholder = (REPO_ROOT / "terraform" / "modules" / "secrets" / "main.tf").read_text()
+    text = re.search(r'placeholder = "(placeholder: [^"]+)"', placeholder)
+    assert text is not None and len(text.group(1)) >= 32  # long enough to pass as a plain HMAC secret
+    with caplog.at_level(logging.WARNING):
+        ssm.put_parameter(Name="/hfo/unset", Value=text.group(1), Type="SecureString")
+    with pytest.raises(SecretError, match=r"'/hfo/unset' still holds Terraform's placeholder: put the value"):
+        load_parameter_string(ssm, "/hfo/unset")
+
+
+def test_parameter_names_and_arns_are_told_from_secret_ids() -> None:
+    assert is_parameter("/hfo/hmac-keyring")
+    assert is_parameter("arn:aws:ssm:us-east-1:123456789012:parameter/hfo/hmac-keyring")
+    assert not is_parameter("hfo/hmac-keyring")
+    assert not is_parameter("arn:aws:secretsmanager:us-east-1:123456789012:secret:hfo/hmac-AbCdEf")
 
 
 # --- Discord -------------------------------------------------------------------------------

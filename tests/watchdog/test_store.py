@@ -298,3 +298,67 @@ def test_a_guarded_write_fails_when_the_site_heartbeated_after_the_read(ddb: Any
     assert s.last_conflict == "the control item is no longer at version 1"
     assert s.save(2, rich_state(3), None, unchanged=SiteUnchanged(Site.PRIMARY, T0 + 5))
     assert s.last_conflict is None
+
+
+def _primary_lease_state(version: int, site: LeaseSite = LeaseSite.PRIMARY, epoch: int = 1) -> ControlState:
+    return ControlState(version=version, lease=Lease(site, epoch, T0))
+
+
+def test_a_heartbeat_read_before_the_lease_was_taken_is_judged_again(ddb: Any) -> None:
+    """The fence: a tick takes the lease from the primary between a heartbeat's read and its
+    write. The heartbeat must not be written against the old lease (its answer would renew a
+    lease already gone); it is read again and answered with the new one."""
+    s, tick = store(ddb), store(boto3.client("dynamodb"))
+    assert s.save(0, _primary_lease_state(1), None)
+    s.record_heartbeat(heartbeat("primary", T0, seq=1, boot="b0000000000000001"), T0)
+    _, primary, _ = tick.load()
+    assert primary is not None
+    taken: list[bool] = []
+
+    def clock() -> float:  # runs after the heartbeat's read, before its write
+        if not taken:
+            guard = SiteUnchanged(Site.PRIMARY, primary.received_at)
+            moved = _primary_lease_state(2, LeaseSite.NONE, 2)
+            taken.append(tick.save(1, moved, _transition(at=T0 + 9, epoch=2), unchanged=guard))
+        return T0 + 10
+
+    accepted = s.accept_heartbeat(heartbeat("primary", T0 + 10, seq=2, boot="b0000000000000001"), clock)
+    assert taken == [True]  # the tick's write went first...
+    assert accepted.state.version == 2 and accepted.state.lease.site == LeaseSite.NONE  # ...and was seen
+    assert s.load()[1] == accepted.record
+
+
+def test_a_heartbeat_is_not_stopped_by_a_write_that_takes_nothing_from_it(ddb: Any) -> None:
+    """One PutItem per heartbeat: a tick that only records its probe lands in between, and the
+    heartbeat is still written at once, answered with the lease it read (the same lease)."""
+    s, tick = store(ddb), store(boto3.client("dynamodb"))
+    assert s.save(0, _primary_lease_state(1), None)
+    s.record_heartbeat(heartbeat("primary", T0, seq=1, boot="b0000000000000001"), T0)
+    calls = s.calls
+
+    def clock() -> float:
+        if s.calls == calls + 1:  # once, between this heartbeat's read and its write
+            assert tick.save(1, replace(_primary_lease_state(2), probe_ok_streak=1), None)
+        return T0 + 10
+
+    accepted = s.accept_heartbeat(heartbeat("primary", T0 + 10, seq=2, boot="b0000000000000001"), clock)
+    assert s.calls == calls + 2  # one read, one write: no retry
+    assert (accepted.state.version, accepted.state.lease.site) == (1, LeaseSite.PRIMARY)
+    assert tick.load()[0].version == 2  # the tick's write stands
+
+
+def test_a_fenced_site_keeps_its_fence_and_its_replay_guard(ddb: Any) -> None:
+    s = store(ddb)
+    assert s.save(0, _primary_lease_state(1), None)
+    s.record_heartbeat(heartbeat("primary", T0, seq=1, boot="b0000000000000001"), T0)
+    _, primary, _ = s.load()
+    assert primary is not None
+    guard = SiteUnchanged(Site.PRIMARY, primary.received_at)
+    assert s.save(1, _primary_lease_state(2, LeaseSite.NONE, 2), _transition(), unchanged=guard)
+    s.record_heartbeat(heartbeat("primary", T0 + 10, seq=2, boot="b0000000000000001"), T0 + 10)
+    (item,) = [i for i in scan_all(ddb, TABLE) if i["pk"]["S"] == "SITE"]
+    assert item["fence"] == {"N": "2"} and item["seq"] == {"N": "2"}
+    before = scan_all(ddb, TABLE)
+    with pytest.raises(HeartbeatReplay):  # replay protection unchanged by the fence
+        s.record_heartbeat(heartbeat("primary", T0 + 11, seq=2, boot="b0000000000000001"), T0 + 11)
+    assert scan_all(ddb, TABLE) == before

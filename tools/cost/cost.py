@@ -5,6 +5,7 @@ item by item.
     python tools/cost/cost.py                         # the modules' defaults, us-east-1
     python tools/cost/cost.py --tfvars my.tfvars      # your settings (region included)
     python tools/cost/cost.py --region eu-west-3 --failover-hours 12
+    python tools/cost/cost.py --heartbeat-intervals 5,10,20,30   # the cadence table's rows
 
 Settings come from Terraform itself: the defaults in terraform/modules/*/variables.tf, then
 the region default of terraform/examples/complete, then your tfvars file (HCL or JSON), with
@@ -20,7 +21,7 @@ import math
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,17 @@ TERRAFORM = REPO_ROOT / "terraform"
 EXAMPLE = TERRAFORM / "examples" / "complete"
 PRICES = Path(__file__).resolve().parent / "prices.toml"
 
-# What the watchdog module creates: one alarm per function for errors, one for a silent tick,
-# one for a standby running too long (tests/terraform/test_cost.py checks this against the
-# module); two secrets always (HMAC keyring, Tailscale key), a third for Discord alerts.
-ALARMS = 4
+# What the watchdog module creates: one alarm per function for errors and one for a silent tick
+# always, one for a standby running too long with standby_runtime_alarm
+# (tests/terraform/test_cost.py checks this against the module); two secrets always (HMAC
+# keyring, Tailscale key), a third for Discord alerts.
+ALARMS = 3
 BASE_SECRETS = 2
+# The smallest instance type of each architecture, for the always-on comparison.
+SMALLEST_TYPE = {"arm64": "t4g.nano", "x86_64": "t3.nano"}
+PREWARM_ITEM = "Pre-warm, expected"
+# Heartbeat intervals of the cadence table (`make cost`), seconds.
+CADENCES = (5.0, 10.0, 20.0, 30.0)
 # Secrets read at each cold start: the tick reads the keyring and the Discord webhook, the
 # heartbeat handler the keyring.
 SECRETS_READ_PER_COLD_START = {"tick": 2, "heartbeat": 1}
@@ -66,6 +73,8 @@ class Settings:
     lambda_architecture: str
     log_retention_days: int
     discord_alerts: bool
+    custom_metrics: bool = False
+    standby_runtime_alarm: bool = False
     failover_hours: float = 0.0
 
 
@@ -81,6 +90,8 @@ COST_VARIABLES = {
     "lambda_architecture": "watchdog",
     "log_retention_days": "watchdog",
     "discord_alerts": "secrets",
+    "custom_metrics": "watchdog",
+    "standby_runtime_alarm": "watchdog",
 }
 
 
@@ -167,6 +178,8 @@ def read_settings(
         lambda_architecture=_require_choice("lambda_architecture", values["lambda_architecture"], ("arm64", "x86_64")),
         log_retention_days=_require_choice("log_retention_days", values["log_retention_days"], LOG_RETENTION_DAYS),
         discord_alerts=_require_choice("discord_alerts", values["discord_alerts"], (True, False)),
+        custom_metrics=_require_choice("custom_metrics", values["custom_metrics"], (True, False)),
+        standby_runtime_alarm=_require_choice("standby_runtime_alarm", values["standby_runtime_alarm"], (True, False)),
         failover_hours=_require_number("failover hours per month", failover_hours, 0, 730),
     )
 
@@ -178,7 +191,7 @@ REGION_KEYS = (
     "ebs_gp3_gb_month", "public_ipv4_hour", "lambda_requests_per_million", "lambda_gb_second",
     "scheduler_invocations_per_million", "dynamodb_write_units_per_million", "dynamodb_read_units_per_million",
     "dynamodb_storage_gb_month", "dynamodb_pitr_gb_month", "logs_ingestion_gb", "logs_storage_gb_month",
-    "custom_metric_month", "alarm_month", "secret_month", "secrets_api_per_10k", "kms_requests_per_10k",
+    "custom_metric_month", "alarm_month", "ssm_parameter_month", "ssm_api_per_10k", "kms_requests_per_10k",
     "cpu_credit_vcpu_hour", "ec2_hour",
 )  # fmt: skip
 FREE_TIER_KEYS = (
@@ -188,8 +201,9 @@ FREE_TIER_KEYS = (
 USAGE_KEYS = (
     "sites_heartbeating_idle", "heartbeat_duration_ms", "tick_duration_ms", "heartbeat_write_units",
     "heartbeat_read_units", "tick_write_units", "tick_read_units", "heartbeat_log_bytes", "tick_log_bytes",
-    "custom_metrics", "cold_starts_per_day", "state_gb",
+    "custom_metrics", "metrics_log_bytes", "cold_starts_per_day", "state_gb",
 )  # fmt: skip
+BENCHMARK_KEYS = ("prewarm_usd_per_trace", "prewarm_trace_hours", "prewarm_traces_per_month")
 
 
 def _check_numbers(where: str, table: Mapping[str, Any], keys: tuple[str, ...]) -> None:
@@ -215,10 +229,16 @@ def load_prices(path: Path = PRICES) -> dict[str, Any]:
     for name, region in prices.get("regions", {}).items():
         _check_numbers(f"regions.{name}", region, REGION_KEYS)
         for key in region.get("unverified", []):
-            if key not in REGION_KEYS:
+            base, _, entry = str(key).partition(":")
+            if base not in REGION_KEYS or (entry and entry not in region[base]):
                 raise CostInputError(f"regions.{name}.unverified names {key!r}, which is not a price key")
     _check_numbers("free_tier", prices.get("free_tier", {}), FREE_TIER_KEYS)
     _check_numbers("usage", prices.get("usage", {}), USAGE_KEYS)
+    _check_numbers("benchmark", prices.get("benchmark", {}), BENCHMARK_KEYS)
+    if not prices["benchmark"].get("source") or not prices["benchmark"].get("trace"):
+        raise CostInputError(f"price table {path}: [benchmark] needs `trace` and `source` (which run measured it)")
+    if not prices.get("seed", {}).get("claim_eur_month"):
+        raise CostInputError(f"price table {path}: [seed] needs claim_eur_month (the seed tutorial's headline)")
     return prices
 
 
@@ -235,6 +255,16 @@ class Line:
     unverified: bool = False
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A month of something the idle standby is measured against."""
+
+    label: str
+    usd: float
+    detail: str
+    unverified: bool = False
+
+
 @dataclass
 class Estimate:
     settings: Settings
@@ -245,6 +275,8 @@ class Estimate:
     failover_hour: list[Line] = field(default_factory=list)
     cpu_credit_worst_hour: float = 0.0
     cpu_credit_unverified: bool = False
+    comparisons: list[Comparison] = field(default_factory=list)
+    cadences: list[tuple[float, float, float]] = field(default_factory=list)  # (interval s, USD, USD free tier)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -254,6 +286,12 @@ class Estimate:
     @property
     def idle_total_free_tier(self) -> float:
         return sum(line.usd_free_tier for line in self.idle)
+
+    @property
+    def idle_total_without_prewarm(self) -> float:
+        """The idle month less the pre-warm line: what the failover benchmark adds its own
+        measured EC2 minutes to (it would count pre-warm twice otherwise)."""
+        return sum(line.usd for line in self.idle if not line.item.startswith(PREWARM_ITEM))
 
     @property
     def failover_hour_total(self) -> float:
@@ -268,24 +306,39 @@ def _billed(quantity: float, allowance: float) -> float:
     return max(0.0, quantity - allowance)
 
 
-def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
+def _instance_spec(settings: Settings, prices: Mapping[str, Any], instance_type: str) -> Mapping[str, Any]:
+    p = prices["regions"][settings.region]
+    if instance_type not in p["ec2_hour"] or instance_type not in prices["instance_types"]:
+        known = ", ".join(sorted(set(p["ec2_hour"]) & set(prices["instance_types"])))
+        raise CostInputError(f"instance_type {instance_type!r} has no price in {settings.region}; known: {known}")
+    spec: Mapping[str, Any] = prices["instance_types"][instance_type]
+    return spec
+
+
+def estimate(settings: Settings, prices: Mapping[str, Any], *, cadences: tuple[float, ...] = CADENCES) -> Estimate:
+    """The idle month and the failover hour, item by item, with the comparisons and, for each
+    heartbeat interval of `cadences`, the idle month it would cost (everything else unchanged)."""
     regions = prices["regions"]
     if settings.region not in regions:
         raise CostInputError(f"region {settings.region!r} has no prices; known: {', '.join(sorted(regions))}")
-    p = regions[settings.region]
-    free = prices["free_tier"]
-    use = prices["usage"]
-    unverified = set(p.get("unverified", []))
-    if settings.instance_type not in p["ec2_hour"] or settings.instance_type not in prices["instance_types"]:
-        known = ", ".join(sorted(set(p["ec2_hour"]) & set(prices["instance_types"])))
-        raise CostInputError(
-            f"instance_type {settings.instance_type!r} has no price in {settings.region}; known: {known}"
-        )
-    spec = prices["instance_types"][settings.instance_type]
+    spec = _instance_spec(settings, prices, settings.instance_type)
     if (spec["credit_family"] == "t4g") != (settings.architecture == "arm64"):
         raise CostInputError(
             f"instance_type {settings.instance_type} does not match architecture {settings.architecture}"
         )
+    result = _estimate(settings, prices, spec)
+    for interval in cadences:
+        other = _estimate(replace(settings, heartbeat_interval_s=interval), prices, spec)
+        result.cadences.append((interval, other.idle_total, other.idle_total_free_tier))
+    return result
+
+
+def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, Any]) -> Estimate:
+    p = prices["regions"][settings.region]
+    free = prices["free_tier"]
+    use = prices["usage"]
+    bench = prices["benchmark"]
+    unverified = set(p.get("unverified", []))
 
     hours = prices["meta"]["hours_per_month"]
     seconds = hours * 3600
@@ -297,14 +350,19 @@ def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
     compute = (heartbeats * use["heartbeat_duration_ms"] + ticks * use["tick_duration_ms"]) / 1000 * gb
     writes = heartbeats * use["heartbeat_write_units"] + ticks * use["tick_write_units"]
     reads = heartbeats * use["heartbeat_read_units"] + ticks * use["tick_read_units"]
-    log_gb = (heartbeats * use["heartbeat_log_bytes"] + ticks * use["tick_log_bytes"]) / 1e9
+    tick_log_bytes = use["tick_log_bytes"] + (use["metrics_log_bytes"] if settings.custom_metrics else 0)
+    log_gb = (heartbeats * use["heartbeat_log_bytes"] + ticks * tick_log_bytes) / 1e9
     stored_log_gb = log_gb * min(settings.log_retention_days, DAYS_PER_MONTH) / DAYS_PER_MONTH
     secrets = BASE_SECRETS + (1 if settings.discord_alerts else 0)
+    metrics = use["custom_metrics"] if settings.custom_metrics else 0
+    alarms = ALARMS + (1 if settings.standby_runtime_alarm else 0)
     secret_reads = (
         use["cold_starts_per_day"] * DAYS_PER_MONTH * (SECRETS_READ_PER_COLD_START["heartbeat"]
         + SECRETS_READ_PER_COLD_START["tick"] - (0 if settings.discord_alerts else 1))
     )  # fmt: skip
     logs_free_left = max(0.0, free["logs_gb"] - log_gb)
+    prewarm_traces = bench["prewarm_traces_per_month"]
+    prewarm = prewarm_traces * bench["prewarm_usd_per_trace"]
 
     def line(item: str, quantity: str, usd: float, usd_free: float | None = None, *keys: str) -> Line:
         return Line(item, quantity, usd, usd if usd_free is None else usd_free, bool(unverified & set(keys)))
@@ -350,20 +408,28 @@ def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
             _billed(stored_log_gb, logs_free_left) * p["logs_storage_gb_month"], "logs_storage_gb_month",
         ),
         line(
-            "CloudWatch custom metrics (EMF)", f"{use['custom_metrics']}",
-            use["custom_metrics"] * p["custom_metric_month"],
-            _billed(use["custom_metrics"], free["custom_metrics"]) * p["custom_metric_month"],
+            "CloudWatch custom metrics (" + ("custom_metrics = true" if metrics else "off: custom_metrics") + ")",
+            f"{metrics}", metrics * p["custom_metric_month"],
+            _billed(metrics, free["custom_metrics"]) * p["custom_metric_month"],
         ),
         line(
-            "CloudWatch alarms", f"{ALARMS}", ALARMS * p["alarm_month"],
-            _billed(ALARMS, free["alarms"]) * p["alarm_month"],
+            "CloudWatch alarms (AWS's free Lambda and EC2 metrics)", f"{alarms}", alarms * p["alarm_month"],
+            _billed(alarms, free["alarms"]) * p["alarm_month"],
         ),
-        line("Secrets Manager secrets", f"{secrets}", secrets * p["secret_month"]),
         line(
-            "Secrets Manager API calls + KMS (cold starts)", f"{secret_reads:,.0f}",
-            secret_reads / 1e4 * (p["secrets_api_per_10k"] + p["kms_requests_per_10k"]),
-            secret_reads / 1e4 * p["secrets_api_per_10k"]
+            "SSM SecureString parameters (Standard tier)", f"{secrets}", secrets * p["ssm_parameter_month"], None,
+            "ssm_parameter_month",
+        ),
+        line(
+            "SSM reads + KMS decrypts (cold starts)", f"{secret_reads:,.0f}",
+            secret_reads / 1e4 * (p["ssm_api_per_10k"] + p["kms_requests_per_10k"]),
+            secret_reads / 1e4 * p["ssm_api_per_10k"]
             + _billed(secret_reads, free["kms_requests"]) / 1e4 * p["kms_requests_per_10k"],
+        ),
+        Line(
+            f"{PREWARM_ITEM} (benchmark: '{bench['trace']}' trace) +",
+            f"{prewarm_traces:g} x {bench['prewarm_trace_hours']:g} h", prewarm, prewarm,
+            bool(unverified & {"ec2_hour"}),
         ),
     ]  # fmt: skip
 
@@ -371,7 +437,10 @@ def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
     standby_compute = standby_beats * use["heartbeat_duration_ms"] / 1000 * gb
     standby_logs = standby_beats * use["heartbeat_log_bytes"] / 1e9
     result.failover_hour = [
-        line(f"EC2 {settings.instance_type}", "1 h", p["ec2_hour"][settings.instance_type], None, "ec2_hour"),
+        line(
+            f"EC2 {settings.instance_type}", "1 h", p["ec2_hour"][settings.instance_type], None, "ec2_hour",
+            f"ec2_hour:{settings.instance_type}",
+        ),
         line("Public IPv4 address while running", "1 h", p["public_ipv4_hour"]),
         line(
             "Standby heartbeats: Lambda, DynamoDB, logs", f"{standby_beats:,.0f}",
@@ -387,10 +456,36 @@ def estimate(settings: Settings, prices: Mapping[str, Any]) -> Estimate:
         result.cpu_credit_worst_hour = surplus_vcpu_hours * p["cpu_credit_vcpu_hour"][spec["credit_family"]]
         result.cpu_credit_unverified = "cpu_credit_vcpu_hour" in unverified
 
+    # An always-on server needs no watchdog: the instance, the same volume and its public IPv4
+    # address, all month.
+    def always_on(instance_type: str) -> Comparison:
+        usd = hours * (p["ec2_hour"][instance_type] + p["public_ipv4_hour"]) + ebs
+        detail = f"{instance_type}, {settings.root_volume_size_gib} GiB gp3, public IPv4, {hours:g} h"
+        keys = {"ec2_hour", f"ec2_hour:{instance_type}", "ebs_gp3_gb_month", "public_ipv4_hour"}
+        return Comparison(f"Always on, {instance_type}", usd, detail, bool(unverified & keys))
+
+    smallest = SMALLEST_TYPE[settings.architecture]
+    seed = prices["seed"]
+    rate = prices["meta"]["usd_to_eur"]
+    result.comparisons = [
+        always_on(settings.instance_type),
+        *([always_on(smallest)] if smallest in p["ec2_hour"] and smallest != settings.instance_type else []),
+        Comparison(
+            "The seed tutorial's claim",
+            seed["claim_eur_month"] / rate,
+            f"about {seed['claim_eur_month']:g} EUR a month; its own table adds up to"
+            f" {seed['table_eur_month']:g} EUR (docs/cost.md)",
+        ),
+    ]
     result.notes = [
-        "Free-tier column: AWS's always-free allowances, if nothing else in the account uses them. Secrets, EBS,"
+        "Free-tier column: AWS's always-free allowances, if nothing else in the account uses them. EBS,"
         " DynamoDB requests and the public IPv4 address have none (12-month offers, or credits for accounts"
         " created since 2025-07-15, are left out).",
+        f"+ Pre-warm: EC2 minutes of standbys started on suspicion, from the failover benchmark ({bench['source']}):"
+        f" {bench['prewarm_usd_per_trace']:g} USD per {bench['prewarm_trace_hours']:g} h of the '{bench['trace']}'"
+        f" trace, counted {prewarm_traces:g} time(s) a month (`prewarm_traces_per_month` in the price file).",
+        f"Custom metrics are opt-in (custom_metrics = true): {use['custom_metrics']} metrics,"
+        f" {use['custom_metrics'] * p['custom_metric_month']:.2f} USD a month beyond the free tier.",
         "Not counted: data transfer out (the first 100 GB a month are free; heartbeats and probes are a few MB),"
         " SNS e-mails (the first 1,000 a month are free), X-Ray (off by default).",
     ]
@@ -415,20 +510,20 @@ def render(result: Estimate) -> str:
         f" heartbeat every {s.heartbeat_interval_s:g} s, tick every {s.tick_interval_minutes} min;"
         f" Lambda {s.lambda_memory_mb} MB {s.lambda_architecture}; logs kept {s.log_retention_days} days",
         "",
-        f"{'Idle, per month':<52}{'quantity':>18}{'USD':>10}{'USD free tier':>15}",
+        f"{'Idle, per month':<58}{'quantity':>14}{'USD':>10}{'USD free tier':>15}",
     ]
     for line in result.idle:
-        out.append(f"  {line.item + mark(line):<50}{line.quantity:>18}{line.usd:>10.4f}{line.usd_free_tier:>15.4f}")
+        out.append(f"  {line.item + mark(line):<56}{line.quantity:>14}{line.usd:>10.4f}{line.usd_free_tier:>15.4f}")
     out += [
-        f"  {'Total idle per month':<50}{'':>18}{result.idle_total:>10.2f}{result.idle_total_free_tier:>15.2f}",
-        f"  {'  in EUR (approximate rate ' + f'{rate:g})':<50}{'':>18}"
+        f"  {'Total idle per month':<56}{'':>14}{result.idle_total:>10.2f}{result.idle_total_free_tier:>15.2f}",
+        f"  {'  in EUR (approximate rate ' + f'{rate:g})':<56}{'':>14}"
         f"{result.idle_total * rate:>10.2f}{result.idle_total_free_tier * rate:>15.2f}",
         "",
-        f"{'Failover, per hour the standby runs':<52}{'quantity':>18}{'USD':>10}",
+        f"{'Failover, per hour the standby runs':<58}{'quantity':>14}{'USD':>10}",
     ]
     for line in result.failover_hour:
-        out.append(f"  {line.item + mark(line):<50}{line.quantity:>18}{line.usd:>10.4f}")
-    out.append(f"  {'Total per failover hour':<50}{'':>18}{result.failover_hour_total:>10.4f}")
+        out.append(f"  {line.item + mark(line):<56}{line.quantity:>14}{line.usd:>10.4f}")
+    out.append(f"  {'Total per failover hour':<56}{'':>14}{result.failover_hour_total:>10.4f}")
     if result.cpu_credit_worst_hour:
         out.append(
             f"  (plus at most {result.cpu_credit_worst_hour:.4f} USD of CPU credits in an hour at 100 % CPU"
@@ -440,10 +535,37 @@ def render(result: Estimate) -> str:
             f"A month with {s.failover_hours:g} h of failover: {result.month_total(False):.2f} USD"
             f" ({result.month_total(True):.2f} USD with the free tier)",
         ]
-    if result.cpu_credit_unverified or any(line.unverified for line in result.idle + result.failover_hour):
+    out += ["", f"{'Beside it, per month':<58}{'':>14}{'USD':>10}{'EUR':>15}"]
+    out.append(f"  {'This standby, idle':<56}{'':>14}{result.idle_total:>10.2f}{result.idle_total * rate:>15.2f}")
+    for c in result.comparisons:
+        out.append(f"  {c.label + (' *' if c.unverified else ''):<56}{'':>14}{c.usd:>10.2f}{c.usd * rate:>15.2f}")
+        out.append(f"    {c.detail}")
+    if result.cadences:
+        title = "Idle month by heartbeat interval (heartbeat_interval_s)"
+        out += ["", f"{title:<58}{'':>14}{'USD':>10}{'USD free tier':>15}"]
+        for interval, usd, usd_free in result.cadences:
+            chosen = "  <- this estimate" if interval == s.heartbeat_interval_s else ""
+            out.append(f"  {f'every {interval:g} s':<56}{'':>14}{usd:>10.2f}{usd_free:>15.2f}{chosen}")
+    if (
+        result.cpu_credit_unverified
+        or any(line.unverified for line in result.idle + result.failover_hour)
+        or any(c.unverified for c in result.comparisons)
+    ):
         out += ["", "* uses a price not checked against a primary source (tools/cost/prices.toml, `unverified`)"]
     out += ["", *(f"- {note}" for note in result.notes)]
     return "\n".join(out)
+
+
+def parse_cadences(text: str) -> tuple[float, ...]:
+    """ "5,10,20,30" -> (5.0, 10.0, 20.0, 30.0); each from 1 to 300 s, as heartbeat_interval_s."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise CostInputError(f"--heartbeat-intervals: {part.strip()!r} is not a number of seconds") from None
+        values.append(_require_number("--heartbeat-intervals", value, 1, 300))
+    return tuple(values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,11 +574,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", help="price region (default: the tfvars region, else the example's default)")
     parser.add_argument("--failover-hours", type=float, default=0.0, help="hours of failover in the month (0-730)")
     parser.add_argument("--prices", type=Path, default=PRICES, help="price table (default: %(default)s)")
+    parser.add_argument(
+        "--heartbeat-intervals", default=",".join(f"{c:g}" for c in CADENCES),
+        help="the cadence table's heartbeat intervals, seconds, comma-separated (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     try:
+        cadences = parse_cadences(args.heartbeat_intervals)
         settings = read_settings(args.tfvars, args.region, args.failover_hours)
-        result = estimate(settings, load_prices(args.prices))
+        result = estimate(settings, load_prices(args.prices), cadences=cadences)
     except CostInputError as exc:
         print(f"cost: {exc}", file=sys.stderr)
         return 2
@@ -467,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
             "idle_total_usd": result.idle_total, "idle_total_free_tier_usd": result.idle_total_free_tier,
             "failover_hour_total_usd": result.failover_hour_total,
             "cpu_credit_worst_hour_usd": result.cpu_credit_worst_hour,
+            "comparisons": [c.__dict__ for c in result.comparisons],
+            "cadences": [{"heartbeat_interval_s": i, "idle_usd": u, "idle_free_tier_usd": f}
+                         for i, u, f in result.cadences],
         }, indent=2))  # fmt: skip
     else:
         print(render(result))

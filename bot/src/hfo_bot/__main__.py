@@ -13,6 +13,7 @@ import sys
 
 from hfo_bot.config import BotConfig, ConfigError, load, read_token
 from hfo_bot.gateway import DiscordGateway, Gateway, OfflineGateway
+from hfo_bot.lease_gate import LeaseGate
 from hfo_bot.metrics import BotMetrics
 from hfo_bot.runner import Runner
 from hfo_bot.state import StateStore
@@ -27,13 +28,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _gateway(config: BotConfig, offline: bool, metrics: BotMetrics, store: StateStore) -> Gateway:
+def _gate(config: BotConfig) -> LeaseGate:
+    lease = config.lease
+    return LeaseGate(
+        lease.url,
+        config.site,
+        margin_s=lease.margin_s,
+        timeout_s=lease.timeout_s,
+        check_every_s=lease.check_every_s,
+        pause_s=lease.pause_s,
+    )
+
+
+def _gateway(config: BotConfig, offline: bool, metrics: BotMetrics, store: StateStore, gate: LeaseGate) -> Gateway:
     if offline:
         return OfflineGateway()
     token = read_token(config.token_file)
     from hfo_bot.discord_bot import SiteBot  # imported here: offline runs never load the Discord client
 
-    return DiscordGateway(SiteBot(config, metrics, store), token.reveal(), config.shards.shard_ids)
+    def new_bot() -> SiteBot:
+        return SiteBot(config, metrics, store, gate)
+
+    return DiscordGateway(new_bot(), token.reveal(), config.shards.shard_ids, gate, renew=new_bot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load()
         metrics = BotMetrics(config.site, config.pod_name, config.shards.shard_count, len(config.shards.shard_ids))
         store = StateStore(config.state_dir)
-        gateway = _gateway(config, args.offline, metrics, store)
+        gate = _gate(config)
+        gateway = _gateway(config, args.offline, metrics, store, gate)
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
-    return asyncio.run(Runner(config, gateway, metrics, store).serve())
+    return asyncio.run(Runner(config, gateway, metrics, store, gate).serve())
 
 
 if __name__ == "__main__":

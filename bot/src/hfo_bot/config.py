@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from hfo_bot.lease import LEASE_URL_ENV, validate_url
 from hfo_bot.sharding import ShardAssignment, ShardConfigError, assign
 
 SITES = ("primary", "standby")
@@ -48,6 +49,18 @@ class BotConfig:
     token_file: Path
     stop_timeout_s: float
     sync_commands: bool
+    lease: LeaseSettings
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """docs/kubernetes.md#lease-aware-bot. ``url`` None: not lease-aware (the bot connects without asking its agent)."""
+
+    url: str | None = None
+    margin_s: float = 2.0  # IDENTIFY/RESUME only with more than this left of the grant
+    timeout_s: float = 2.0  # one request to the agent, in total
+    check_every_s: float = 5.0  # renewal period while running (sooner when the grant is short)
+    pause_s: float = 1.0  # a loop tick this late (or a suspend this long) counts as a pause
 
 
 def _number(env: dict[str, str], name: str, default: str, low: float, high: float) -> float:
@@ -68,6 +81,21 @@ def _bool(env: dict[str, str], name: str, default: str) -> bool:
     if raw in {"false", "0", "no"}:
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean (allowed: true/false)")
+
+
+def load_lease(env: dict[str, str]) -> LeaseSettings:
+    raw = env.get(LEASE_URL_ENV, "").strip()
+    try:
+        url = validate_url(raw) if raw else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return LeaseSettings(
+        url=url,
+        margin_s=_number(env, "HFO_BOT_LEASE_MARGIN_S", "2", 0, 60),
+        timeout_s=_number(env, "HFO_BOT_LEASE_TIMEOUT_S", "2", 0.1, 30),
+        check_every_s=_number(env, "HFO_BOT_LEASE_CHECK_S", "5", 0.2, 60),
+        pause_s=_number(env, "HFO_BOT_LEASE_PAUSE_S", "1", 0.1, 60),
+    )
 
 
 def load(env: dict[str, str] | None = None) -> BotConfig:
@@ -96,6 +124,7 @@ def load(env: dict[str, str] | None = None) -> BotConfig:
         token_file=Path(env.get("DISCORD_TOKEN_FILE", DEFAULT_TOKEN_FILE)),
         stop_timeout_s=_number(env, "HFO_BOT_STOP_TIMEOUT_S", "10", 0.1, 300),
         sync_commands=_bool(env, "HFO_BOT_SYNC_COMMANDS", "true"),
+        lease=load_lease(env),
     )
 
 

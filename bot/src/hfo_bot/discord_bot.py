@@ -13,7 +13,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from hfo_bot import discord_lease
 from hfo_bot.config import BotConfig
+from hfo_bot.lease_gate import LeaseGate
 from hfo_bot.metrics import BotMetrics
 from hfo_bot.sharding import format_shard_ids
 from hfo_bot.state import StateStore
@@ -34,7 +36,9 @@ def command_fingerprint(specs: list[dict[str, object]]) -> str:
 
 
 class SiteBot(commands.AutoShardedBot):
-    def __init__(self, config: BotConfig, metrics: BotMetrics, store: StateStore) -> None:
+    def __init__(
+        self, config: BotConfig, metrics: BotMetrics, store: StateStore, gate: LeaseGate | None = None
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned_or("!"),
             intents=discord.Intents.default(),  # no privileged intents needed
@@ -45,6 +49,8 @@ class SiteBot(commands.AutoShardedBot):
         self.config = config
         self.metrics = metrics
         self.store = store
+        if gate is not None and gate.aware:
+            discord_lease.install(self.http, gate)  # docs/kubernetes.md#lease-aware-bot
         self._register()
 
     def _answer(self, guild_shard: int | None) -> str:

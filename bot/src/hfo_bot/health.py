@@ -2,8 +2,9 @@
 
 - ``/livez``: 200 while the event loop answers. Never looks at Discord: a Discord outage must not make the
   kubelet restart a healthy pod.
-- ``/readyz``: 200 only when the gateway is connected with a finite latency and no stop signal was received;
-  503 otherwise, with the reason. The site agent reads this to know the workload runs.
+- ``/readyz``: 200 only when the gateway is connected with a finite latency, no stop signal was received and,
+  for a lease-aware bot, its site holds a lease in date (docs/kubernetes.md#lease-aware-bot); 503 otherwise,
+  with the reason. The body always carries the lease state. The site agent reads this to know the workload runs.
 - ``/metrics``: Prometheus text format.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hfo_bot.gateway import GatewayStatus
+from hfo_bot.lease import UNAWARE, LeaseStatus
 from hfo_bot.metrics import CONTENT_TYPE, BotMetrics
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -36,10 +38,12 @@ class HealthServer:
         status: Callable[[], GatewayStatus],
         draining: Callable[[], bool],
         metrics: BotMetrics,
+        lease: Callable[[], LeaseStatus] = lambda: UNAWARE,
     ) -> None:
         self._status = status
         self._draining = draining
         self._metrics = metrics
+        self._lease = lease
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -69,14 +73,31 @@ class HealthServer:
         return _json(200, {"status": "alive"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
+        lease = self._lease()
+        lease_body = lease_document(lease)
         if self._draining():
-            return _json(503, {"ready": False, "reason": "stopping: a stop signal was received"})
+            return _json(503, {"ready": False, "reason": "stopping: a stop signal was received", "lease": lease_body})
         status = self._status()
-        body: dict[str, object] = {"ready": status.ready, "reason": status.reason}
+        ready, reason = status.ready, status.reason
+        if lease.aware and not lease.holds:
+            ready, reason = False, f"no lease: {lease.reason}"
+        body: dict[str, object] = {"ready": ready, "reason": reason, "lease": lease_body}
         if math.isfinite(status.latency_s):
             body["latency_s"] = round(status.latency_s, 4)
-        return _json(200 if status.ready else 503, body)
+        return _json(200 if ready else 503, body)
 
     async def _metrics_handler(self, _request: web.Request) -> web.Response:
-        payload = self._metrics.render(self._status(), self._draining())
+        payload = self._metrics.render(self._status(), self._draining(), self._lease())
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE, **_NO_STORE})
+
+
+def lease_document(lease: LeaseStatus) -> dict[str, object]:
+    """The lease part of /readyz (docs/kubernetes.md#lease-aware-bot)."""
+    return {
+        "aware": lease.aware,
+        "holds": lease.holds,
+        "epoch": lease.epoch,
+        "fresh_for_s": round(lease.fresh_for_s, 3),
+        "reason": lease.reason,
+        "pauses": lease.pauses,
+    }

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from hfo_bot.config import BotConfig
 from hfo_bot.gateway import Gateway
 from hfo_bot.health import HealthServer
+from hfo_bot.lease_gate import LeaseGate
 from hfo_bot.metrics import BotMetrics
 from hfo_bot.state import StateStore
 
@@ -41,13 +42,21 @@ def record_start(store: StateStore, config: BotConfig) -> None:
 
 
 class Runner:
-    def __init__(self, config: BotConfig, gateway: Gateway, metrics: BotMetrics, store: StateStore) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        gateway: Gateway,
+        metrics: BotMetrics,
+        store: StateStore,
+        gate: LeaseGate | None = None,
+    ) -> None:
         self.config = config
         self.gateway = gateway
         self.metrics = metrics
         self.store = store
+        self.gate = gate if gate is not None else LeaseGate(None, config.site)
         self.stopping = asyncio.Event()
-        self.health = HealthServer(gateway.status, self.stopping.is_set, metrics)
+        self.health = HealthServer(gateway.status, self.stopping.is_set, metrics, self.gate.status)
 
     def request_stop(self, reason: str) -> None:
         if self.stopping.is_set():
@@ -77,6 +86,7 @@ class Runner:
             self.config.health_host,
             port,
         )
+        lease_task = asyncio.create_task(self.gate.run(), name="lease")
         gateway_task = asyncio.create_task(self.gateway.run(), name="gateway")
         stop_task = asyncio.create_task(self.stopping.wait(), name="stop-signal")
         try:
@@ -95,6 +105,7 @@ class Runner:
             return code
         finally:
             stop_task.cancel()
+            lease_task.cancel()
             if not gateway_task.done():
                 gateway_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -102,7 +102,7 @@ def with_terraform(
         table=str(o["table_name"]),
         instance_id=str(o["instance_id"]),
         topic_arn=str(o["alert_topic_arn"]),
-        secret_arn=_secret_arn(session, str(o["hmac_secret_name"])),
+        secret_arn=_parameter_arn(session, str(o["hmac_secret_name"])),
         functions={"tick": str(o["function_names"]["tick"]), "heartbeat": str(o["function_names"]["heartbeat"])},
         function_url=str(o["heartbeat_url"]),
         seconds=applied.seconds,
@@ -110,8 +110,8 @@ def with_terraform(
     )
 
 
-def _secret_arn(session: Any, name: str) -> str:
-    return str(session.client("secretsmanager").describe_secret(SecretId=name)["ARN"])
+def _parameter_arn(session: Any, name: str) -> str:
+    return str(session.client("ssm").get_parameter(Name=name)["Parameter"]["ARN"])
 
 
 _LAMBDA_TRUST = {
@@ -202,9 +202,10 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str, *, repo
         name=f"{name}-standby",
     )
     topic = session.client("sns").create_topic(Name=f"{name}-alerts")["TopicArn"]
-    secret_arn = session.client("secretsmanager").create_secret(Name=f"{name}/hmac-keyring", SecretString=keyring_text)[
-        "ARN"
-    ]
+    # Where the secrets module keeps it: an SSM SecureString parameter of the Standard tier.
+    ssm = session.client("ssm")
+    ssm.put_parameter(Name=f"/{name}/hmac-keyring", Value=keyring_text, Type="SecureString", Tier="Standard")
+    secret_arn = _parameter_arn(session, f"/{name}/hmac-keyring")
     role = session.client("iam").create_role(
         RoleName=f"{name}-watchdog", AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST)
     )["Role"]["Arn"]

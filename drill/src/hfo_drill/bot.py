@@ -13,6 +13,17 @@ A bot killed outright (SIGKILL, the machine dying) writes nothing more: its last
 when it was last seen alive. Each line is one `write()` on a file opened with O_APPEND, so lines
 of the two sites' bots never interleave, and nothing sits in a buffer when the bot dies.
 `hfo_drill.ledger` reads the ledger back.
+
+Lease-aware like the reference bot (docs/kubernetes.md#lease-aware-bot), with the same client
+(`hfo_bot.lease`) and the same settings (`HFO_BOT_LEASE_URL`, which the exec backend's agent passes
+to its child, and `HFO_BOT_LEASE_MARGIN_S`, `_TIMEOUT_S`, `_CHECK_S`, `_PAUSE_S`). A `run` line is
+the stand-in's "answer": it writes one only while its site holds a lease in date, and it writes its
+first line (`start`) only once the agent granted one fresh for more than the margin. After a pause
+(a tick later than the pause threshold: SIGSTOP, a suspend) it asks the agent before it writes
+anything. Without a lease it writes nothing: its run ends at its last line, as a frozen bot's did,
+and when the lease comes back it writes `start` again (a new run of the same pid). A stop signal that
+arrives with a thaw (the agent stopped it while it was frozen) writes no `stop` line either: the bot
+was not serving between its last line and the thaw.
 """
 
 from __future__ import annotations
@@ -23,6 +34,9 @@ import signal
 import sys
 import time
 from types import FrameType
+
+from hfo_bot.config import ConfigError, LeaseSettings, load_lease
+from hfo_bot.lease import LeaseBook, LeaseRefused, PauseDetector, fetch_lease, lease_clock
 
 SITES = ("primary", "standby")
 EVENTS = ("start", "run", "stop")
@@ -50,12 +64,78 @@ def _period(text: str) -> float:
     return value
 
 
+class LeaseCheck:
+    """The stand-in's lease rule, on hfo_bot's client: ``may_write`` before every ledger line."""
+
+    def __init__(self, settings: LeaseSettings, site: str, period_s: float) -> None:
+        assert settings.url is not None
+        self.settings = settings
+        self.site = site
+        self.book = LeaseBook(site, settings.margin_s)
+        self.detector = PauseDetector(period_s, settings.pause_s)
+        self.next_check = 0.0
+        self.reason = ""
+
+    def _ask(self) -> bool:
+        assert self.settings.url is not None
+        asked_at = lease_clock()
+        try:
+            answer = fetch_lease(self.settings.url, self.site, self.settings.timeout_s)
+        except LeaseRefused as exc:
+            self.book.fail(exc.reason)
+            granted = False
+        else:
+            granted = self.book.record(answer, asked_at) is not None
+        self.book.expire()
+        self.next_check = asked_at + self.settings.check_every_s
+        return granted
+
+    def may_write(self, serving: bool) -> bool:
+        """True when a line may be written now. A new run (``serving`` False) needs a fresh grant with more than
+        the margin left; a run goes on while the grant is in date; a pause always asks the agent first."""
+        pause = self.detector.tick()
+        if pause is not None:
+            self._say(f"pause detected: {pause.describe()}; asking the agent before writing")
+        now = lease_clock()
+        due = pause is not None or not serving or now >= self.next_check or not self.book.holds(now)
+        granted = self._ask() if due else True
+        if due:
+            self.detector.tick()  # the request's own time is not a pause
+        if not granted:
+            self._say(f"no lease: {self.book.reason}")
+            return serving and pause is None and self.book.holds()  # an error keeps a grant in date, not a pause
+        ok = self.book.may_connect() if not serving else self.book.holds()
+        if not ok:
+            self._say(f"no lease: {self.book.connect_refusal()}")
+        return ok
+
+    def served_until_now(self) -> bool:
+        """At a stop: was the stand-in serving right up to now? Not if it did not run for a while (a stop that
+        arrives with the thaw) or its grant went stale: then its run ended at its last line, not now."""
+        return self.detector.check() is None and self.book.holds()
+
+    def _say(self, text: str) -> None:
+        if text != self.reason:
+            print(f"drill_bot: {text}", file=sys.stderr, flush=True)
+            self.reason = text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hfo_drill.bot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", required=True, choices=SITES, help="the site this bot runs on")
     parser.add_argument("--ledger", required=True, help="the file to append to (created if missing)")
     parser.add_argument("--period", type=_period, default=1.0, help="seconds between two `run` lines (default 1)")
     args = parser.parse_args(argv)
+    try:
+        settings = load_lease(dict(os.environ))
+    except ConfigError as exc:
+        print(f"drill_bot: {exc}", file=sys.stderr)
+        return 2
+    lease = LeaseCheck(settings, args.site, args.period) if settings.url is not None else None
+    if lease is None:
+        print(
+            "drill_bot: not lease-aware (HFO_BOT_LEASE_URL is not set): runs without asking its agent", file=sys.stderr
+        )
 
     try:
         fd = os.open(args.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -65,17 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     pid = os.getpid()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    serving = False
     try:
-        os.write(fd, ledger_line(time.time(), args.site, "start", pid))
-        next_at = time.monotonic() + args.period
+        next_at = time.monotonic()
         while True:
+            if lease is None or lease.may_write(serving):
+                os.write(fd, ledger_line(time.time(), args.site, "run" if serving else "start", pid))
+                serving = True
+            else:
+                serving = False
+            next_at = max(next_at + args.period, time.monotonic())
             time.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += args.period
-            os.write(fd, ledger_line(time.time(), args.site, "run", pid))
     except _Stop:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop line, even if signalled twice
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        os.write(fd, ledger_line(time.time(), args.site, "stop", pid))
+        if serving and (lease is None or lease.served_until_now()):
+            os.write(fd, ledger_line(time.time(), args.site, "stop", pid))
+        elif serving:
+            print("drill_bot: stopped after a pause: no stop line, the run ended at its last line", file=sys.stderr)
     finally:
         os.close(fd)
     return 0

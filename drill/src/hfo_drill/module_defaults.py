@@ -32,6 +32,7 @@ _FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"tostring\({_VAR} \* (\d+)\)"), "scaled"),
     (re.compile(rf"tostring\({_VAR}\)"), "plain"),
     (re.compile(rf'{_VAR} \? "true" : "false"'), "boolean"),
+    (re.compile(rf'{_VAR} \? "false" : "true"'), "negated"),
     (re.compile(_VAR), "plain"),
     (re.compile(r'"([^"$]*)"'), "literal"),
 )
@@ -133,6 +134,8 @@ def _evaluate(setting: str, expression: str, defaults: Mapping[str, Any], where:
             return _terraform_string(value * int(found.group(2)))
         if form == "boolean":
             return "true" if value else "false"
+        if form == "negated":
+            return "false" if value else "true"
         return _terraform_string(value)
     if re.fullmatch(r"aws_[\w.]+", expression):
         return None

@@ -1,10 +1,16 @@
 """The site agent: heartbeats in, lease out, and the workload runs only under a fresh lease.
 
-Two loops on one asyncio loop:
+Three loops on one asyncio loop:
 
 - **heartbeat**: every interval (jittered down by up to 10 %), observe the workload, send a
   signed heartbeat, retry transient failures a bounded number of times within the interval,
-  feed verified answers to the LeaseTracker, report to the health service.
+  feed verified answers to the LeaseTracker, report to the health service. After a round that
+  failed for a transient reason (network, timeout, HTTP error, unavailable), the next comes
+  within FAILED_RETRY_S; after a suspend (the lease clock moved on while time.monotonic stood
+  still), at once.
+- **report**: every REPORT_INTERVAL_S, report to the health service; its answer carries the lease
+  renewals the watchdog sent over the probe path (docs/protocol.md#renewal), fed to the tracker
+  as grants ending at (this report's send time + the remaining time the service measured).
 - **reconcile**: whenever something changed, and at the exact monotonic instant the held lease
   runs out, compare "may run" (LeaseTracker.holds) with what runs, and start or stop.
 
@@ -22,8 +28,9 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+from hfo_protocol.errors import ProtocolError
 
-from hfo_site.agent_status import AgentStatus, build_status
+from hfo_site.agent_status import AgentStatus, RemainingGrant, build_status, parse_status_answer
 from hfo_site.backends.base import Observation, WorkloadBackend, WorkloadError
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
 from hfo_site.http_body import read_capped
@@ -32,7 +39,10 @@ from hfo_site.metrics import AgentMetrics
 
 log = logging.getLogger("hfo_site.agent")
 RECHECK_S = 1.0  # the reconcile loop's longest sleep (see reconcile_loop)
-MAX_REPORT_ANSWER_BYTES = 4096  # the health service answers 204; anything longer is read no further
+MAX_REPORT_ANSWER_BYTES = 4096  # 204, or a small list of grants; anything longer is read no further
+REPORT_INTERVAL_S = 1.0  # status reports to the health service (at most: never slower than heartbeats)
+FAILED_RETRY_S = 2.0  # the next heartbeat round after a failed one, at most this far (or the interval)
+SUSPEND_JUMP_S = 2.0  # the lease clock ahead of time.monotonic by more than this: the host was suspended
 
 
 class StatusReporter:
@@ -45,7 +55,9 @@ class StatusReporter:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._last_error_log = 0.0
 
-    async def report(self, status: AgentStatus) -> bool:
+    async def report(self, status: AgentStatus) -> list[RemainingGrant] | None:
+        """POST the report; the renewal grants its answer carries ([] for a 204), None on failure."""
+        grants: list[RemainingGrant] | None = None
         try:
             async with self._session.post(
                 self.url,
@@ -54,18 +66,22 @@ class StatusReporter:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                await read_capped(resp.content, MAX_REPORT_ANSWER_BYTES)
-                ok = resp.status == 204
+                body = await read_capped(resp.content, MAX_REPORT_ANSWER_BYTES)
+                if resp.status == 204:
+                    grants = []
+                elif resp.status == 200:
+                    grants = parse_status_answer(body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            ok = False
             error = type(exc).__name__
+        except ProtocolError as exc:
+            error = f"bad answer ({exc.message})"
         else:
-            error = "" if ok else f"http_{resp.status}"
-        self._metrics.status_reports.labels("ok" if ok else "error").inc()
-        if not ok and time.monotonic() - self._last_error_log > 60:
+            error = "" if grants is not None else f"http_{resp.status}"
+        self._metrics.status_reports.labels("ok" if grants is not None else "error").inc()
+        if grants is None and time.monotonic() - self._last_error_log > 60:
             self._last_error_log = time.monotonic()
             log.warning("cannot report to the health service", extra={"url": self.url, "error": error})
-        return ok
+        return grants
 
 
 class Agent:
@@ -105,6 +121,9 @@ class Agent:
         self._beat_now = asyncio.Event()
         self._start_failures = 0
         self._retry_start_at = 0.0
+        self._report_lock = asyncio.Lock()
+        self._last_clocks = (mono(), time.monotonic())  # (lease clock, time.monotonic) for suspend detection
+        self.suspends = 0
 
     # -- timing --------------------------------------------------------------------------------
     def effective_interval(self) -> float:
@@ -136,6 +155,18 @@ class Agent:
             detail=self.observation.detail,
         )
 
+    def lease_document(self) -> dict[str, object]:
+        """GET /v1/lease (docs/protocol.md#lease-endpoint), on the lease clock at this instant."""
+        now = self._mono()
+        holds = self.tracker.holds(now)
+        return {
+            "site": self.site,
+            "holds": holds,
+            "epoch": self.tracker.highest_epoch,
+            "fresh_for_s": round(self.tracker.remaining(now), 3) if holds else 0.0,
+            "workload_should_run": holds,
+        }
+
     def _update_gauges(self) -> None:
         now = self._mono()
         self.metrics.lease_epoch.set(self.tracker.highest_epoch)
@@ -145,8 +176,61 @@ class Agent:
 
     async def _report(self) -> None:
         self._update_gauges()
-        if self.reporter is not None:
-            await self.reporter.report(self.status())
+        if self.reporter is None:
+            return
+        async with self._report_lock:  # one report at a time: each grant is timed by its own send
+            sent_at = self._mono()  # before the report leaves: the grant's end is counted from here
+            grants = await self.reporter.report(self.status())
+        for grant in grants or ():
+            self.apply_grant(grant, sent_at)
+
+    def apply_grant(self, grant: RemainingGrant, sent_at_mono: float) -> None:
+        """A renewal the health service passed on: hold until sent_at_mono + remaining_s."""
+        before = self.tracker.expires_at()
+        outcome = self.tracker.grant(grant.site, grant.epoch, sent_at_mono + grant.remaining_s, grant.ttl_s)
+        self.metrics.renewal_grants.labels(outcome.value).inc()
+        if outcome is Outcome.CONFLICT:
+            log.error(
+                "a renewal names a site the lease answer for its epoch did not: holding no lease until a higher epoch",
+                extra={"epoch": grant.epoch, "site": grant.site},
+            )
+        if self.tracker.expires_at() != before:
+            log.info(
+                "lease renewed over the probe path",
+                extra={"epoch": grant.epoch, "remaining_s": round(self.tracker.remaining(self._mono()), 3)},
+            )
+            self._changed.set()
+
+    def check_suspend(self) -> bool:
+        """True (once) when the lease clock moved on by SUSPEND_JUMP_S more than time.monotonic since
+        the last call: the host was suspended. A heartbeat round is asked for at once."""
+        lease_now, mono_now = self._mono(), time.monotonic()
+        lease_then, mono_then = self._last_clocks
+        self._last_clocks = (lease_now, mono_now)
+        if (lease_now - lease_then) - (mono_now - mono_then) <= SUSPEND_JUMP_S:
+            return False
+        self.suspends += 1
+        log.warning(
+            "the host was suspended: heartbeating at once",
+            extra={"suspended_s": round((lease_now - lease_then) - (mono_now - mono_then), 3)},
+        )
+        self._beat_now.set()
+        self._changed.set()
+        return True
+
+    def report_interval(self) -> float:
+        return min(REPORT_INTERVAL_S, self.effective_interval())
+
+    async def report_loop(self, stop: asyncio.Event) -> None:
+        """Report every REPORT_INTERVAL_S: the health service's verdict stays fresh between
+        heartbeats, and renewal grants reach the tracker within a second."""
+        await _wait_any((stop, self.first_round), None)
+        while not stop.is_set():
+            await _wait_any((stop,), self.report_interval())
+            if stop.is_set():
+                break
+            self.check_suspend()
+            await self._report()
 
     async def _observe(self) -> None:
         self.observation = await self.backend.observe()
@@ -221,12 +305,17 @@ class Agent:
             started = self._mono()
             self._beat_now.clear()  # a start or stop from now on asks for the next round at once
             await self._observe()
-            await self.beat(stop)
+            result = await self.beat(stop)
             self.first_round.set()
             self._changed.set()
             await self._report()
             self.last_cycle_mono = self._mono()
-            wait = self.effective_interval() * self._rng.uniform(0.9, 1.0) - (self._mono() - started)
+            interval = self.effective_interval()
+            if result.kind is not BeatKind.ACCEPTED and result.transient:
+                # A path that failed may come back any moment: look again soon. A refusal (bad
+                # signature, stale clock) will not mend itself and keeps the interval.
+                interval = min(interval, FAILED_RETRY_S)
+            wait = interval * self._rng.uniform(0.9, 1.0) - (self._mono() - started)
             await _wait_any((stop, self._beat_now), max(0.0, wait))
 
     # -- the workload --------------------------------------------------------------------------
@@ -284,6 +373,7 @@ class Agent:
         await _wait_any((stop, self.first_round), None)
         while not stop.is_set():
             self._changed.clear()
+            self.check_suspend()
             await self.reconcile_once()
             # Re-check at least every second: after a suspend the event loop's timers (on
             # time.monotonic, which stood still) fire late, but the lease clock moved on.
@@ -299,6 +389,7 @@ class Agent:
         tasks = [
             asyncio.create_task(self.heartbeat_loop(stop), name="heartbeat"),
             asyncio.create_task(self.reconcile_loop(stop), name="reconcile"),
+            asyncio.create_task(self.report_loop(stop), name="report"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -60,6 +60,31 @@ def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings)
     return app
 
 
+LEASE_PATH = "/v1/lease"
+
+
+def make_lease_app(agent: Agent) -> web.Application:
+    """GET /v1/lease for lease-aware workloads (docs/protocol.md#lease-endpoint). No I/O: the
+    tracker's view on the lease clock at the time of the request."""
+
+    async def lease(_request: web.Request) -> web.Response:
+        return web.json_response(agent.lease_document(), headers={"Cache-Control": "no-store"})
+
+    app = web.Application(client_max_size=1024)
+    app.router.add_get(LEASE_PATH, lease)
+    return app
+
+
+async def start_lease_endpoint(agent: Agent, bind: str, port: int) -> tuple[web.AppRunner, str]:
+    """Listen; return the runner and the URL a workload on this host uses (the bound port)."""
+    runner = web.AppRunner(make_lease_app(agent), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, bind, port).start()
+    bound = int(runner.addresses[0][1])  # the port the kernel gave, when asked for port 0
+    host = "127.0.0.1" if bind in ("0.0.0.0", "127.0.0.1", "") else bind  # noqa: S104
+    return runner, f"http://{host}:{bound}{LEASE_PATH}"
+
+
 async def run_agent(settings: AgentSettings) -> None:
     keyring = SecretFile(settings.secret_file, parse_keyring, "HFO_HMAC_SECRET_FILE")
     metrics = AgentMetrics()
@@ -94,13 +119,24 @@ async def run_agent(settings: AgentSettings) -> None:
         )
         runner = web.AppRunner(make_probe_app(agent, metrics, settings), access_log=None)
         await runner.setup()
+        lease_runner: web.AppRunner | None = None
         try:
             await web.TCPSite(runner, settings.bind, settings.metrics_port).start()
+            lease_runner, lease_url = await start_lease_endpoint(agent, settings.lease_bind, settings.lease_port)
+            if isinstance(backend, ExecBackend):
+                backend.add_env({"HFO_BOT_LEASE_URL": lease_url})
             log.info(
                 "agent running",
-                extra={"site": settings.site, "backend": backend.name, "metrics_port": settings.metrics_port},
+                extra={
+                    "site": settings.site,
+                    "backend": backend.name,
+                    "metrics_port": settings.metrics_port,
+                    "lease_url": lease_url,
+                },
             )
             await agent.run(stop, settings.fence_on_exit, exit_timeout_s=settings.stop_grace_s + 10)
         finally:
+            if lease_runner is not None:
+                await lease_runner.cleanup()
             await runner.cleanup()
     log.info("agent stopped")

@@ -133,3 +133,52 @@ def parse_status(body: bytes) -> AgentStatus:
         reported_at=parse_ts(doc.get("reported_at"), "reported_at"),
         detail=detail,
     )
+
+
+# -- The answer to a report: renewal grants (docs/protocol.md#renewal) ------------------------
+# 204 and no body when nothing is pending; otherwise 200 and
+#   {"v":1,"grants":[{"site":"primary","epoch":7,"remaining_s":88.5,"ttl_s":90}]}
+# where remaining_s is t_ans + ttl_s - (the health service's lease clock when it RECEIVED the
+# report). The agent adds it to its lease clock when it SENT the report: never later than t_ans +
+# ttl_s, since both containers read one clock and the send came before the receipt.
+MAX_GRANTS = 8
+
+
+@dataclass(frozen=True)
+class RemainingGrant:
+    site: str
+    epoch: int
+    remaining_s: float
+    ttl_s: float
+
+
+def build_status_answer(grants: list[RemainingGrant]) -> bytes:
+    doc = {
+        "v": 1,
+        "grants": [
+            {"site": g.site, "epoch": g.epoch, "remaining_s": round(g.remaining_s, 3), "ttl_s": round(g.ttl_s, 3)}
+            for g in grants[:MAX_GRANTS]
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def parse_status_answer(body: bytes) -> list[RemainingGrant]:
+    """Raises ProtocolError('malformed'). remaining_s is floored at 0 by the writer; a value
+    below 0 or over a day is refused."""
+    doc = loads_object(body, "status answer", "malformed")
+    if not is_version(doc.get("v"), 1):
+        raise _bad("status answer must carry v=1")
+    items = doc.get("grants")
+    if not isinstance(items, list) or len(items) > MAX_GRANTS:
+        raise _bad(f"grants must be a list of at most {MAX_GRANTS}")
+    grants = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("site") not in SITES or not bounded_int(item.get("epoch"), 1):
+            raise _bad("each grant needs a site and an epoch of at least 1")
+        remaining = _duration(item.get("remaining_s"), "remaining_s")
+        ttl = _duration(item.get("ttl_s"), "ttl_s")
+        if remaining is None or ttl is None or remaining > 86_400 or ttl > 86_400:
+            raise _bad("remaining_s and ttl_s must be from 0 to 86400 seconds")
+        grants.append(RemainingGrant(item["site"], item["epoch"], remaining, ttl))
+    return grants

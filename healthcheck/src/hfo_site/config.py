@@ -92,6 +92,8 @@ class AgentSettings:
     ca_bundle: Path | None
     bind: str
     metrics_port: int
+    lease_bind: str
+    lease_port: int  # 0: an ephemeral port (the exec backend passes the URL to its child)
     restart_backoff_s: float
     restart_backoff_max_s: float
     fence_on_exit: bool
@@ -334,6 +336,15 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
             "HFO_EXEC_RESTART_BACKOFF_MAX_S",
             f"must be at least HFO_EXEC_RESTART_BACKOFF_S ({backoff:g}) (got {backoff_max:g})",
         )
+    # The lease endpoint (docs/protocol.md#lease-endpoint): for the exec backend, the child is on
+    # this host, so loopback and an ephemeral port; for Kubernetes, the bot pods reach it through
+    # the hfo-site-lease Service, so every address and a fixed port.
+    exec_backend = backend.kind == "exec"
+    metrics_port = env.port("HFO_AGENT_METRICS_PORT", 9101)
+    lease_bind = env.raw("HFO_AGENT_LEASE_BIND") or ("127.0.0.1" if exec_backend else "0.0.0.0")  # noqa: S104
+    lease_port = env.integer("HFO_AGENT_LEASE_PORT", 0 if exec_backend else 9102, 0, 65535)
+    if lease_port == metrics_port:
+        raise ConfigError("HFO_AGENT_LEASE_PORT", f"must differ from HFO_AGENT_METRICS_PORT ({metrics_port})")
     return AgentSettings(
         site=site,
         secret_file=secret_file,
@@ -346,7 +357,9 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
         status_url=status_url,
         ca_bundle=env.readable_file("HFO_CA_BUNDLE", "a PEM CA bundle", required=False),
         bind=env.raw("HFO_AGENT_BIND") or "0.0.0.0",  # noqa: S104 - metrics and probes for the kubelet
-        metrics_port=env.port("HFO_AGENT_METRICS_PORT", 9101),
+        metrics_port=metrics_port,
+        lease_bind=lease_bind,
+        lease_port=lease_port,
         restart_backoff_s=backoff,
         restart_backoff_max_s=backoff_max,
         fence_on_exit=env.boolean("HFO_FENCE_ON_EXIT", True),

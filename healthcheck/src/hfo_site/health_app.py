@@ -3,6 +3,8 @@
 
 The request path does no I/O: rate limit, parse the nonce, compute the verdict from the cache,
 build and sign the body. See docs/protocol.md#probe and docs/site.md#health-service.
+POST /healthz takes the watchdog's lease renewals for nonces answered with pass and hands them to
+the agent in the answer to its next status report (docs/protocol.md#renewal).
 """
 
 from __future__ import annotations
@@ -21,13 +23,25 @@ from aiohttp.http_exceptions import HttpProcessingError
 from hfo_protocol import SIGNATURE_HEADER, Keyring, ProtocolError
 from hfo_protocol.health import CONTENT_TYPE, HealthDocument, build_health_body, http_status_for, sign_health
 from hfo_protocol.nonce import check_nonce
+from hfo_protocol.renewal import (
+    MAX_RENEWAL_BYTES,
+    build_renewal_ack,
+    build_renewal_refusal,
+    read_renewal,
+)
 
-from hfo_site.agent_status import MAX_STATUS_BYTES, parse_status
+from hfo_site.agent_status import (
+    MAX_STATUS_BYTES,
+    RemainingGrant,
+    build_status_answer,
+    parse_status,
+)
 from hfo_site.checks import CheckRunner
 from hfo_site.http_body import read_capped
 from hfo_site.lease import lease_clock
 from hfo_site.metrics import HealthMetrics
 from hfo_site.ratelimit import RateLimiter, client_address
+from hfo_site.renewals import AnsweredNonces, Grant, PendingGrants
 from hfo_site.secrets import SecretFile
 from hfo_site.verdict import Report, Verdict, decide, receive
 
@@ -62,6 +76,8 @@ class HealthState:
     shutting_down: bool = False
     wall: Callable[[], float] = field(default=time.time)
     clock: Callable[[], float] = field(default=lease_clock)  # freshness: monotonic, counts through a suspend
+    answered: AnsweredNonces = field(default_factory=AnsweredNonces)  # nonces answered with pass
+    grants: PendingGrants = field(default_factory=PendingGrants)  # renewals the agent has to learn
 
     def verdict(self, details: bool) -> Verdict:
         return decide(
@@ -145,10 +161,64 @@ def make_public_app(state: HealthState) -> web.Application:
         headers = dict(BASE_HEADERS)
         if nonce is not None:
             headers[SIGNATURE_HEADER] = sign_health(state.keyring.value, nonce, body)
+        if nonce is not None and verdict.status == "pass":
+            # t_ans: read before the answer leaves, so never later than the watchdog's receipt of it.
+            state.answered.answered(nonce, state.clock())
         code = http_status_for(verdict.status)
         metrics.requests.labels("/healthz", str(code)).inc()
         metrics.latency.observe(time.perf_counter() - started)
         return web.Response(status=code, body=body, content_type=CONTENT_TYPE, headers=headers)
+
+    def renewal_refused(code: str, message: str) -> web.Response:
+        status, body = build_renewal_refusal(code, message)
+        metrics.requests.labels("/healthz", str(status)).inc()
+        metrics.renewals.labels(code).inc()
+        return web.Response(status=status, body=body, content_type="application/json", headers=BASE_HEADERS)
+
+    async def renew(request: web.Request) -> web.Response:
+        """POST /healthz: a signed lease renewal for a nonce this service answered with pass."""
+        refused = _limited(state, request, "/healthz")
+        if refused is not None:
+            metrics.renewals.labels("rate_limited").inc()
+            return refused
+        if state.shutting_down:
+            return renewal_refused("unavailable", "shutting down")
+        if request.content_type != "application/json":
+            return renewal_refused("unsupported_media_type", "send application/json")
+        if request.content_length is None or request.content_length > MAX_RENEWAL_BYTES:
+            return renewal_refused("too_large", f"at most {MAX_RENEWAL_BYTES} bytes with a Content-Length")
+        body = await read_capped(request.content, MAX_RENEWAL_BYTES)
+        try:
+            renewal = read_renewal(state.keyring.value, request.headers.get(SIGNATURE_HEADER), body)
+        except ProtocolError as exc:
+            return renewal_refused(exc.code, exc.message)
+        if renewal.site != state.site:
+            return renewal_refused("wrong_site", f"this health service is for site {state.site}")
+        now = state.clock()
+        found, answered_at = state.answered.lookup(renewal.nonce, now)
+        if answered_at is None:
+            why = "already renewed once" if found == "nonce_used" else "no pass answered here for it (or forgotten)"
+            return renewal_refused(found, why)
+        ends_at = answered_at + renewal.ttl_s
+        if ends_at <= now:
+            ago = now - answered_at
+            return renewal_refused("expired", f"the probe was answered {ago:.1f}s ago, ttl_s is {renewal.ttl_s:g}")
+        seen = None if state.report is None else state.report.status.lease_epoch
+        if seen is not None and renewal.epoch < seen:
+            return renewal_refused("old_epoch", f"epoch {renewal.epoch} is lower than the agent's {seen}")
+        state.answered.use(renewal.nonce)
+        state.grants.add(Grant(renewal.site, renewal.epoch, ends_at, renewal.ttl_s))
+        metrics.renewals.labels("accepted").inc()
+        metrics.requests.labels("/healthz", "200").inc()
+        log.info(
+            "lease renewal accepted",
+            extra={"epoch": renewal.epoch, "ttl_s": renewal.ttl_s, "until_in_s": round(ends_at - now, 3)},
+        )
+        return web.Response(
+            body=build_renewal_ack(renewal.epoch, renewal.nonce, ends_at - now),
+            content_type="application/json",
+            headers=BASE_HEADERS,
+        )
 
     async def livez(request: web.Request) -> web.Response:
         refused = _limited(state, request, "/livez")
@@ -171,7 +241,10 @@ def make_public_app(state: HealthState) -> web.Application:
         refused = _limited(state, request, "other")
         if refused is not None:
             return refused
-        if request.path in ("/healthz", "/livez", "/readyz"):
+        if request.path == "/healthz":
+            metrics.requests.labels("other", "405").inc()
+            return _error(405, "method_not_allowed", "use GET (probe) or POST (renewal)", {"Allow": "GET, HEAD, POST"})
+        if request.path in ("/livez", "/readyz"):
             metrics.requests.labels("other", "405").inc()
             return _error(405, "method_not_allowed", "use GET", {"Allow": "GET, HEAD"})
         metrics.requests.labels("other", "404").inc()
@@ -179,6 +252,7 @@ def make_public_app(state: HealthState) -> web.Application:
 
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/healthz", renew)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)
@@ -212,7 +286,17 @@ def make_status_app(state: HealthState) -> web.Application:
             return _error(422, exc.code, exc.message)
         state.report = report
         state.metrics.agent_reports.labels("accepted").inc()
-        return web.Response(status=204, headers=BASE_HEADERS)
+        # Pending renewal grants, as the time left NOW (on receipt of the report): the agent counts
+        # it from when it sent the report, which came first (docs/protocol.md#renewal).
+        now = state.clock()
+        grants = [
+            RemainingGrant(g.site, g.epoch, g.ends_at - now, g.ttl_s)
+            for g in state.grants.live(now)
+            if g.site == status.site
+        ]
+        if not grants:
+            return web.Response(status=204, headers=BASE_HEADERS)
+        return web.Response(body=build_status_answer(grants), content_type="application/json", headers=BASE_HEADERS)
 
     app = web.Application(client_max_size=MAX_STATUS_BYTES)
     app.router.add_post("/agent-status", agent_status)

@@ -5,6 +5,11 @@ less than ``lease.ttl_s`` seconds have passed, on the agent's lease clock (``lea
 the heartbeat whose answer granted it. Answers with an epoch lower than the highest seen are
 ignored. Two answers with the same epoch but different sites cannot both be true (every change
 of site bumps the epoch), so such an epoch is distrusted: no lease is held until a higher one.
+
+docs/protocol.md#renewal: a lease may also be renewed over the probe path. The health service
+passes such a renewal on as a *grant* with an end on this clock (``LeaseTracker.grant``); the
+held lease of one epoch ends at the latest end any accepted answer or grant of that epoch allowed
+(``LeaseView.expires``), never later.
 Pure logic, no clock of its own: callers pass monotonic times.
 """
 
@@ -32,6 +37,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     LOWER_EPOCH = "lower_epoch"  # ignored: the epoch went backwards
     CONFLICT = "conflict"  # same epoch, different site: distrusted
+    FOREIGN = "foreign"  # a grant naming another site: recorded like an answer naming it, extends nothing here
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,13 @@ class LeaseView:
     ttl_s: float
     granted_at: float  # monotonic SEND time of the heartbeat whose answer confirmed this view
     conflicted: bool = False
+    # The end of this epoch's lease on the lease clock: the latest end any accepted heartbeat answer
+    # (send time + ttl_s) or renewal grant of this epoch allowed. None: granted_at + ttl_s.
+    expires: float | None = None
+
+    @property
+    def ends_at(self) -> float:
+        return self.granted_at + self.ttl_s if self.expires is None else self.expires
 
 
 class LeaseTracker:
@@ -59,10 +72,42 @@ class LeaseTracker:
                 self.view = LeaseView(answer.site, answer.epoch, answer.ttl_s, sent_at_mono, conflicted=True)
                 return Outcome.CONFLICT
             granted = max(current.granted_at, sent_at_mono)
-            self.view = LeaseView(answer.site, answer.epoch, answer.ttl_s, granted)
+            ends = max(current.ends_at, sent_at_mono + answer.ttl_s)
+            self.view = LeaseView(answer.site, answer.epoch, answer.ttl_s, granted, expires=ends)
             return Outcome.ACCEPTED
         self.highest_epoch = answer.epoch
-        self.view = LeaseView(answer.site, answer.epoch, answer.ttl_s, sent_at_mono)
+        ends = sent_at_mono + answer.ttl_s
+        self.view = LeaseView(answer.site, answer.epoch, answer.ttl_s, sent_at_mono, expires=ends)
+        return Outcome.ACCEPTED
+
+    def grant(self, site: str, epoch: int, ends_at: float, ttl_s: float) -> Outcome:
+        """Record a renewal grant passed on by the health service: ``site`` holds ``epoch`` until
+        ``ends_at`` on this lease clock (the agent computes it as the time it SENT the status report
+        whose answer carried the grant, plus the remaining time the health service measured when
+        it received that report). ``ttl_s`` is the renewal's length, for a view this grant creates.
+
+        Lower epochs are ignored. Otherwise a grant is read like a lease answer naming ``site``:
+        for the current epoch the end only moves later; a higher epoch replaces the view; the
+        same-epoch conflict rule holds (a grant never revives a distrusted epoch). A grant naming
+        another site extends nothing here, but is still news: that site holds that epoch.
+        (The health service only passes on grants for its own site; the rule does not rely on it.)"""
+        if epoch < self.highest_epoch:
+            return Outcome.LOWER_EPOCH
+        current = self.view
+        ours = site == self.own_site
+        if current is not None and epoch == current.epoch:
+            if current.conflicted or site != current.site:
+                self.view = LeaseView(site, epoch, current.ttl_s, current.granted_at, conflicted=True)
+                return Outcome.CONFLICT
+            if ours:
+                ends = max(current.ends_at, ends_at)
+                self.view = LeaseView(site, epoch, current.ttl_s, current.granted_at, expires=ends)
+            return Outcome.ACCEPTED if ours else Outcome.FOREIGN
+        self.highest_epoch = epoch
+        self.view = LeaseView(site, epoch, ttl_s, ends_at - ttl_s, expires=ends_at)
+        return Outcome.ACCEPTED if ours else Outcome.FOREIGN
+        self.highest_epoch = epoch
+        self.view = LeaseView(site, epoch, ttl_s, ends_at - ttl_s, expires=ends_at)
         return Outcome.ACCEPTED
 
     def expires_at(self) -> float | None:
@@ -70,7 +115,7 @@ class LeaseTracker:
         view = self.view
         if view is None or view.conflicted or view.site != self.own_site:
             return None
-        return view.granted_at + view.ttl_s
+        return view.ends_at
 
     def holds(self, now_mono: float) -> bool:
         deadline = self.expires_at()

@@ -57,6 +57,9 @@ class HealthMetrics:
         self.bad_requests = Counter(
             "hfo_health_bad_requests", "Requests the HTTP parser refused on the public port (400/413/431)", registry=r
         )
+        self.renewals = Counter(
+            "hfo_health_renewals", "Lease renewals received over the probe path, by result", ["result"], registry=r
+        )
 
     def handler(self):  # type: ignore[no-untyped-def]
         return make_aiohttp_handler(self.registry)
@@ -100,6 +103,12 @@ class AgentMetrics:
         )
         self.self_fences = Counter(
             "hfo_agent_self_fences", "Stops because the lease expired without a fresh answer", registry=r
+        )
+        self.renewal_grants = Counter(
+            "hfo_agent_renewal_grants",
+            "Lease renewals passed on by the health service, by what the lease tracker did with them",
+            ["outcome"],
+            registry=r,
         )
         self.status_reports = Counter(
             "hfo_agent_status_reports", "Reports to the health service by outcome", ["result"], registry=r

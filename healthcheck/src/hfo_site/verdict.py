@@ -7,7 +7,13 @@ and the time. No I/O here, so every request can afford it.
 | yes | yes | anything else | warn, basis `none` |
 | no | yes | stopped, agent ready, workload not answering | pass, basis `ready` |
 | no | yes | anything else (not ready, or still running) | warn, basis `none` |
+| yes (renewed) | no, but the agent's reports keep coming | running, every check passes | pass, `workload` |
 | any | no (or no report, or checks cold) | any | fail, basis `none` |
+
+A lease renewed over the probe path (docs/protocol.md#renewal) keeps the answer as it was while
+heartbeats cannot reach AWS: otherwise the probe that carries the renewals would fail and the
+renewals would stop. This needs a report that arrived within ``heartbeat_stale_s`` (the agent
+reports every second), so a dead agent still turns the answer to ``fail``.
 
 Freshness is judged on the health service's own clock (``hfo_site.lease.lease_clock``: monotonic,
 counting through a suspend) from the moment a report *arrived* (``receive``): the ages a report
@@ -52,6 +58,10 @@ class Report:
     received_at: float  # the health service's lease clock when the report arrived
     heartbeat_age_s: float | None  # the heartbeat's age at arrival (in transit included)
     lease_remaining_s: float | None  # the lease's time left at arrival (in transit deducted)
+
+    def age(self, now: float) -> float:
+        """Time since this report arrived."""
+        return max(0.0, now - self.received_at)
 
     def heartbeat_age(self, now: float) -> float | None:
         if self.heartbeat_age_s is None:
@@ -130,11 +140,13 @@ def _verdict(
     if report is None or workload_checks is None:
         return FAIL, "none"
     age = report.heartbeat_age(now)
-    if age is None or age > heartbeat_stale_s:
+    held = report.lease_held(site, now)
+    heartbeats_ok = age is not None and age <= heartbeat_stale_s
+    if not heartbeats_ok and not (held and report.age(now) <= heartbeat_stale_s):
         return FAIL, "none"
     agent = report.status
     results = workload_checks.values()
-    if report.lease_held(site, now):
+    if held:
         if agent.workload == "running" and all(r.status == PASS for r in results):
             return PASS, "workload"
         return WARN, "none"

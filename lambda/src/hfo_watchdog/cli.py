@@ -1,14 +1,14 @@
 """`hfo`: the operator's command line.
 
-    hfo status | history | pin primary|standby | pause | resume | drill --minutes N | probe URL
+    hfo status | history | pin primary|standby | pause | resume | drill --minutes N | probe URL | doctor
 
 It talks to the real AWS APIs through boto3's standard environment (AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL, ...), so it works against the moto server too. The table and the instance come
 from --table / --instance-id or HFO_TABLE_NAME / HFO_INSTANCE_ID. Mode changes are conditional
 writes of the control item, like every other writer's; the next tick acts on them.
 
-Exit status: 0 done; 1 AWS or state problem; 2 bad arguments (nothing was changed); 3 the probe
-ran and the primary is not healthy.
+Exit status: 0 done; 1 AWS or state problem (`doctor`: a check failed); 2 bad arguments (nothing
+was changed); 3 the probe ran and the primary is not healthy.
 """
 
 from __future__ import annotations
@@ -127,6 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--read-timeout", type=_bounded_float(0.1, 30, "--read-timeout"), default=5.0)
     probe.add_argument("--max-skew", type=_bounded_int(1, 300, "--max-skew"), default=30)
     probe.add_argument("--json", action="store_true", help="print JSON")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the live deployment for the hazards that break a failover (docs/doctor.md)",
+        description=(
+            "Compare what Terraform deployed (the root's outputs) with the live AWS account, and probe the "
+            "health URL once with the real keyring. One line per check: PASS, WARN, FAIL (with the fix) or "
+            "SKIP. Exit status 0 when nothing FAILs, 1 otherwise, 2 on bad arguments. Never prints a secret. "
+            "The region is the stack's (from its outputs) unless --region is given."
+        ),
+    )
+    source = doctor.add_mutually_exclusive_group(required=True)
+    source.add_argument("--terraform-dir", help="your Terraform root: runs `terraform output -json` there")
+    source.add_argument("--outputs", help="a file saved with `terraform output -json > FILE`")
+    doctor.add_argument("--terraform", default="terraform", help="the terraform binary (default: terraform on PATH)")
+    doctor.add_argument("--no-probe", action="store_true", help="do not probe the health URL")
+    doctor.add_argument(
+        "--no-registry", action="store_true", help="do not read the images' platforms from their registry"
+    )
+    doctor.add_argument("--ca-bundle", help="CA bundle to verify the health URL with (private or test CAs only)")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -470,12 +490,39 @@ def cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if result.ok else EXIT_UNHEALTHY
 
 
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    import boto3
+
+    from hfo_watchdog import doctor
+
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise CliError(f"--ca-bundle: {args.ca_bundle!r} is not a readable file", EXIT_USAGE)
+    try:
+        if args.outputs:
+            outputs = doctor.read_outputs_file(Path(args.outputs))
+        else:
+            outputs = doctor.read_terraform_outputs(Path(args.terraform_dir), args.terraform)
+    except doctor.DoctorInputError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    stack_region = outputs["watchdog"].get("region")
+    region = args.region or stack_region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    if not session.region_name:
+        raise CliError("no AWS region: the outputs name none; pass --region", EXIT_USAGE)
+    findings = doctor.Doctor(
+        outputs, session, probe=not args.no_probe, registry=not args.no_registry, ca_bundle=args.ca_bundle
+    ).run()
+    out.write(doctor.render_json(findings) if args.json else doctor.render_text(findings))
+    return doctor.exit_code(findings)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "status": cmd_status,
     "history": cmd_history,
     "pause": _mode_command(Mode.PAUSED),
     "resume": _mode_command(Mode.AUTO),
     "probe": cmd_probe,
+    "doctor": cmd_doctor,
 }
 
 

@@ -22,7 +22,8 @@ T = TypeVar("T", int, float)
 TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 INSTANCE_ID_RE = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _SECRET_ID = re.compile(
-    r"^(?:arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"
+    r"^(?:arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512}"
+    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9/_.-]{1,1011}|/[A-Za-z0-9/_.-]{1,1010})$"
 )
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -63,6 +64,7 @@ class Settings:
     service_name: str
     metrics_namespace: str
     log_level: str
+    metrics_disabled: bool = False  # Powertools reads it itself; validated here like every setting
 
     @property
     def history_ttl_s(self) -> int:
@@ -109,9 +111,9 @@ class Settings:
             table_name=r.pattern("HFO_TABLE_NAME", TABLE_NAME_RE, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
             instance_id=r.pattern("HFO_INSTANCE_ID", INSTANCE_ID_RE, "an EC2 instance id: i- followed by 8 or 17 hex"),
             health_url=r.https_url("HFO_HEALTH_URL"),
-            hmac_secret_id=r.pattern("HFO_HMAC_SECRET_ARN", _SECRET_ID, "a Secrets Manager secret ARN or name"),
+            hmac_secret_id=r.pattern("HFO_HMAC_SECRET_ARN", _SECRET_ID, "an SSM SecureString parameter ARN or name"),
             discord_webhook_secret_id=r.optional_pattern(
-                "HFO_DISCORD_WEBHOOK_SECRET_ARN", _SECRET_ID, "empty (off) or a Secrets Manager secret ARN or name"
+                "HFO_DISCORD_WEBHOOK_SECRET_ARN", _SECRET_ID, "empty (off) or an SSM SecureString parameter ARN or name"
             ),
             sns_topic_arn=r.optional_pattern("HFO_SNS_TOPIC_ARN", _SNS_ARN, "empty (off) or an SNS topic ARN"),
             tick_interval_s=r.number("HFO_TICK_INTERVAL_S", int, 60, 1, 3600),
@@ -128,6 +130,7 @@ class Settings:
             service_name=r.text("POWERTOOLS_SERVICE_NAME", "hfo-watchdog"),
             metrics_namespace=r.text("POWERTOOLS_METRICS_NAMESPACE", "HybridFailover"),
             log_level=r.choice("POWERTOOLS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+            metrics_disabled=r.boolean("POWERTOOLS_METRICS_DISABLED", False),
         )
         _check_cross_fields(settings)
         return settings
@@ -299,11 +302,14 @@ def _show(value: str) -> str:
 
 @dataclass
 class Secrets:
-    """The secrets named by the settings, fetched from Secrets Manager on first use, then cached for
-    the life of the container. Values never appear in repr, logs or exceptions."""
+    """The secrets named by the settings, fetched on first use, then cached for the life of the
+    container: SSM SecureString parameters (a name starting with / or an ssm ARN, what Terraform
+    creates) through `ssm_client_factory`, Secrets Manager secrets (deployments made before the
+    move) through `client_factory`. Values never appear in repr, logs or exceptions."""
 
     settings: Settings
     client_factory: Callable[[], Any] = field(repr=False)
+    ssm_client_factory: Callable[[], Any] | None = field(default=None, repr=False)
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -318,7 +324,12 @@ class Secrets:
     def _get(self, variable: str, secret_id: str) -> str:
         with self._lock:
             if secret_id not in self._cache:
-                self._cache[secret_id] = fetch_secret_string(self.client_factory(), variable, secret_id)
+                from hfo_watchdog.notify import is_parameter
+
+                factory = self.client_factory
+                if is_parameter(secret_id) and self.ssm_client_factory is not None:
+                    factory = self.ssm_client_factory
+                self._cache[secret_id] = fetch_secret_string(factory(), variable, secret_id)
             return self._cache[secret_id]
 
 
@@ -330,9 +341,11 @@ def fetch_secret_string(client: Any, variable: str, secret_id: str) -> str:
     """Read one secret through the adapters' reader (it keeps wire-level debug logs, which would
     hold the value, quiet), and name the variable that pointed at it when that fails."""
     from hfo_watchdog.notify import SecretError as ReadError
-    from hfo_watchdog.notify import load_secret_string
+    from hfo_watchdog.notify import is_parameter, load_parameter_string, load_secret_string
 
     try:
+        if is_parameter(secret_id):
+            return load_parameter_string(client, secret_id)
         return load_secret_string(client, secret_id)
     except ReadError as exc:
         raise SecretError(f"{variable}: {exc}") from None

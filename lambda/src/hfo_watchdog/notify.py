@@ -132,6 +132,53 @@ def load_secret_string(client: Any, secret_id: str) -> str:
     return value
 
 
+_PARAMETER_HINTS = {
+    "ParameterNotFound": "does not exist",
+    "ParameterVersionNotFound": "has no such version",
+    "AccessDeniedException": "access denied: the role lacks ssm:GetParameter on it (or kms:Decrypt on its key)",
+    "InvalidKeyId": "cannot be decrypted: its KMS key is disabled, deleted or not usable by the role",
+}
+
+
+PLACEHOLDER_PREFIX = "placeholder"  # terraform/modules/secrets writes "placeholder: put the value ..."
+
+
+def is_parameter(secret_id: str) -> bool:
+    """True for an SSM Parameter Store name (/a/b) or ARN, where the project keeps its secrets
+    (SecureString, docs/security.md); anything else names a Secrets Manager secret."""
+    return secret_id.startswith("/") or secret_id.split(":")[2:3] == ["ssm"]
+
+
+def load_parameter_string(client: Any, name: str) -> str:
+    """The decrypted value of an SSM SecureString parameter. Raises SecretError naming the
+    parameter and why (never the value)."""
+    if not isinstance(name, str) or not name.strip():
+        raise SecretError("parameter name is empty: set the parameter's ARN or name")
+    try:
+        with _quiet_wire_logs():
+            resp = client.get_parameter(Name=name, WithDecryption=True)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        hint = _PARAMETER_HINTS.get(code, "could not be read")
+        raise SecretError(f"parameter {name!r} {hint} ({code})") from None
+    except BotoCoreError as exc:
+        raise SecretError(f"parameter {name!r}: Parameter Store could not be reached ({type(exc).__name__})") from None
+    parameter = resp.get("Parameter") or {}
+    if parameter.get("Type") != "SecureString":
+        kind = parameter.get("Type")
+        raise SecretError(f"parameter {name!r} is a {kind}, not a SecureString: secrets are stored encrypted")
+    value = parameter.get("Value")
+    if not isinstance(value, str) or not value.strip():
+        raise SecretError(f"parameter {name!r} is empty")
+    if value.lstrip().lower().startswith(PLACEHOLDER_PREFIX):
+        # What the secrets module writes until the user puts the value: public, never a secret.
+        raise SecretError(
+            f"parameter {name!r} still holds Terraform's placeholder: put the value"
+            " (docs/terraform.md#secrets-putting-the-values-in)"
+        )
+    return value
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import http.client
+import json
 import math
 import socket
 import ssl
@@ -32,6 +33,8 @@ from hfo_protocol.errors import ProtocolError, SignatureError
 from hfo_protocol.health import CONTENT_TYPE, NONCE_PARAM, HealthDocument, parse_health_body, verify_health
 from hfo_protocol.keys import Keyring
 from hfo_protocol.nonce import check_nonce, new_nonce
+from hfo_protocol.renewal import CONTENT_TYPE as RENEWAL_CONTENT_TYPE
+from hfo_protocol.renewal import LeaseRenewal, build_renewal, parse_renewal, sign_renewal
 from hfo_protocol.signing import SIGNATURE_HEADER
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
@@ -295,8 +298,10 @@ class HttpsProber:
         at = self._clock()
         started = time.monotonic()
         status: int | None = None
+        nonce: str | None = None
         try:
-            status, detail = self._probe_once()
+            nonce = self._new_nonce()
+            status, detail = self._probe_once(nonce)
             failure: ProbeFailure | None = None
         except _Failed as failed:
             failure, detail, status = failed.failure, failed.detail, failed.http_status
@@ -310,19 +315,76 @@ class HttpsProber:
             detail=detail,
             http_status=status,
             latency_ms=latency_ms,
+            nonce=nonce,  # set whether the probe passed or not: a renewal names it (docs/protocol.md#renewal)
         )
 
     def renew(self, renewal: Renewal) -> RenewOutcome:
-        # Placeholder until the health service takes renewals (issue 12, site side): reports
-        # honestly that nothing was sent, so the engine's fencing still counts the renewal.
-        return RenewOutcome(ok=False, error="unsupported", detail="renewal over the probe path is not wired yet")
+        """POST a signed renewal for the probe that carried ``renewal.nonce`` to the probe's URL
+        (docs/protocol.md#renewal), with the probe's TLS settings, total deadline and size cap.
+        Never raises. ``error``: timeout | refused | http_status | error."""
+        try:
+            return self._renew_once(renewal)
+        except _Failed as failed:
+            return RenewOutcome(ok=False, error=_RENEW_ERRORS.get(failed.failure, "error"), detail=failed.detail)
+        except Exception as exc:  # never raise: an unforeseen error is a failed renewal
+            return RenewOutcome(ok=False, error="error", detail=_short(f"unexpected {type(exc).__name__} in renew"))
+
+    def _renew_once(self, renewal: Renewal) -> RenewOutcome:
+        try:
+            message = LeaseRenewal(
+                site=self.expected_site,
+                epoch=renewal.epoch,
+                nonce=check_nonce(renewal.nonce),
+                ttl_s=float(renewal.ttl_s),
+                issued_at=self._clock(),
+            )
+            body = build_renewal(message)
+            parse_renewal(body)  # what the site will check: refuse here rather than send it
+        except ProtocolError as exc:
+            return RenewOutcome(ok=False, error="error", detail=_short(f"not sent: {exc.message}"))
+        deadline = _Deadline(self.total_deadline_s)
+        token = _CURRENT_DEADLINE.set(deadline)
+        deadline.start()
+        try:
+            try:
+                resp = self._session.post(
+                    _without_nonce(self.url),
+                    data=body,
+                    timeout=(self.connect_timeout, self.read_timeout),
+                    verify=self.ca_bundle if self.ca_bundle is not None else True,
+                    allow_redirects=False,
+                    stream=True,
+                    headers={
+                        "Content-Type": RENEWAL_CONTENT_TYPE,
+                        "Accept": RENEWAL_CONTENT_TYPE,
+                        "Accept-Encoding": "identity",
+                        SIGNATURE_HEADER: sign_renewal(self._keyring, body),
+                        "Connection": "close",
+                    },
+                )
+            except Exception as exc:
+                failure, detail = _classify_exception(exc, deadline, self.total_deadline_s)
+                raise _Failed(failure, detail) from None
+            try:
+                status = resp.status_code
+                answer = self._read_capped(resp, deadline, status)
+            finally:
+                resp.close()
+        finally:
+            _CURRENT_DEADLINE.reset(token)
+            deadline.close()
+        if status == 200:
+            return RenewOutcome(ok=True, detail=_short(f"accepted: {_answer_text(answer)}"))
+        return RenewOutcome(ok=False, error="http_status", detail=_short(f"HTTP {status}: {_answer_text(answer)}"))
 
     # The pipeline: each step raises _Failed with the first failing class.
-    def _probe_once(self) -> tuple[int, str]:
+    def _new_nonce(self) -> str:
         try:
-            nonce = check_nonce(self._nonce_factory())
+            return check_nonce(self._nonce_factory())
         except ProtocolError as exc:
             raise _Failed(ProbeFailure.ERROR, f"nonce factory gave an invalid nonce ({exc.message})") from None
+
+    def _probe_once(self, nonce: str) -> tuple[int, str]:
         deadline = _Deadline(self.total_deadline_s)
         token = _CURRENT_DEADLINE.set(deadline)
         deadline.start()
@@ -480,6 +542,35 @@ class HttpsProber:
                 ProbeFailure.STALE,
                 f"hfo.time is {abs(skew):.1f}s {where} the watchdog's clock (allowed {self.max_skew_s:g}s)",
             )
+
+
+# How a renewal's transport failures are classed (RenewOutcome.error).
+_RENEW_ERRORS = {
+    ProbeFailure.TIMEOUT: "timeout",
+    ProbeFailure.CONNECT_TIMEOUT: "timeout",
+    ProbeFailure.CONNECT_REFUSED: "refused",
+    ProbeFailure.DNS: "refused",
+}
+
+
+def _without_nonce(url: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != NONCE_PARAM]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+def _answer_text(body: bytes) -> str:
+    """The refusal code (or the ack) of the health service's answer, for the log: never a secret."""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return f"{len(body)} bytes, not JSON"
+    if isinstance(doc, dict):
+        if isinstance(doc.get("error"), str):
+            return f"{doc['error'][:40]}: {str(doc.get('message', ''))[:160]}"
+        if doc.get("accepted") is True:
+            return f"until_in_s={doc.get('until_in_s')!r}"
+    return "JSON without a verdict"
 
 
 def _summary(doc: HealthDocument) -> str:

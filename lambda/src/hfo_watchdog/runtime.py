@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hfo_watchdog.store import DynamoStateStore
     from hfo_watchdog.tick import TickDeps
 
-AwsService = Literal["dynamodb", "ec2", "secretsmanager", "sns"]
+AwsService = Literal["dynamodb", "ec2", "secretsmanager", "sns", "ssm"]
 Writer = Literal["tick", "heartbeat"]
 
 _CLIENT_CONNECT_TIMEOUT_S = 3.0
@@ -64,7 +64,7 @@ class Runtime:
         self._prober = prober
         self._standby = standby
         self._notifier = notifier
-        self.secrets = Secrets(settings, lambda: self.client("secretsmanager"))
+        self.secrets = Secrets(settings, lambda: self.client("secretsmanager"), lambda: self.client("ssm"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Runtime:

@@ -34,6 +34,10 @@ from hfo_watchdog.core.model import (
 from hfo_watchdog.core.steady import steady_since_after
 
 CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
+# Attribute of a site item: the control version of the last write that took the lease away from
+# that site (SiteUnchanged). A heartbeat's write is conditional on the fence it read. (Not a
+# DynamoDB reserved word: expressions name it directly.)
+FENCE = "fence"
 HISTORY_PK = "HISTORY"
 SITE_PK = "SITE"
 _RECORD_ATTEMPTS = 4
@@ -125,7 +129,7 @@ class AcceptedHeartbeat:
     """An accepted heartbeat and the state it was recorded against (one consistent snapshot)."""
 
     record: SiteRecord  # the site item as written
-    state: ControlState  # the control item, unchanged between the read and the write
+    state: ControlState  # the control item read; no write that took the lease from the site landed since
     primary: SiteRecord | None  # both site items after the write (one of them is `record`)
     standby: SiteRecord | None
 
@@ -460,13 +464,24 @@ class DynamoStateStore:
             )
             what.append("the history item exists already")
         if unchanged is not None:
-            check: dict[str, Any] = {"TableName": self.table_name, "Key": _site_key(unchanged.site.value)}
+            key = _site_key(unchanged.site.value)
             if unchanged.received_at is None:
+                check: dict[str, Any] = {"TableName": self.table_name, "Key": key}
                 check["ConditionExpression"] = "attribute_not_exists(pk)"
+                items.append({"ConditionCheck": check})
             else:
-                check["ConditionExpression"] = "received_at = :seen"
-                check["ExpressionAttributeValues"] = {":seen": _n(unchanged.received_at)}
-            items.append({"ConditionCheck": check})
+                # The site's item must still hold the heartbeat read, and gets this version as its
+                # fence: a heartbeat of that site that read the item before this write, and so
+                # would answer with the lease this write takes away, cannot be written after it
+                # (accept_heartbeat's condition names the fence it read).
+                fence = {
+                    "TableName": self.table_name,
+                    "Key": key,
+                    "UpdateExpression": f"SET {FENCE} = :fence",
+                    "ConditionExpression": "received_at = :seen",
+                    "ExpressionAttributeValues": {":seen": _n(unchanged.received_at), ":fence": _n(state.version)},
+                }
+                items.append({"Update": fence})
             what.append(f"a heartbeat from the {unchanged.site.value} arrived after the state was read")
         try:
             if len(items) == 1:
@@ -515,13 +530,19 @@ class DynamoStateStore:
         """Record a heartbeat that passed every check needing no state: read, judge, write once.
 
         Reads the control item and both site items (one consistent BatchGetItem), applies the
-        replay guard (`next_boots`), then writes the site item in one transaction with a
-        ConditionCheck that the control item is still at the version read: the lease returned in
-        `state` is the one in force when the heartbeat was recorded (a tick that moved it in
-        between makes the write fail, and the heartbeat is judged again on a fresh read). Nothing
-        is written before every read succeeded, and the one write is the last store call: a
-        failure (StoreUnavailable) or a refusal (HeartbeatReplay) leaves the table as it was.
-        `received_at` is taken after the read and grows with every write of the site's item.
+        replay guard (`next_boots`), then writes the site item with one conditional PutItem (1
+        write unit, docs/cost.md): the item must still be the one read, fence included. A
+        control write that takes the lease away from this site sets that fence (save() with
+        SiteUnchanged); if one landed between this read and this write, the write fails and the
+        heartbeat is judged again on a fresh read, so the lease returned in `state` is never one
+        already taken from the site. A control write that takes nothing from the site does not
+        stop the heartbeat: its answer then lags by that write, towards less lease, never more.
+        A site's very first heartbeat (no item to carry a fence) is written in a transaction
+        that checks the control item's version instead, as every heartbeat was before.
+
+        Nothing is written before every read succeeded, and the one write is the last store
+        call: a failure (StoreUnavailable) or a refusal (HeartbeatReplay) leaves the table as it
+        was. `received_at` is taken after the read and grows with every write of the site's item.
         """
         site = Site(hb.site)
         for _ in range(_RECORD_ATTEMPTS):
@@ -562,22 +583,32 @@ class DynamoStateStore:
                 "boots": _boots_to_item(boots),
             }
             put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+            first: dict[str, Any] | None = None
             if previous is None:
+                # The site's first heartbeat ever: no item to carry a fence yet, so the control
+                # item must still be at the version read (a transaction, once per site).
                 put["ConditionExpression"] = "attribute_not_exists(pk)"
+                first = {"TableName": self.table_name, "Key": CONTROL_KEY}
+                if control_item is None:
+                    first["ConditionExpression"] = "attribute_not_exists(pk)"
+                else:
+                    first["ConditionExpression"] = "version = :version"
+                    first["ExpressionAttributeValues"] = {":version": control_item["version"]}
+            elif FENCE in previous:
+                # The exact item read, fence included: the write replaces what was read or nothing.
+                item[FENCE] = previous[FENCE]
+                put["ConditionExpression"] = f"received_at = :previous AND {FENCE} = :fence"
+                put["ExpressionAttributeValues"] = {":previous": previous["received_at"], ":fence": previous[FENCE]}
             else:
-                # The exact item read: the write replaces what was read or nothing at all.
-                put["ConditionExpression"] = "received_at = :previous"
+                put["ConditionExpression"] = f"received_at = :previous AND attribute_not_exists({FENCE})"
                 put["ExpressionAttributeValues"] = {":previous": previous["received_at"]}
-            check: dict[str, Any] = {"TableName": self.table_name, "Key": CONTROL_KEY}
-            if control_item is None:
-                check["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                check["ConditionExpression"] = "version = :version"
-                check["ExpressionAttributeValues"] = {":version": control_item["version"]}
             try:
-                self._call("transact_write_items", TransactItems=[{"Put": put}, {"ConditionCheck": check}])
+                if first is None:
+                    self._call("put_item", **put)
+                else:
+                    self._call("transact_write_items", TransactItems=[{"Put": put}, {"ConditionCheck": first}])
             except (_ConditionFailed, _Contention):
-                continue  # a heartbeat of this site, or a control write, landed in between: read again
+                continue  # a heartbeat of this site, or a write fencing it, landed in between: read again
             state = ControlState() if control_item is None else control_from_item(control_item)
             records = {s: site_from_item(i) for s, i in site_items.items()}
             records[site.value] = record

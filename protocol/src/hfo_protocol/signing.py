@@ -2,7 +2,7 @@
 
 Header value: ``v1;kid=<key id>;sig=<base64url, no padding>``.
 Signed bytes: ``b"hfo1\\0" + purpose + b"\\0"`` then, for each part, its length as
-4 big-endian bytes followed by the part. The purpose ("health", "heartbeat", "lease")
+4 big-endian bytes followed by the part. The purpose ("health", "heartbeat", "lease", "renewal")
 keeps a signature made for one message kind from being accepted as another.
 """
 
@@ -17,7 +17,7 @@ from hfo_protocol.errors import SignatureError
 from hfo_protocol.keys import Keyring
 
 SIGNATURE_HEADER = "X-HFO-Signature"
-PURPOSES = frozenset({"health", "heartbeat", "lease"})
+PURPOSES = frozenset({"health", "heartbeat", "lease", "renewal"})
 _HEADER = re.compile(r"v1;kid=([A-Za-z0-9._-]{1,32});sig=([A-Za-z0-9_-]{43})")  # fullmatch
 
 

@@ -33,7 +33,6 @@ module "hfo" {
   workload_images                = var.workload_images
   image_platforms                = var.image_platforms
   discord_alerts                 = var.discord_alerts
-  secret_recovery_window_days    = var.secret_recovery_window_days
   secret_values_version          = var.secret_values_version
   hmac_keyring                   = var.hmac_keyring
   tailscale_auth_key             = var.tailscale_auth_key
@@ -75,6 +74,8 @@ module "hfo" {
   log_retention_days             = var.log_retention_days
   log_level                      = var.log_level
   tracing                        = var.tracing
+  custom_metrics                 = var.custom_metrics
+  standby_runtime_alarm          = var.standby_runtime_alarm
   table_deletion_protection      = var.table_deletion_protection
 }
 

@@ -26,7 +26,7 @@ output "secret_names" {
 }
 
 output "hmac_secret_name" {
-  description = "The Secrets Manager secret holding the shared HMAC keyring (its name, never its value)."
+  description = "The SSM SecureString parameter holding the shared HMAC keyring (its name, never its value)."
   value       = module.hfo.hmac_secret_name
 }
 

@@ -82,12 +82,6 @@ variable "discord_alerts" {
   default     = null
 }
 
-variable "secret_recovery_window_days" {
-  description = "Days a destroyed secret stays restorable (0 or 7-30)."
-  type        = number
-  default     = null
-}
-
 variable "secret_values_version" {
   description = "0: put secret values yourself with the AWS CLI. N > 0: Terraform writes the three ephemeral values below (never stored in state); bump N to write new ones."
   type        = number
@@ -348,6 +342,18 @@ variable "log_level" {
 
 variable "tracing" {
   description = "X-Ray tracing on both functions."
+  type        = bool
+  default     = null
+}
+
+variable "custom_metrics" {
+  description = "Publish the watchdog's three custom metrics (0.30 USD a month each beyond the free tier). Default off."
+  type        = bool
+  default     = null
+}
+
+variable "standby_runtime_alarm" {
+  description = "CloudWatch alarm on a standby running longer than standby_max_runtime_s (0.10 USD a month beyond the free tier); the watchdog alerts on it itself. Default off."
   type        = bool
   default     = null
 }

@@ -95,13 +95,12 @@ module "network" {
 module "secrets" {
   source = "../secrets"
 
-  name                 = var.name
-  discord_alerts       = var.discord_alerts
-  recovery_window_days = var.secret_recovery_window_days
-  values_version       = var.secret_values_version
-  hmac_keyring         = var.hmac_keyring
-  tailscale_auth_key   = var.tailscale_auth_key
-  discord_webhook_url  = var.discord_webhook_url
+  name                = var.name
+  discord_alerts      = var.discord_alerts
+  values_version      = var.secret_values_version
+  hmac_keyring        = var.hmac_keyring
+  tailscale_auth_key  = var.tailscale_auth_key
+  discord_webhook_url = var.discord_webhook_url
 }
 
 module "standby" {
@@ -164,5 +163,7 @@ module "watchdog" {
   log_retention_days             = var.log_retention_days
   log_level                      = var.log_level
   tracing                        = var.tracing
+  custom_metrics                 = var.custom_metrics
+  standby_runtime_alarm          = var.standby_runtime_alarm
   table_deletion_protection      = var.table_deletion_protection
 }

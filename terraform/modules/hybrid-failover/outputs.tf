@@ -35,7 +35,7 @@ output "secret_names" {
 }
 
 output "hmac_secret_name" {
-  description = "The Secrets Manager secret holding the shared HMAC keyring (its name, never its value)."
+  description = "The SSM SecureString parameter holding the shared HMAC keyring (its name, never its value)."
   value       = module.secrets.hmac_secret_name
 }
 
@@ -107,9 +107,9 @@ output "next_steps" {
   value       = <<-EOT
     1. Put the secret values (skip this if Terraform wrote them, secret_values_version > 0). From files,
        never literals, which would stay in your shell history:
-         aws secretsmanager put-secret-value --region ${local.region} --secret-id ${module.secrets.hmac_secret_name} --secret-string file://hmac-keyring.txt
-         aws secretsmanager put-secret-value --region ${local.region} --secret-id ${module.secrets.tailscale_secret_name} --secret-string file://tailscale-authkey.txt%{if module.secrets.discord_secret_name != null}
-         aws secretsmanager put-secret-value --region ${local.region} --secret-id ${module.secrets.discord_secret_name} --secret-string file://discord-webhook.txt%{endif}
+         aws ssm put-parameter --overwrite --type SecureString --region ${local.region} --name ${module.secrets.hmac_secret_name} --value file://hmac-keyring.txt
+         aws ssm put-parameter --overwrite --type SecureString --region ${local.region} --name ${module.secrets.tailscale_secret_name} --value file://tailscale-authkey.txt%{if module.secrets.discord_secret_name != null}
+         aws ssm put-parameter --overwrite --type SecureString --region ${local.region} --name ${module.secrets.discord_secret_name} --value file://discord-webhook.txt%{endif}
     2. Both sites' agents: HFO_HEARTBEAT_URL=${module.watchdog.heartbeat_url} in k8s/base/kustomization.yaml,
        and the same HMAC keyring sealed into k8s/base/secrets/sealedsecret-site.yaml; commit and push.
     3. Bootstrap the standby once (load the sealing key): hfo pause, then

@@ -10,28 +10,16 @@ variable "name" {
 }
 
 variable "discord_alerts" {
-  description = "Create the secret for a Discord webhook URL (alerts to a Discord channel). Each secret costs 0.40 USD a month."
+  description = "Create the parameter for a Discord webhook URL (alerts to a Discord channel). SecureString parameters of the Standard tier cost nothing at rest."
   type        = bool
   default     = true
   nullable    = false
 }
 
-variable "recovery_window_days" {
-  description = "Days a deleted secret can still be restored (0 deletes at once; AWS allows 0 or 7-30). Until then its name cannot be reused by a new apply."
-  type        = number
-  default     = 7
-  nullable    = false
-
-  validation {
-    condition     = var.recovery_window_days == 0 || (var.recovery_window_days >= 7 && var.recovery_window_days <= 30 && floor(var.recovery_window_days) == var.recovery_window_days)
-    error_message = "recovery_window_days must be 0 or a whole number from 7 to 30 (Secrets Manager's limits)."
-  }
-}
-
 variable "values_version" {
   description = <<-EOT
-    0 (default): Terraform creates the secrets empty and never sees their values; put them with
-    `aws secretsmanager put-secret-value` (docs/terraform.md). N > 0: Terraform writes the
+    0 (default): Terraform creates the parameters with a placeholder and never sees their values;
+    put them with `aws ssm put-parameter --overwrite` (docs/terraform.md). N > 0: Terraform writes the
     values of hmac_keyring, tailscale_auth_key and discord_webhook_url through write-only
     arguments (never stored in the state or the plan); bump N to write new values.
   EOT

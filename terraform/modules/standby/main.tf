@@ -129,22 +129,17 @@ data "aws_iam_policy_document" "node" {
   }
 
   statement {
-    # Only the version labelled AWSCURRENT ("if any one of the staging labels attached to the
-    # secret version under evaluation matches", Secrets Manager user guide). Once on the tailnet
-    # the node overwrites the key, which moves to AWSPREVIOUS: out of its reach for good.
-    sid       = "ReadTheCurrentTailscaleAuthKeyOnly"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.tailscale_secret_arn]
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "secretsmanager:VersionStage"
-      values   = ["AWSCURRENT"]
-    }
-  }
-
-  statement {
-    sid       = "OverwriteTheTailscaleAuthKeyOnceJoined"
-    actions   = ["secretsmanager:PutSecretValue", "secretsmanager:ListSecretVersionIds"]
+    # SSM keeps a parameter's earlier versions readable by a version selector (name:1), and IAM
+    # cannot limit GetParameter to the newest one. So once on the tailnet the node deletes the
+    # parameter (every version with it) and creates it again holding a note, with its tags (so
+    # Terraform sees the same parameter): the key is out of its reach for good
+    # (docs/security.md#tailscale-auth-key-of-the-standby). Decryption uses
+    # the AWS managed key aws/ssm, which Parameter Store may use on behalf of any principal of
+    # the account allowed to call it: no kms: action is needed.
+    sid = "ReadThenReplaceTheTailscaleAuthKey"
+    actions = [
+      "ssm:GetParameter", "ssm:DeleteParameter", "ssm:PutParameter", "ssm:ListTagsForResource", "ssm:AddTagsToResource",
+    ]
     resources = [var.tailscale_secret_arn]
   }
 }

@@ -73,9 +73,9 @@ variable "ami_id" {
 }
 
 variable "root_volume_size_gib" {
-  description = "Size of the encrypted gp3 root volume in GiB. It is the standby's main idle cost (gp3 is billed per GiB-month while stopped). 10 GiB holds Amazon Linux (about 2 GiB), K3s, Argo CD and a small bot image with room for the kubelet's image garbage collector."
+  description = "Size of the encrypted gp3 root volume in GiB. It is the standby's main idle cost (gp3 is billed per GiB-month while stopped: 0.08 USD a GiB in us-east-1). 8 GiB, the Amazon Linux 2023 AMI's snapshot and so the smallest EC2 accepts, holds Amazon Linux, K3s, Argo CD, sealed-secrets and the bot's images with about 1.7 GiB left before the kubelet's image garbage collector starts (docs/cost.md#the-root-volume). EBS volumes cannot shrink: a standby created with 10 GiB keeps it by setting 10 here."
   type        = number
-  default     = 10
+  default     = 8
   nullable    = false
 
   validation {
@@ -229,18 +229,18 @@ variable "primary_hostname" {
 }
 
 variable "tailscale_secret_name" {
-  description = "Name of the Tailscale auth key secret, as the node's boot script asks Secrets Manager for it (a name is known at plan time, so the user data and its size check are too)."
+  description = "Name of the SSM SecureString parameter holding the Tailscale auth key, as the node's boot script asks Parameter Store for it (/<name>/tailscale-auth-key)."
   type        = string
   nullable    = false
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9/_+=.@-]{1,512}$", var.tailscale_secret_name))
-    error_message = "tailscale_secret_name must be a Secrets Manager secret name (letters, digits and /_+=.@-)."
+    condition     = can(regex("^/[A-Za-z0-9/_.-]+$", var.tailscale_secret_name)) && length(var.tailscale_secret_name) <= 1011
+    error_message = "tailscale_secret_name must be an SSM parameter name with a leading / (letters, digits and /_.-)."
   }
 }
 
 variable "tailscale_secret_arn" {
-  description = "ARN of the Tailscale auth key secret: the only secret the node can read, and only its AWSCURRENT version, which the node overwrites once it is on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
+  description = "ARN of the Tailscale auth key parameter: the only secret the node can read, which the node deletes and recreates holding a note once it is on the tailnet. (The site agent's keyring and heartbeat URL reach the standby from Git, sealed: docs/kubernetes.md.)"
   type        = string
   nullable    = false
 }

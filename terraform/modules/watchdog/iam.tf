@@ -36,14 +36,16 @@ resource "aws_iam_role" "fn" {
 # when tracing is on.
 data "aws_iam_policy_document" "shared" {
   statement {
-    # The tick's conditional control writes with their history items; the heartbeat handler's
-    # site item (conditional on sent_at), its reads for the lease answer and the handover it may
-    # complete (docs/state.md).
+    # The tick's conditional control writes with their history items, and the fence they set on
+    # the site item of a site they take the lease from (an Update inside the transaction); the
+    # heartbeat handler's site item (a conditional PutItem), its reads for the lease answer and
+    # the handover it may complete (docs/state.md).
     sid = "StateTable"
     actions = [
       "dynamodb:BatchGetItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
+      "dynamodb:UpdateItem",         # the fence, inside TransactWriteItems
       "dynamodb:ConditionCheckItem", # inside TransactWriteItems, which has no IAM action of its own
     ]
     resources = local.table_arns
@@ -63,8 +65,10 @@ data "aws_iam_policy_document" "shared" {
   }
 
   statement {
+    # SecureString parameters under the AWS managed key aws/ssm: Parameter Store decrypts on the
+    # caller's behalf, so no kms: action is needed.
     sid       = "Secrets"
-    actions   = ["secretsmanager:GetSecretValue"]
+    actions   = ["ssm:GetParameter"]
     resources = local.secret_arns
   }
 

@@ -46,6 +46,7 @@ locals {
       HFO_TRACING                  = var.tracing ? "true" : "false"
       POWERTOOLS_SERVICE_NAME      = "hfo-watchdog"
       POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+      POWERTOOLS_METRICS_DISABLED  = var.custom_metrics ? "false" : "true"
       POWERTOOLS_LOG_LEVEL         = var.log_level
     },
     var.discord_secret_arn == null ? {} : { HFO_DISCORD_WEBHOOK_SECRET_ARN = var.discord_secret_arn },
@@ -286,12 +287,15 @@ resource "aws_cloudwatch_metric_alarm" "tick_silent" {
 # metrics: every period in the window holds a datapoint only if the instance ran throughout.
 # Independent of the watchdog, so it still fires when the watchdog is what is broken. It
 # notifies only: stopping the instance here could take the bot down during a long outage.
+# Opt-in (standby_runtime_alarm): the watchdog raises the same alert at every tick, and the two
+# tick alarms above fire when the watchdog itself is broken; each alarm is 0.10 USD a month.
 locals {
   runtime_period  = var.standby_max_runtime_s >= 3600 ? 3600 : 300
   runtime_periods = min(ceil(var.standby_max_runtime_s / local.runtime_period), 168)
 }
 
 resource "aws_cloudwatch_metric_alarm" "standby_runtime" {
+  count               = var.standby_runtime_alarm ? 1 : 0
   alarm_name          = "${var.name}-standby-running-too-long"
   alarm_description   = "hybrid-failover: the standby instance has been running for more than ${var.standby_max_runtime_s} s (it costs per hour). Check the laptop, or pin the mode (docs)."
   namespace           = "AWS/EC2"

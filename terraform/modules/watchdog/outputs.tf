@@ -32,7 +32,8 @@ output "alarm_names" {
   description = "The CloudWatch alarms."
   value = concat(
     [for a in aws_cloudwatch_metric_alarm.errors : a.alarm_name],
-    [aws_cloudwatch_metric_alarm.tick_silent.alarm_name, aws_cloudwatch_metric_alarm.standby_runtime.alarm_name],
+    [aws_cloudwatch_metric_alarm.tick_silent.alarm_name],
+    aws_cloudwatch_metric_alarm.standby_runtime[*].alarm_name,
   )
 }
 

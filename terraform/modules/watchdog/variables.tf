@@ -164,13 +164,13 @@ variable "instance_arn" {
 }
 
 variable "hmac_secret_arn" {
-  description = "ARN of the HMAC keyring secret (HFO_HMAC_SECRET_ARN)."
+  description = "ARN of the HMAC keyring SSM SecureString parameter (HFO_HMAC_SECRET_ARN)."
   type        = string
   nullable    = false
 }
 
 variable "discord_secret_arn" {
-  description = "ARN of the Discord webhook secret (HFO_DISCORD_WEBHOOK_SECRET_ARN); null turns Discord alerts off."
+  description = "ARN of the Discord webhook SSM SecureString parameter (HFO_DISCORD_WEBHOOK_SECRET_ARN); null turns Discord alerts off."
   type        = string
   default     = null
 }
@@ -400,6 +400,20 @@ variable "aws_max_attempts" {
 
 variable "tracing" {
   description = "HFO_TRACING and X-Ray active tracing on both functions (about 350 ms more cold start, and X-Ray charges beyond its free tier)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "custom_metrics" {
+  description = "Publish the watchdog's three custom metrics (ProbeFailed, StandbyRunning, ActionFailed; docs/watchdog.md) as CloudWatch Embedded Metric Format. Off by default: each custom metric costs 0.30 USD a month beyond the free tier (`make cost` shows it). The alarms use only metrics AWS publishes for free."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "standby_runtime_alarm" {
+  description = "A CloudWatch alarm (0.10 USD a month beyond the free tier) when the standby has run longer than standby_max_runtime_s, from EC2's own metrics. Off by default: the watchdog alerts on that itself at every tick (HFO_STANDBY_MAX_RUNTIME_S), and the tick's own alarms fire when the watchdog is what is broken."
   type        = bool
   default     = false
   nullable    = false

@@ -159,6 +159,11 @@ class ExecBackend:
         if self._supervisor is not None and not self._supervisor.done():
             self._supervisor.cancel()
 
+    def add_env(self, extra: dict[str, str]) -> None:
+        """Variables every child started from now on gets, on top of the agent's own environment
+        (or of ``env`` when one was given): HFO_BOT_LEASE_URL (docs/protocol.md#lease-endpoint)."""
+        self._env = {**(os.environ if self._env is None else self._env), **extra}
+
     # -- internals -----------------------------------------------------------------------------
     async def _spawn(self) -> asyncio.subprocess.Process:
         try:

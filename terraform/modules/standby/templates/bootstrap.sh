@@ -8,8 +8,8 @@
 #               network settings are never changed on a cluster that already started
 #   manifests   the Argo CD bootstrap manifests into K3s's auto-deploy directory; K3s applies a file
 #               when it changes on disk, so an edit reaches the cluster at this boot
-#   tailscale   joins the tailnet once, with the auth key from Secrets Manager, then overwrites that
-#               key so the node can never read it again (docs/security.md#tailscale-auth-key-of-the-standby)
+#   tailscale   joins the tailnet once, with the auth key from SSM Parameter Store (SecureString), then
+#               deletes that parameter and recreates it with a note, so the node can never read it again (docs/security.md#tailscale-auth-key-of-the-standby)
 #   k3s         the pinned K3s, and waits for its API
 #   prepull     pulls the workload images (Terraform's list, then what the synced workloads name), so
 #               a failover never waits for a registry
@@ -88,25 +88,35 @@ step_manifests() {
   log "bootstrap manifests: $(wc -l <"$list") listed, $wrote written, $removed removed"
 }
 
-tailscale_key_stage() {
-  aws secretsmanager list-secret-version-ids --secret-id "$HFO_TS_SECRET" \
-    --query "Versions[?contains(VersionStages, 'AWSCURRENT')].VersionId | [0]" --output text
+# Once on the tailnet, the stored auth key is destroyed. SSM keeps a parameter's earlier versions
+# readable by a version selector (name:1) and IAM cannot limit a read to the newest one, so an
+# overwrite would leave the key within the node's reach: the node deletes the parameter (every
+# version goes with it) and recreates it at once holding a note, with the same name, type,
+# description and tags (Terraform writes only the value, write-only, so it sees no change). The version it
+# leaves is remembered; later boots read the version number only, never the value, and a new key
+# put later (for a new standby, a new version) is consumed at the next boot.
+parameter_version() {
+  aws ssm get-parameter --name "$HFO_TS_SECRET" --query Parameter.Version --output text
 }
 
-# Once on the tailnet, the stored auth key is overwritten: the node's role may read the AWSCURRENT
-# version only, so the key, now in AWSPREVIOUS, is out of its reach. Done once per key: a key put
-# later (for a new standby) is consumed at the next boot.
 consume_tailscale_key() {
   local current done_file="$STATE_DIR/tailscale-key-consumed"
-  current="$(tailscale_key_stage)" || return 1
+  current="$(parameter_version)" || return 1
   if [ -f "$done_file" ] && [ "$current" = "$(cat "$done_file")" ]; then
     return 0
   fi
-  aws secretsmanager put-secret-value --secret-id "$HFO_TS_SECRET" \
-    --secret-string "consumed: $HFO_TS_HOSTNAME joined the tailnet at $(date -u +%Y-%m-%dT%H:%M:%SZ); put a new auth key only to join a new standby" \
-    --query VersionId --output text >"$done_file.new" || return 1
+  local tags="$RUN_DIR/tailscale-key-tags.json" with_tags=()
+  aws ssm list-tags-for-resource --resource-type Parameter --resource-id "$HFO_TS_SECRET" \
+    --query TagList --output json >"$tags" || return 1
+  [ "$(tr -d '[:space:]' <"$tags")" = "[]" ] || with_tags=(--tags "file://$tags")
+  aws ssm delete-parameter --name "$HFO_TS_SECRET" || return 1
+  aws ssm put-parameter --name "$HFO_TS_SECRET" --type SecureString --tier Standard "${with_tags[@]}" \
+    --description "hybrid-failover: Tailscale auth key the standby node joins the tailnet with" \
+    --value "consumed: $HFO_TS_HOSTNAME joined the tailnet at $(date -u +%Y-%m-%dT%H:%M:%SZ); put a new auth key only to join a new standby" \
+    --query Version --output text >"$done_file.new" || return 1
+  rm -f "$tags"
   mv "$done_file.new" "$done_file"
-  log "tailscale: the stored auth key is overwritten; the node can no longer read it"
+  log "tailscale: the stored auth key is deleted; the node can no longer read it"
 }
 
 step_tailscale() {
@@ -121,11 +131,11 @@ step_tailscale() {
     log "tailscale: already on the tailnet"
   else
     local key="$RUN_DIR/tailscale-authkey" rc
-    aws secretsmanager get-secret-value --secret-id "$HFO_TS_SECRET" --version-stage AWSCURRENT \
-      --query SecretString --output text >"$key" || { rm -f "$key"; return 1; }
+    aws ssm get-parameter --name "$HFO_TS_SECRET" --with-decryption \
+      --query Parameter.Value --output text >"$key" || { rm -f "$key"; return 1; }
     if [ "$(head -c 6 "$key")" != "tskey-" ]; then
       rm -f "$key"
-      log "the secret $HFO_TS_SECRET holds no auth key (it was consumed by an earlier join, or never set):"
+      log "the parameter $HFO_TS_SECRET holds no auth key (it was consumed by an earlier join, or never set):"
       log "put a new one-off auth key (docs/security.md#tailscale-auth-key-of-the-standby)"
       return 1
     fi
