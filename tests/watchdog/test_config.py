@@ -25,11 +25,11 @@ def settings(**overrides: str) -> Settings:
 def test_defaults_follow_the_documented_table() -> None:
     s = settings()
     assert s.policy == Policy(
-        down_probes=3,
-        down_heartbeat_s=180,
+        down_probes=2,
+        down_heartbeat_s=75,
         recovery_probes=3,
         recovery_steady_s=180,
-        lease_ttl_s=60,
+        lease_ttl_s=30,
         stop_grace_s=30,
         heartbeat_interval_s=10,
         start_cooldown_s=900,

@@ -111,8 +111,9 @@ def test_accepted_heartbeat_gets_a_signed_lease_answer(endpoint: Endpoint) -> No
     assert primary is not None and primary.sent_at == pytest.approx(hb.sent_at, abs=0.001)
     assert (primary.workload, primary.epoch_seen, primary.count) == ("running", 1, 1)
     assert standby is None
-    # Only the site's item was written: a heartbeat never creates or touches the control item.
-    assert [(i["pk"]["S"], i["sk"]["S"]) for i in endpoint.table()] == [("SITE", "primary")]
+    # The primary's first accepted heartbeat arms the watchdog: the control item records when.
+    control = endpoint.store.load()[0]
+    assert control.armed_at is not None and abs(control.armed_at - time.time()) < 5
 
 
 def test_base64_bodies_and_charset_parameters_are_accepted(endpoint: Endpoint) -> None:

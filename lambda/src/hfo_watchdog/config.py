@@ -152,18 +152,6 @@ def _check_cross_fields(s: Settings) -> None:
             f"must be at least 3 x HFO_HEARTBEAT_INTERVAL_S ({3 * p.heartbeat_interval_s:g}), got "
             f"{p.lease_ttl_s:g}: one lost heartbeat must not fence a site",
         )
-    if p.prewarm_max_per_hour and not p.prewarm_silence_s >= 1.5 * p.heartbeat_interval_s:
-        raise SettingsError(
-            "HFO_PREWARM_SILENCE_S",
-            f"must be at least 1.5 x HFO_HEARTBEAT_INTERVAL_S ({1.5 * p.heartbeat_interval_s:g}), got "
-            f"{p.prewarm_silence_s:g}: one heartbeat that is merely late must not start EC2",
-        )
-    if not p.handover_heartbeat_interval_s <= p.heartbeat_interval_s:
-        raise SettingsError(
-            "HFO_HANDOVER_HEARTBEAT_INTERVAL_S",
-            f"must be at most HFO_HEARTBEAT_INTERVAL_S ({p.heartbeat_interval_s:g}), got "
-            f"{p.handover_heartbeat_interval_s:g}: it is the faster pace asked while a lease move waits",
-        )
     renew_gap = s.tick_interval_s + s.probe_connect_timeout_s + s.probe_read_timeout_s
     if p.probe_lease_ttl_s and not p.probe_lease_ttl_s > renew_gap:
         raise SettingsError(

@@ -214,7 +214,7 @@ def _handover(d: Draft, record: SiteRecord, records: dict[Site, SiteRecord], sig
 def answer_interval(state: ControlState, site: Site, now: float, policy: Policy) -> float:
     """The heartbeat interval a lease answer asks of `site`: short while a lease move waits on its
     next heartbeat (a warm or failing-over standby, a handover), the usual one otherwise."""
-    fast = policy.handover_heartbeat_interval_s
+    fast = min(policy.handover_heartbeat_interval_s, policy.heartbeat_interval_s)
     if state.lease.site == LeaseSite.NONE:
         return fast
     if site == Site.STANDBY and state.lease.site == LeaseSite.PRIMARY:

@@ -30,7 +30,9 @@ def plan_prewarm(d: Draft, t: Tick) -> None:
     if st.lease.site != LeaseSite.PRIMARY or st.phase not in _WATCHED:
         return
     silence, probe = t.sig.heartbeat_age, t.obs.probe
-    if silence is None or silence < policy.prewarm_silence_s or probe is None or probe.ok:
+    # One heartbeat that is merely late is not silence, whatever the setting says.
+    needed = max(policy.prewarm_silence_s, 1.5 * policy.heartbeat_interval_s)
+    if silence is None or silence < needed or probe is None or probe.ok:
         return
     why = f"heartbeats silent for {secs(silence)} and this tick's probe failed"
     inst = t.obs.instance
