@@ -41,7 +41,7 @@ def test_defaults_follow_the_documented_table() -> None:
     assert s.discord_webhook_secret_id is None and s.sns_topic_arn is None and s.probe_ca_bundle is None
     assert s.fallback_instance_types == () and s.tracing is False
     assert (s.service_name, s.metrics_namespace, s.log_level) == ("hfo-watchdog", "HybridFailover", "INFO")
-    assert s.history_ttl_s == 30 * 86400 and s.lease_ttl_s == 60 and s.heartbeat_interval_s == 10
+    assert s.history_ttl_s == 30 * 86400 and s.lease_ttl_s == 30 and s.heartbeat_interval_s == 10
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -193,16 +193,17 @@ def test_bounds_are_inclusive() -> None:
         HFO_DOWN_HEARTBEAT_S="10",
         HFO_PROBE_CONNECT_TIMEOUT_S="0.1",
         HFO_PROBE_READ_TIMEOUT_S="30",
+        HFO_PROBE_LEASE_TTL_S="0",
     )
     assert (s.tick_interval_s, s.policy.down_probes, s.policy.down_heartbeat_s) == (3600, 60, 10)
 
 
 def test_fencing_rule_lease_plus_grace_plus_interval_below_down_window() -> None:
-    # 60 + 30 + 10 = 100: a down window of 100 s would let the standby take over before the
+    # 30 + 30 + 10 = 70: a down window of 70 s would let the standby take over before the
     # cut-off primary has surely stopped its bot.
-    with pytest.raises(SettingsError, match=r"^HFO_DOWN_HEARTBEAT_S: .*\(60 \+ 30 \+ 10 = 100\), got 100"):
-        settings(HFO_DOWN_HEARTBEAT_S="100")
-    assert settings(HFO_DOWN_HEARTBEAT_S="101").policy.down_heartbeat_s == 101
+    with pytest.raises(SettingsError, match=r"^HFO_DOWN_HEARTBEAT_S: .*\(30 \+ 30 \+ 10 = 70\), got 70"):
+        settings(HFO_DOWN_HEARTBEAT_S="70")
+    assert settings(HFO_DOWN_HEARTBEAT_S="71").policy.down_heartbeat_s == 71
 
 
 def test_lease_ttl_covers_three_heartbeats() -> None:
