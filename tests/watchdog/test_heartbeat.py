@@ -324,9 +324,15 @@ def seeded(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Endpoint:
         now = time.time()
         endpoint.post(signed_heartbeat_event(heartbeat("primary", now - 5)))
         endpoint.post(signed_heartbeat_event(heartbeat("standby", now - 5, workload="stopped")))
-        state = ControlState(version=1, phase=Phase.HEALTHY, lease=Lease(LeaseSite.PRIMARY, 1, now - 100))
+        armed = endpoint.store.load()[0]  # the primary's first heartbeat armed the watchdog
+        state = ControlState(
+            version=armed.version + 1,
+            phase=Phase.HEALTHY,
+            lease=Lease(LeaseSite.PRIMARY, 1, now - 100),
+            armed_at=armed.armed_at,
+        )
         t = Transition(Phase.HEALTHY, Phase.HEALTHY, state.lease, state.lease, ("seed",), now - 50)
-        assert endpoint.store.save(0, state, t)
+        assert endpoint.store.save(armed.version, state, t)
         _SEEDED["items"] = scan_all(client, TABLE)
         assert len(_SEEDED["items"]) == 4
     return Endpoint(client=client, store=DynamoStateStore(client, TABLE, steady_gap_s=30))
