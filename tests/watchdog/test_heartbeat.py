@@ -127,7 +127,11 @@ def test_base64_bodies_and_charset_parameters_are_accepted(endpoint: Endpoint) -
 
 def test_the_answer_carries_the_stored_lease(endpoint: Endpoint) -> None:
     state = ControlState(
-        version=1, mode=Mode.AUTO, phase=Phase.ON_STANDBY, lease=Lease(LeaseSite.STANDBY, 5, time.time() - 100)
+        armed_at=1.0,
+        version=1,
+        mode=Mode.AUTO,
+        phase=Phase.ON_STANDBY,
+        lease=Lease(LeaseSite.STANDBY, 5, time.time() - 100),
     )
     assert endpoint.store.save(0, state, None)
     answer = endpoint.post(signed_heartbeat_event(heartbeat("primary", workload="stopped", ready=True)))
@@ -398,6 +402,7 @@ def test_a_heartbeat_completes_the_handback_and_stops_the_standby(endpoint: Endp
     now = time.time()
     # Handing back: lease none at epoch 8; the primary heartbeats, the standby still reports running.
     state = ControlState(
+        armed_at=1.0,
         version=3,
         mode=Mode.AUTO,
         phase=Phase.HANDING_BACK,
@@ -434,7 +439,7 @@ def test_a_heartbeat_completes_the_handback_and_stops_the_standby(endpoint: Endp
 def test_a_handover_lost_to_a_concurrent_writer_answers_the_stored_lease(endpoint: Endpoint) -> None:
     now = time.time()
     state = ControlState(
-        version=1, phase=Phase.HANDING_BACK, phase_since=now - 2, lease=Lease(LeaseSite.NONE, 8, now - 2)
+        armed_at=1.0, version=1, phase=Phase.HANDING_BACK, phase_since=now - 2, lease=Lease(LeaseSite.NONE, 8, now - 2)
     )
     assert endpoint.store.save(0, state, None)
     endpoint.post(signed_heartbeat_event(heartbeat("standby", now - 1.5, workload="running", epoch_seen=8)))
@@ -555,6 +560,7 @@ def _handing_back(endpoint: Endpoint) -> tuple[str, float]:
     endpoint.standby = Ec2StandbyInstance(ec2_client(2), instance_id, ())
     now = time.time()
     state = ControlState(
+        armed_at=1.0,
         version=1,
         phase=Phase.HANDING_BACK,
         phase_since=now - 2,
