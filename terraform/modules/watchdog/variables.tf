@@ -250,7 +250,7 @@ variable "max_skew_s" {
 variable "down_probes" {
   description = "HFO_DOWN_PROBES: failed probes in a row before the probe signal says down."
   type        = number
-  default     = 3
+  default     = 2
   nullable    = false
   validation {
     condition     = var.down_probes >= 1 && var.down_probes <= 60 && floor(var.down_probes) == var.down_probes
@@ -261,7 +261,7 @@ variable "down_probes" {
 variable "down_heartbeat_s" {
   description = "HFO_DOWN_HEARTBEAT_S: heartbeat silence before the heartbeat signal says down."
   type        = number
-  default     = 180
+  default     = 75
   nullable    = false
   validation {
     condition     = var.down_heartbeat_s >= 10 && var.down_heartbeat_s <= 3600
@@ -313,7 +313,7 @@ variable "heartbeat_interval_s" {
 variable "lease_ttl_s" {
   description = "HFO_LEASE_TTL_S: lease lifetime at the agent (self-fencing)."
   type        = number
-  default     = 60
+  default     = 30
   nullable    = false
   validation {
     condition     = var.lease_ttl_s >= 5 && var.lease_ttl_s <= 3600
