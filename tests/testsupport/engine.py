@@ -25,7 +25,9 @@ from hfo_watchdog.core.model import (
     SiteRecord,
 )
 
-POLICY = Policy()
+# The unit tests' thresholds are spelled out (3 probes, 180 s, a 60 s lease), so that a change of
+# the shipped defaults (tested in test_config.py) does not rewrite every expected reason.
+POLICY = Policy(down_probes=3, down_heartbeat_s=180.0, lease_ttl_s=60.0)
 T0 = 100_000.0
 
 
@@ -100,9 +102,11 @@ def state(
     mode: Mode = Mode.AUTO,
     **kw: object,
 ) -> ControlState:
-    """A control state `in_phase` seconds into `phase`, with the lease changed `changed_ago` ago."""
+    """A control state `in_phase` seconds into `phase`, with the lease changed `changed_ago` ago;
+    armed long ago (the primary heartbeated) unless `armed_at=None` is passed."""
     base = ControlState(
         version=7,
+        armed_at=T0 - 10 * 86400,
         mode=mode,
         phase=phase,
         phase_since=T0 - in_phase,

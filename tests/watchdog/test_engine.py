@@ -129,7 +129,7 @@ def test_suspect_stays_while_no_probe_result_exists_yet():
 
 @pytest.mark.parametrize("phase", [Phase.HEALTHY, Phase.SUSPECT])
 @pytest.mark.parametrize("in_phase", [1.0, 1000.0])
-def test_primary_down_fails_over_at_once_lease_straight_to_the_standby(phase, in_phase):
+def test_primary_down_fails_over_at_once_the_lease_waiting_on_the_primary_for_the_standby(phase, in_phase):
     st = streak(state(phase, in_phase=in_phase, epoch=5), fails=2)
     d = tick(st, down_obs())
     assert_transition(
@@ -138,16 +138,23 @@ def test_primary_down_fails_over_at_once_lease_straight_to_the_standby(phase, in
         Phase.FAILING_OVER,
         "probe failed 3 times in a row (connect_timeout)",
         "no heartbeat from primary for 200 s",
-        "lease primary -> standby (epoch 6)",
     )
-    assert d.state.lease == Lease(LeaseSite.STANDBY, 6, T0)
-    assert d.transition.from_lease == st.lease and d.transition.to_lease == d.state.lease
+    assert d.state.lease == st.lease  # a primary that comes back keeps its bot: the failover is called off
+    assert said(d, "the lease stays on the primary until the standby may take it")
     assert ec2_kinds(d) == [ActionKind.START_STANDBY]
     assert (d.state.last_start_at, d.state.start_count) == (T0, st.start_count + 1)
     note = next(a.notification for a in d.actions if a.notification)
     assert note.severity == Severity.CRITICAL
-    assert note.title == f"{phase} -> failing_over, lease primary -> standby (epoch 6)"
+    assert note.title == f"{phase} -> failing_over"
     assert (d.probe_signal, d.heartbeat_signal) == ("down", "down")
+
+
+def test_primary_down_with_a_warm_ready_standby_moves_the_lease_straight_to_it():
+    st = streak(state(epoch=5), fails=2)
+    d = tick(st, down_obs(standby=standby_rec(age=1, epoch=5, workload="stopped"), instance=InstanceState.RUNNING))
+    assert_transition(d, Phase.HEALTHY, Phase.FAILING_OVER, "lease primary -> standby (epoch 6)")
+    assert d.state.lease == Lease(LeaseSite.STANDBY, 6, T0)
+    assert ec2_kinds(d) == []
 
 
 def test_failover_does_not_start_an_instance_already_running():
@@ -157,19 +164,26 @@ def test_failover_does_not_start_an_instance_already_running():
     assert d.state.last_start_at is None
 
 
-def test_failover_goes_through_none_when_the_primary_may_still_hold_its_lease():
+def test_failover_keeps_the_lease_on_the_primary_while_it_may_still_hold_it():
     # A policy that breaks the timing rule (config refuses it; the engine still stays safe).
     policy = replace(POLICY, down_heartbeat_s=60.0)
     st = streak(state(epoch=5), fails=2)
-    d = tick(st, down_obs(primary=rec(age=70)), policy)
-    assert_transition(d, Phase.HEALTHY, Phase.FAILING_OVER, "lease primary -> none (epoch 6)")
-    assert said(d, "the lease goes to none first: primary may still hold a fresh lease for 20 s")
-    assert ec2_kinds(d) == [ActionKind.START_STANDBY]  # boot while the primary's lease runs out
+    ready = standby_rec(age=1, epoch=5, workload="stopped")
+    d = tick(st, down_obs(primary=rec(age=70), standby=ready, instance=InstanceState.RUNNING), policy)
+    assert_transition(d, Phase.HEALTHY, Phase.FAILING_OVER)
+    assert d.state.lease == st.lease
+    assert said(d, "primary may still hold a fresh lease for 20 s")
 
-    later = obs(now=T0 + 30, probe=fail(), primary=rec(age=100, now=T0 + 30), instance=InstanceState.PENDING)
+    later = obs(
+        now=T0 + 30,
+        probe=fail(),
+        primary=rec(age=100, now=T0 + 30),
+        standby=standby_rec(age=1, now=T0 + 30, epoch=5, workload="stopped"),
+        instance=InstanceState.RUNNING,
+    )
     d2 = tick(d.state, later, policy)
-    assert_transition(d2, Phase.FAILING_OVER, Phase.FAILING_OVER, "lease none -> standby (epoch 7)")
-    assert d2.state.lease == Lease(LeaseSite.STANDBY, 7, T0 + 30)
+    assert_transition(d2, Phase.FAILING_OVER, Phase.FAILING_OVER, "lease primary -> standby (epoch 6)")
+    assert d2.state.lease == Lease(LeaseSite.STANDBY, 6, T0 + 30)
 
 
 def test_failover_through_none_waits_while_the_bound_has_not_passed():
@@ -237,7 +251,10 @@ def test_auto_calls_off_a_planned_move_that_has_not_moved_the_lease_yet():
     st = state(Phase.FAILING_OVER, lease=LeaseSite.PRIMARY)
     d = tick(st, healthy_obs(instance=InstanceState.RUNNING))
     assert_transition(
-        d, Phase.FAILING_OVER, Phase.HEALTHY, "auto mode and the primary is not down: the planned move is called off"
+        d,
+        Phase.FAILING_OVER,
+        Phase.HEALTHY,
+        "the primary is not down any more: the failover is called off, its bot never stopped",
     )
     assert ec2_kinds(d) == [ActionKind.STOP_STANDBY]
 

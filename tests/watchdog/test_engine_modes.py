@@ -43,7 +43,7 @@ def test_paused_observes_a_down_primary_but_changes_nothing():
     assert d.state.last_start_at is None
     assert d.state.probe_fail_streak == 3  # streaks and signals still follow the world
     assert (d.probe_signal, d.heartbeat_signal) == ("down", "down")
-    assert said(d, "paused: auto mode would go suspect -> failing_over with lease primary -> standby")
+    assert said(d, "paused: auto mode would go suspect -> failing_over (")
     assert said(d, "paused: auto mode would start the standby (failing_over)")
     assert notify_keys(d) == ["primary_down_no_failover"]
 
@@ -217,7 +217,8 @@ def test_pinned_standby_with_the_primary_down_fails_over_at_once():
     st = streak(state(mode=Mode.PIN_STANDBY), fails=2)
     d = tick(st, down_obs())
     assert transition_of(d) == (Phase.HEALTHY, Phase.FAILING_OVER)
-    assert d.state.lease.site == LeaseSite.STANDBY
+    assert d.state.lease.site == LeaseSite.PRIMARY  # until the standby is ready, as in auto
+    assert ec2_kinds(d) == [ActionKind.START_STANDBY]
 
 
 # ------------------------------------------------------------------ DRILL
