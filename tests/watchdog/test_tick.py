@@ -119,12 +119,15 @@ def healthy_start(w: World) -> TickReport:
 
 
 def fail_over(w: World) -> TickReport:
-    """Primary healthy, then silent and unreachable until the engine moves the lease."""
+    """Primary healthy, then silent and unreachable until the engine moves the lease; the standby
+    heartbeats (stopped, ready) once its instance runs, as its agent does after boot."""
     healthy_start(w)
     w.prober.alive = False
     report = w.tick()
     for _ in range(10):
         w.clock.advance(10)
+        if report.instance == "running":
+            w.beat("standby", workload="stopped")
         report = w.tick()
         if report.lease_site == "standby":
             return report
