@@ -73,10 +73,11 @@ def test_a_whole_run_on_moto_and_on_the_fake_makes_the_same_calls_with_the_same_
     moto = Recording(create_table(TABLE))
     fake = Recording(FakeDynamoDB(TABLE))
     # Slow EC2 reads (5 s between a tick's read and its write) make heartbeats land inside ticks:
-    # with this seed two ticks lose their conditional write to a heartbeat's handover.
+    # with this seed (chosen for it; most seeds have none) two ticks lose their conditional write
+    # to a heartbeat, so the fake's transaction cancellations are compared with moto's.
     s = setup(tick_describe_s=5.0)
-    on_moto = simulate(story(), FIXED, s, seed=2, dynamodb=(moto, TABLE))
-    on_fake = simulate(story(), FIXED, s, seed=2, dynamodb=(fake, TABLE))
+    on_moto = simulate(story(), FIXED, s, seed=5, dynamodb=(moto, TABLE))
+    on_fake = simulate(story(), FIXED, s, seed=5, dynamodb=(fake, TABLE))
     assert len(moto.calls) == len(fake.calls) > 100
     for n, (a, b) in enumerate(zip(moto.calls, fake.calls, strict=True)):
         assert a[0] == b[0] and a[1] == b[1], f"call {n} differs"
