@@ -23,6 +23,7 @@ from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
 from hfo_watchdog import handlers
 from hfo_watchdog.config import SecretError, SettingsError
+from hfo_watchdog.core.model import Policy
 from hfo_watchdog.handlers import entry_points
 from hfo_watchdog.runtime import Container, Runtime, from_environment
 from hfo_watchdog.store import StoreUnavailable
@@ -169,8 +170,8 @@ def test_heartbeat_handler_answers_with_the_signed_lease(deployed: dict[str, str
         hb.nonce,
         "primary",
         1,
-        60,
-        10,
+        Policy().lease_ttl_s,
+        Policy().heartbeat_interval_s,
     )
     refused = fn.heartbeat(function_url_event(b"{}", method="GET"), LambdaContext())
     assert refused["statusCode"] == 405 and json.loads(refused["body"])["error"] == "method_not_allowed"
@@ -188,7 +189,7 @@ def test_a_bad_configuration_fails_loudly_every_time_until_fixed(
     logged = [r for r in output.lines() if r.get("message") == "bad_configuration"]
     assert logged and all(r["variable"] == "HFO_LEASE_TTL_S" for r in logged)
     assert boto3.client("dynamodb").scan(TableName=TABLE)["Items"] == []
-    monkeypatch.setenv("HFO_LEASE_TTL_S", "60")
+    monkeypatch.setenv("HFO_LEASE_TTL_S", "30")
     assert fn.tick(SCHEDULE_EVENT, LambdaContext())["outcome"] == "saved"
 
 
