@@ -214,8 +214,12 @@ def test_a_notifier_reporting_failure_is_logged_and_counted(world: World) -> Non
 
 def test_a_failed_start_is_recorded_and_alerted_through_apply_outcomes(world: World) -> None:
     world.standby = FakeStandby(no_capacity={"t3.small"}, fallback_types=())
-    report = fail_over(world)
-    assert report.lease_site == "standby"
+    healthy_start(world)
+    world.prober.alive = False
+    world.tick()
+    world.clock.advance(60)  # silent and unreachable for long enough: this tick starts the standby
+    report = world.tick()
+    assert report.phase == "failing_over" and report.lease_site == "primary"
     control = world.control()
     assert control.start_failures == 1
     assert control.last_start_at is None  # no start was made: the cooldown stamp is given back
@@ -317,7 +321,10 @@ def test_race_between_two_ticks_only_the_winner_acts(world: World) -> None:
     assert loser["log"].records("decision") == []
     history = world.store.history(100)
     assert len(history) == history_before + 1 and history[0].writer == f"tick-{winner['name']}"
-    assert world.control().lease.site == LeaseSite.STANDBY and world.control().start_count == 1
+    # The lease waits on the primary until the standby runs and reports ready; one start in all.
+    control = world.control()
+    assert control.lease.site == LeaseSite.PRIMARY and control.phase == Phase.FAILING_OVER
+    assert control.start_count + len(control.prewarm_starts) == 1
 
 
 def test_probe_failure_alone_is_degraded_not_failover(world: World) -> None:
@@ -396,14 +403,18 @@ def test_a_heartbeat_between_read_and_write_cancels_taking_the_lease_away(world:
     healthy_start(world)
     world.prober.alive = False
     world.tick()
-    world.clock.advance(60)  # silent and unreachable for long enough: this tick would fail over
+    world.clock.advance(60)  # silent and unreachable for long enough: the failover starts the standby
+    assert world.tick().lease_site == "primary"
+    world.clock.advance(10)
+    assert world.tick().instance == "running"
+    world.clock.advance(10)
+    world.beat("standby", workload="stopped")  # the standby is ready: this tick would move the lease
     report = world.tick(store=_HeartbeatInBetween(world.store, world.clock))
     assert report.outcome == "lost_race"
     [lost] = world.log.records("lost_race")
     assert lost["conflict"] == "a heartbeat from the primary arrived after the state was read"
-    assert "start_standby" in lost["would_act"]
-    assert world.ec2() == "stopped" and world.control().lease.site == LeaseSite.PRIMARY
-    # The next tick sees the heartbeat: the primary is alive, no failover.
+    assert world.control().lease.site == LeaseSite.PRIMARY and world.control().lease.epoch == 1
+    # The next tick sees the heartbeat: the primary is alive, the failover is called off.
     world.clock.advance(1)
     again = world.tick()
-    assert again.outcome == "saved" and again.lease_site == "primary" and world.ec2() == "stopped"
+    assert again.outcome == "saved" and again.lease_site == "primary" and again.phase != "failing_over"
