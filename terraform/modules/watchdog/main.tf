@@ -49,6 +49,15 @@ locals {
       POWERTOOLS_METRICS_DISABLED  = var.custom_metrics ? "false" : "true"
       POWERTOOLS_LOG_LEVEL         = var.log_level
     },
+    # Fast failover: pre-warm, renewal over the probe path, the pace asked during a lease move.
+    {
+      HFO_PREWARM_SILENCE_S             = tostring(var.prewarm_silence_s)
+      HFO_PREWARM_HOLD_S                = tostring(var.prewarm_hold_s)
+      HFO_PREWARM_MAX_PER_HOUR          = tostring(var.prewarm_max_per_hour)
+      HFO_PROBE_LEASE_TTL_S             = tostring(var.probe_lease_ttl_s)
+      HFO_PROBE_RENEW_AFTER_S           = tostring(var.probe_renew_after_s)
+      HFO_HANDOVER_HEARTBEAT_INTERVAL_S = tostring(var.handover_heartbeat_interval_s)
+    },
     var.discord_secret_arn == null ? {} : { HFO_DISCORD_WEBHOOK_SECRET_ARN = var.discord_secret_arn },
     length(var.fallback_instance_types) == 0 ? {} : { HFO_FALLBACK_INSTANCE_TYPES = join(",", var.fallback_instance_types) },
   )
