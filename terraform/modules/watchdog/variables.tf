@@ -409,10 +409,6 @@ variable "probe_lease_ttl_s" {
     condition     = var.probe_lease_ttl_s >= 0 && var.probe_lease_ttl_s <= 3600 && floor(var.probe_lease_ttl_s) == var.probe_lease_ttl_s
     error_message = "probe_lease_ttl_s must be a whole number from 0 (no renewal over the probe path) to 3600 seconds."
   }
-  validation {
-    condition     = var.probe_lease_ttl_s == 0 || var.probe_lease_ttl_s > var.tick_interval_minutes * 60 + var.probe_connect_timeout_s + var.probe_read_timeout_s
-    error_message = "probe_lease_ttl_s must be 0 (no renewal over the probe path) or above tick_interval_minutes * 60 + probe_connect_timeout_s + probe_read_timeout_s: one renewal must last until the next tick's. Raise it when you raise tick_interval_minutes."
-  }
 }
 
 variable "probe_renew_after_s" {
@@ -423,10 +419,6 @@ variable "probe_renew_after_s" {
   validation {
     condition     = var.probe_renew_after_s >= 0 && var.probe_renew_after_s <= 3600 && floor(var.probe_renew_after_s) == var.probe_renew_after_s
     error_message = "probe_renew_after_s must be a whole number from 0 to 3600 seconds."
-  }
-  validation {
-    condition     = var.probe_lease_ttl_s == 0 || var.probe_renew_after_s >= var.heartbeat_interval_s
-    error_message = "probe_renew_after_s must be at least heartbeat_interval_s while probe_lease_ttl_s is not 0: renewals over the probe path are for heartbeats that are late."
   }
 }
 
