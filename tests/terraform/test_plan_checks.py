@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.config import Settings
 from testsupport.terraform import TerraformEnv, working_copy
 from testsupport.tools import REPO_ROOT
 
@@ -79,6 +80,16 @@ BAD_SETTINGS: dict[str, tuple[Any, str]] = {
     "standby_max_runtime_s": (60, "standby_max_runtime_s must be from 600 to 2592000 seconds"),
     "lambda_memory_mb": (64, "lambda_memory_mb must be a whole number from 128 to 10240"),
     "heartbeat_reserved_concurrency": (1, "whole number from 2 to 1000 (two sites heartbeat at once)"),
+    # The fast-failover settings, each refused at plan as the watchdog would refuse it at cold start.
+    "prewarm_silence_s": (0, "prewarm_silence_s must be a whole number from 1 to 3600 seconds"),
+    "prewarm_hold_s": (9, "prewarm_hold_s must be a whole number from 10 to 86400 seconds"),
+    "prewarm_max_per_hour": (13, "prewarm_max_per_hour must be a whole number from 0 (pre-warm off) to 12"),
+    "probe_lease_ttl_s": (
+        3601,
+        "probe_lease_ttl_s must be a whole number from 0 (no renewal over the probe path) to 3600",
+    ),
+    "probe_renew_after_s": (20.5, "probe_renew_after_s must be a whole number from 0 to 3600 seconds"),
+    "handover_heartbeat_interval_s": (301, "handover_heartbeat_interval_s must be a whole number from 1 to 300"),
 }
 
 
@@ -96,8 +107,19 @@ def test_bad_settings_are_refused_each_with_its_range(
     [
         ({"heartbeat_interval_s": 30}, "heartbeat_interval_s * 3 must be at most lease_ttl_s"),
         ({"lease_ttl_s": 150}, "lease_ttl_s + stop_grace_s + heartbeat_interval_s must be below down_heartbeat_s"),
+        # A slower tick with the default probe lease TTL (90 s, not above 120 + 3 + 5): the
+        # watchdog would refuse it at cold start, so plan says what to raise.
+        (
+            {"tick_interval_minutes": 2},
+            "probe_lease_ttl_s must be 0 (no renewal over the probe path) or above tick_interval_minutes * 60 "
+            "+ probe_connect_timeout_s + probe_read_timeout_s (128), got 90",
+        ),
+        (
+            {"probe_renew_after_s": 9},
+            "probe_renew_after_s must be at least heartbeat_interval_s (10) while probe_lease_ttl_s is not 0, got 9",
+        ),
     ],
-    ids=["heartbeat-vs-lease", "lease-vs-down-window"],
+    ids=["heartbeat-vs-lease", "lease-vs-down-window", "probe-lease-vs-tick", "renew-after-vs-heartbeat"],
 )
 def test_cross_field_rules_of_the_watchdog(
     tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path, overrides: dict[str, Any], expected: str
@@ -105,6 +127,47 @@ def test_cross_field_rules_of_the_watchdog(
     code, output = plan(tfenv, example, tf_moto, lambda_zip, **overrides)
     assert code == 1
     assert expected in output, output[-2000:]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # Renewal over the probe path off, so its two rules no longer apply; pre-warm off; every
+        # other fast-failover setting at its lowest.
+        {
+            "probe_lease_ttl_s": 0, "probe_renew_after_s": 0, "prewarm_max_per_hour": 0,
+            "prewarm_silence_s": 1, "prewarm_hold_s": 10, "handover_heartbeat_interval_s": 1,
+        },
+        # A slower tick with the probe lease TTL raised to match (129 > 120 + 3 + 5), renewal after
+        # exactly one heartbeat interval, every other fast-failover setting at its highest.
+        {
+            "tick_interval_minutes": 2, "probe_lease_ttl_s": 129, "probe_renew_after_s": 10,
+            "prewarm_max_per_hour": 12, "prewarm_silence_s": 3600, "prewarm_hold_s": 86400,
+            "handover_heartbeat_interval_s": 300,
+        },
+    ],
+    ids=["renewal-and-prewarm-off", "slower-tick-and-highest"],
+)  # fmt: skip
+def test_fast_failover_settings_the_watchdog_accepts_are_planned(
+    tfenv: TerraformEnv, example: Path, tf_moto: MotoServer, lambda_zip: Path, overrides: dict[str, Any]
+) -> None:
+    """The plan-time checks refuse no more than the watchdog does: each of these plans, and the
+    watchdog reads the same values (named as the module names them: HFO_ + the variable in upper
+    case) into the policy it runs."""
+    code, output = plan(tfenv, example, tf_moto, lambda_zip, **overrides)
+    assert code == 2, output[-3000:]
+    env = {
+        "HFO_TABLE_NAME": "hfo-state",
+        "HFO_INSTANCE_ID": "i-0123456789abcdef0",
+        "HFO_HEALTH_URL": "https://laptop.example.ts.net/healthz",
+        "HFO_HMAC_SECRET_ARN": "/hfo/hmac-keyring",
+        "HFO_TICK_INTERVAL_S": str(overrides.get("tick_interval_minutes", 1) * 60),
+        **{f"HFO_{name.upper()}": str(value) for name, value in overrides.items() if name != "tick_interval_minutes"},
+    }
+    policy = Settings.from_env(env).policy
+    assert {name: getattr(policy, name) for name in overrides if hasattr(policy, name)} == {
+        name: value for name, value in overrides.items() if name != "tick_interval_minutes"
+    }
 
 
 def _incompressible_manifest(size: int) -> str:

@@ -15,6 +15,7 @@ Emulator gaps met here and how they are handled (docs/terraform.md lists them al
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,8 @@ import boto3
 import pytest
 import yaml
 from hfo_drill.moto_server import MotoServer
+from hfo_watchdog.config import Settings
+from hfo_watchdog.core.model import Policy
 from testsupport.net import free_port
 from testsupport.standby_node import StandbyNode, decode_parameters, rendered_user_data, user_data_files
 from testsupport.terraform import Stack, TerraformEnv, make_stack, resource_changes, working_copy
@@ -50,6 +53,19 @@ FAST_POLICY = {
     "recovery_steady_s": 4,
     "start_cooldown_s": 60,
     "min_state_s": 2,
+}
+# The fast-failover settings, each set away from its default to check that it reaches the
+# functions through the root and modules/hybrid-failover. None changes the end-to-end run below:
+# the laptop's heartbeats are silent for down_heartbeat_s (10) before prewarm_silence_s (20), so
+# the failover comes first; the agents already heartbeat every second (the handover pace is never
+# above heartbeat_interval_s); renewal over the probe path waits for heartbeats 25 s old.
+FAST_FAILOVER = {
+    "prewarm_silence_s": 20,
+    "prewarm_hold_s": 300,
+    "prewarm_max_per_hour": 2,
+    "probe_lease_ttl_s": 80,
+    "probe_renew_after_s": 25,
+    "handover_heartbeat_interval_s": 1,
 }
 
 
@@ -126,6 +142,7 @@ def stack(
         "cpu_credits": "standard",  # moto gap, see the module docstring
         "ebs_kms_key_arn": volume_key,
         **FAST_POLICY,
+        **FAST_FAILOVER,
     }
     result = make_stack(tfenv, tree / "examples" / "complete", variables, tf_moto.env(), secret_values.env())
     result.apply()
@@ -407,6 +424,9 @@ def test_functions_run_the_package_with_the_documented_environment(
     assert tick_env["HFO_TICK_INTERVAL_S"] == "60"
     assert tick_env["HFO_HEALTH_URL"].startswith("https://")
     assert tick_env["POWERTOOLS_METRICS_DISABLED"] == "true"  # no custom metric unless custom_metrics
+    # The watchdog runs the thresholds set on the root: the ones set here, the defaults elsewhere.
+    policy = Settings.from_env(tick_env).policy
+    assert policy == dataclasses.replace(Policy(), **FAST_POLICY, **FAST_FAILOVER)
     # Secrets by reference only.
     assert tick_env["HFO_HMAC_SECRET_ARN"].startswith("arn:aws:ssm:")
     assert tick_env["HFO_DISCORD_WEBHOOK_SECRET_ARN"].startswith("arn:aws:ssm:")

@@ -1,15 +1,20 @@
 """Static checks of every Terraform root (each module and each example): formatting, and
 `terraform validate` after an offline init from the provider mirror; the roots expose the module's
-settings and outputs; every module and root has a README that lists them. Also the mirror lookup
-the other Terraform tests rely on."""
+settings and outputs; every module and root has a README that lists them; the watchdog module's
+defaults are the watchdog's own. Also the mirror lookup the other Terraform tests rely on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hfo_drill.module_defaults import watchdog_environment
+from hfo_watchdog.config import Settings
+from hfo_watchdog.core.model import Policy
 from testsupport.terraform import (
     MIRROR_ENV,
     PROVIDER_SOURCE,
@@ -120,6 +125,46 @@ def test_the_deployed_root_has_every_output_the_docs_read() -> None:
     assert (QUICKSTART / "outputs.tf").read_text() == (COMPLETE / "outputs.tf").read_text()
     quickstart_vars = _blocks(QUICKSTART, "variable")
     assert quickstart_vars - {"region", "tags"} <= _blocks(COMPOSITE, "variable")
+
+
+class _Reading(dict[str, str]):
+    """An environment that records every variable the watchdog's settings reader asks for."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_the_watchdog_modules_defaults_are_the_watchdogs_own() -> None:
+    """A user who sets nothing runs the watchdog's shipped defaults (`Policy()` and the rest of
+    `Settings`), not a second set kept by hand in variables.tf: the module's environment, evaluated
+    on its variables' defaults (the drill's reader of the module), read by the watchdog's own
+    settings reader, equals what that reader gives when no setting is in the environment at all."""
+    environment, bound = watchdog_environment(REPO_ROOT)
+    resources = {  # what only exists once applied: the table, the instance, the URL, the ARNs
+        "HFO_TABLE_NAME": "hfo-state",
+        "HFO_INSTANCE_ID": "i-0123456789abcdef0",
+        "HFO_HEALTH_URL": "https://laptop.example.ts.net/healthz",
+        "HFO_HMAC_SECRET_ARN": "arn:aws:ssm:eu-west-3:123456789012:parameter/hfo/hmac-keyring",
+        "HFO_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-3:123456789012:hfo-alerts",
+    }
+    assert bound == set(resources)
+    env = _Reading({**environment, **resources})
+    from_terraform = Settings.from_env(env)
+    # By name: the module sets nothing the watchdog does not read, and leaves out only what is off
+    # by default (Discord alerts off in this module, fallback types) and the test-only CA bundle.
+    assert set(env) - env.read == set()
+    assert env.read - set(env) == {
+        "HFO_DISCORD_WEBHOOK_SECRET_ARN", "HFO_FALLBACK_INSTANCE_TYPES", "HFO_PROBE_CA_BUNDLE",
+    }  # fmt: skip
+    assert from_terraform.policy == Policy()
+    # The one deliberate difference: custom metrics cost money, so Terraform turns them off unless
+    # custom_metrics is set (docs/configuration.md).
+    assert from_terraform == dataclasses.replace(Settings.from_env(resources), metrics_disabled=True)
 
 
 @pytest.mark.parametrize("root", ROOTS)

@@ -159,6 +159,12 @@ module "watchdog" {
   start_cooldown_s               = var.start_cooldown_s
   min_state_s                    = var.min_state_s
   standby_max_runtime_s          = var.standby_max_runtime_s
+  prewarm_silence_s              = var.prewarm_silence_s
+  prewarm_hold_s                 = var.prewarm_hold_s
+  prewarm_max_per_hour           = var.prewarm_max_per_hour
+  probe_lease_ttl_s              = var.probe_lease_ttl_s
+  probe_renew_after_s            = var.probe_renew_after_s
+  handover_heartbeat_interval_s  = var.handover_heartbeat_interval_s
   fallback_instance_types        = var.fallback_instance_types
   log_retention_days             = var.log_retention_days
   log_level                      = var.log_level

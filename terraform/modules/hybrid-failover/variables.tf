@@ -296,6 +296,42 @@ variable "standby_max_runtime_s" {
   default     = null
 }
 
+variable "prewarm_silence_s" {
+  description = "Heartbeat silence that, with a failed probe, starts the standby without the lease (pre-warm)."
+  type        = number
+  default     = null
+}
+
+variable "prewarm_hold_s" {
+  description = "A pre-warmed standby that was not needed stops this long after its start."
+  type        = number
+  default     = null
+}
+
+variable "prewarm_max_per_hour" {
+  description = "Pre-warm starts in any hour; 0 turns pre-warm off."
+  type        = number
+  default     = null
+}
+
+variable "probe_lease_ttl_s" {
+  description = "How long one lease renewal over the probe path lets the primary hold the lease; 0 turns it off."
+  type        = number
+  default     = null
+}
+
+variable "probe_renew_after_s" {
+  description = "Renew over the probe path only once the primary's last heartbeat is this old."
+  type        = number
+  default     = null
+}
+
+variable "handover_heartbeat_interval_s" {
+  description = "Heartbeat interval asked of a site while a lease move waits on it."
+  type        = number
+  default     = null
+}
+
 variable "fallback_instance_types" {
   description = "Instance types tried in order on insufficient capacity."
   type        = list(string)

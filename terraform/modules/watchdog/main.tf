@@ -49,9 +49,36 @@ locals {
       POWERTOOLS_METRICS_DISABLED  = var.custom_metrics ? "false" : "true"
       POWERTOOLS_LOG_LEVEL         = var.log_level
     },
+    # Fast failover: pre-warm, renewal over the probe path, the pace asked during a lease move.
+    {
+      HFO_PREWARM_SILENCE_S             = tostring(var.prewarm_silence_s)
+      HFO_PREWARM_HOLD_S                = tostring(var.prewarm_hold_s)
+      HFO_PREWARM_MAX_PER_HOUR          = tostring(var.prewarm_max_per_hour)
+      HFO_PROBE_LEASE_TTL_S             = tostring(var.probe_lease_ttl_s)
+      HFO_PROBE_RENEW_AFTER_S           = tostring(var.probe_renew_after_s)
+      HFO_HANDOVER_HEARTBEAT_INTERVAL_S = tostring(var.handover_heartbeat_interval_s)
+    },
     var.discord_secret_arn == null ? {} : { HFO_DISCORD_WEBHOOK_SECRET_ARN = var.discord_secret_arn },
     length(var.fallback_instance_types) == 0 ? {} : { HFO_FALLBACK_INSTANCE_TYPES = join(",", var.fallback_instance_types) },
   )
+}
+
+# The cross-field rules of renewal over the probe path (docs/configuration.md), checked at plan as
+# the watchdog checks them at cold start. Here rather than in the variables' validations: a
+# validation that refers to other variables is skipped when one of those is invalid, so a bad
+# tick_interval_minutes would hide probe_lease_ttl_s's own range error.
+resource "terraform_data" "settings_rules" {
+  lifecycle {
+    precondition {
+      condition     = var.probe_lease_ttl_s == 0 || var.probe_lease_ttl_s > var.tick_interval_minutes * 60 + var.probe_connect_timeout_s + var.probe_read_timeout_s
+      error_message = "probe_lease_ttl_s must be 0 (no renewal over the probe path) or above tick_interval_minutes * 60 + probe_connect_timeout_s + probe_read_timeout_s (${var.tick_interval_minutes * 60 + var.probe_connect_timeout_s + var.probe_read_timeout_s}), got ${var.probe_lease_ttl_s}: one renewal must last until the next tick's. Raise it when you raise tick_interval_minutes."
+    }
+
+    precondition {
+      condition     = var.probe_lease_ttl_s == 0 || var.probe_renew_after_s >= var.heartbeat_interval_s
+      error_message = "probe_renew_after_s must be at least heartbeat_interval_s (${var.heartbeat_interval_s}) while probe_lease_ttl_s is not 0, got ${var.probe_renew_after_s}: renewals over the probe path are for heartbeats that are late."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------

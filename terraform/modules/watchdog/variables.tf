@@ -365,6 +365,74 @@ variable "standby_max_runtime_s" {
   }
 }
 
+# --- fast failover (docs/state-machine.md#pre-warm, #renewal-on-the-probe-path) -----------
+
+variable "prewarm_silence_s" {
+  description = "HFO_PREWARM_SILENCE_S: heartbeat silence that, with a failed probe in the same tick, starts the standby without the lease (pre-warm). The watchdog waits at least 1.5 heartbeat intervals whatever this says."
+  type        = number
+  default     = 15
+  nullable    = false
+  validation {
+    condition     = var.prewarm_silence_s >= 1 && var.prewarm_silence_s <= 3600 && floor(var.prewarm_silence_s) == var.prewarm_silence_s
+    error_message = "prewarm_silence_s must be a whole number from 1 to 3600 seconds."
+  }
+}
+
+variable "prewarm_hold_s" {
+  description = "HFO_PREWARM_HOLD_S: a pre-warmed standby that was not needed stops this long after its start."
+  type        = number
+  default     = 600
+  nullable    = false
+  validation {
+    condition     = var.prewarm_hold_s >= 10 && var.prewarm_hold_s <= 86400 && floor(var.prewarm_hold_s) == var.prewarm_hold_s
+    error_message = "prewarm_hold_s must be a whole number from 10 to 86400 seconds."
+  }
+}
+
+variable "prewarm_max_per_hour" {
+  description = "HFO_PREWARM_MAX_PER_HOUR: pre-warm starts in any hour (a budget of their own, apart from start_cooldown_s); 0 turns pre-warm off. Each start that was not needed costs up to prewarm_hold_s of standby time."
+  type        = number
+  default     = 3
+  nullable    = false
+  validation {
+    condition     = var.prewarm_max_per_hour >= 0 && var.prewarm_max_per_hour <= 12 && floor(var.prewarm_max_per_hour) == var.prewarm_max_per_hour
+    error_message = "prewarm_max_per_hour must be a whole number from 0 (pre-warm off) to 12."
+  }
+}
+
+variable "probe_lease_ttl_s" {
+  description = "HFO_PROBE_LEASE_TTL_S: how long one lease renewal over the probe path lets the primary hold the lease; 0 turns renewal over the probe path off. Otherwise above the tick interval plus the probe's timeouts, so that one renewal lasts until the next tick's."
+  type        = number
+  default     = 90
+  nullable    = false
+  validation {
+    condition     = var.probe_lease_ttl_s >= 0 && var.probe_lease_ttl_s <= 3600 && floor(var.probe_lease_ttl_s) == var.probe_lease_ttl_s
+    error_message = "probe_lease_ttl_s must be a whole number from 0 (no renewal over the probe path) to 3600 seconds."
+  }
+}
+
+variable "probe_renew_after_s" {
+  description = "HFO_PROBE_RENEW_AFTER_S: renew the lease over the probe path only once the primary's last heartbeat is this old (0: at every good probe)."
+  type        = number
+  default     = 20
+  nullable    = false
+  validation {
+    condition     = var.probe_renew_after_s >= 0 && var.probe_renew_after_s <= 3600 && floor(var.probe_renew_after_s) == var.probe_renew_after_s
+    error_message = "probe_renew_after_s must be a whole number from 0 to 3600 seconds."
+  }
+}
+
+variable "handover_heartbeat_interval_s" {
+  description = "HFO_HANDOVER_HEARTBEAT_INTERVAL_S: heartbeat interval asked of a site while a lease move waits on it (warm or failing-over standby, handover). The watchdog never asks for more than heartbeat_interval_s."
+  type        = number
+  default     = 2
+  nullable    = false
+  validation {
+    condition     = var.handover_heartbeat_interval_s >= 1 && var.handover_heartbeat_interval_s <= 300 && floor(var.handover_heartbeat_interval_s) == var.handover_heartbeat_interval_s
+    error_message = "handover_heartbeat_interval_s must be a whole number from 1 to 300 seconds."
+  }
+}
+
 variable "fallback_instance_types" {
   description = "HFO_FALLBACK_INSTANCE_TYPES: instance types tried in order when EC2 has no capacity for the standby's own type (same architecture, at least 2 GiB)."
   type        = list(string)
