@@ -11,6 +11,7 @@ from hfo_drill.sim.model import Outage
 from hfo_drill.sim.run import Result, simulate
 from hfo_drill.sim.spans import complement
 from hfo_drill.sim.world import T0, Command, Setup
+from hfo_site.agent import RECHECK_S
 from hfo_watchdog.core.model import Mode, Policy
 from sim.helpers import FIXED, LEAD_S, setup, trace
 
@@ -194,3 +195,23 @@ def test_at_drill_speed_a_funnel_outage_is_diagnosed_once():
     r = simulate(trace(Outage("funnel", 30.0, 30.0), tail_s=30.0), DRILL_BOOT, DRILL, seed=11, warmup_s=30.0)
     assert r.ec2_starts == {}
     assert anomalies(r) == ["degraded:probe", "degraded:probe:resolved"]
+
+
+def test_a_short_sleep_past_the_lease_resumes_the_bot_without_a_restart():
+    """sleep-45s (docs/benchmarks.md): the lease (30 s) lapses while the lid is closed; on waking
+    the agent holds the stop for its wake heartbeat (hfo_site.agent.WAKE_HOLD_S), which renews the
+    lease, so the bot process is never stopped: it only reconnects its gateway session after its
+    lease check. Before the hold the wake cost a stop, a pod start and a connect on top."""
+    asleep = 45.0
+    r = simulate(trace(Outage("laptop", LEAD_S, asleep, asleep=True)), FIXED, S, seed=6)
+    w0 = r.warmup_s
+    assert [(site, outcome) for _, site, outcome in r.rec.wake_holds] == [("primary", "renewed")]
+    (t_hold, _, _) = r.rec.wake_holds[0]
+    assert w0 + LEAD_S + asleep <= t_hold <= w0 + LEAD_S + asleep + RECHECK_S
+    assert lease_moves(r) == [] and r.two_bots_s == 0 and r.lease_overlap_s == 0
+    (gap,) = [(s, e) for s, e in downtimes(r) if e > LEAD_S - 1]
+    assert gap[0] == LEAD_S
+    # asleep, the suspend seen within RECHECK_S, the gateway reconnect; no stop, no pod start
+    assert gap[1] - gap[0] <= asleep + RECHECK_S + FIXED.gateway_connect_s + 1e-6
+    assert gap[1] - gap[0] < asleep + FIXED.bot_stop_s + FIXED.pod_start_s
+    assert r.world is not None and r.world.laptop_bot.process == "running"

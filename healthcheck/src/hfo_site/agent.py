@@ -12,7 +12,11 @@ Three loops on one asyncio loop:
   renewals the watchdog sent over the probe path (docs/protocol.md#renewal), fed to the tracker
   as grants ending at (this report's send time + the remaining time the service measured).
 - **reconcile**: whenever something changed, and at the exact monotonic instant the held lease
-  runs out, compare "may run" (LeaseTracker.holds) with what runs, and start or stop.
+  runs out, compare "may run" (LeaseTracker.holds) with what runs, and start or stop. One
+  exception, the **wake hold**: when a suspend is detected and the lease this site held before it
+  lapsed during it, the stop waits for the wake heartbeat round, at most WAKE_HOLD_S (the lease
+  is renewed: no stop; the round fails, the answer names another site, or time runs out: stop).
+  The workload's own lease gate (GET /v1/lease) says "do not run" meanwhile (docs/protocol.md#wake-hold).
 
 The workload is never started before the first heartbeat round has finished, never on a lease
 older than its TTL (measured from the send time), never on an epoch lower than one seen.
@@ -26,6 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 from hfo_protocol.errors import ProtocolError
@@ -43,6 +48,23 @@ MAX_REPORT_ANSWER_BYTES = 4096  # 204, or a small list of grants; anything longe
 REPORT_INTERVAL_S = 1.0  # status reports to the health service (at most: never slower than heartbeats)
 FAILED_RETRY_S = 2.0  # the next heartbeat round after a failed one, at most this far (or the interval)
 SUSPEND_JUMP_S = 2.0  # the lease clock ahead of time.monotonic by more than this: the host was suspended
+# After a suspend that outlived the lease, how long the stop waits for the wake heartbeat round
+# (docs/protocol.md#wake-hold). Long enough for the round a laptop sends on waking (Wi-Fi
+# re-association takes a second or two, then one Lambda round trip, well under a second warm, up
+# to about 2 s cold, and a retry); short against the slack the timing rule leaves between the
+# watchdog's fence (lease_ttl_s + stop_grace_s = 60 s past the last heartbeat) and a lease that
+# lapsed plus the workload's termination grace (30 + 20 s): it uses 5 of those 10 s.
+WAKE_HOLD_S = 5.0
+
+
+@dataclass(frozen=True)
+class WakeHold:
+    """A stop held back after a suspend, on the lease clock: the wake heartbeat round is the first
+    one sent at or after ``since`` (when the suspend was seen); the hold ends at ``until`` (at most
+    WAKE_HOLD_S after the wake) whatever happens."""
+
+    since: float
+    until: float
 
 
 class StatusReporter:
@@ -124,6 +146,7 @@ class Agent:
         self._report_lock = asyncio.Lock()
         self._last_clocks = (mono(), time.monotonic())  # (lease clock, time.monotonic) for suspend detection
         self.suspends = 0
+        self.wake_hold: WakeHold | None = None
 
     # -- timing --------------------------------------------------------------------------------
     def effective_interval(self) -> float:
@@ -203,7 +226,12 @@ class Agent:
 
     def check_suspend(self) -> bool:
         """True (once) when the lease clock moved on by SUSPEND_JUMP_S more than time.monotonic since
-        the last call: the host was suspended. A heartbeat round is asked for at once."""
+        the last call: the host was suspended. A heartbeat round is asked for at once.
+
+        When the workload runs (by this agent's intent) under a lease of this site that was still
+        held at the last call and has lapsed since, i.e. during the suspend, less than one TTL ago,
+        the stop is held for the wake heartbeat round, at most WAKE_HOLD_S (reconcile_once,
+        _end_wake_round). Once per suspend: a new suspend ends any hold still open."""
         lease_now, mono_now = self._mono(), time.monotonic()
         lease_then, mono_then = self._last_clocks
         self._last_clocks = (lease_now, mono_now)
@@ -214,9 +242,53 @@ class Agent:
             "the host was suspended: heartbeating at once",
             extra={"suspended_s": round((lease_now - lease_then) - (mono_now - mono_then), 3)},
         )
+        if self.wake_hold is not None:
+            self._end_wake_hold("suspended", "suspended again during the wake hold")
+        ends, view = self.tracker.expires_at(), self.tracker.view
+        # Lapsed during this suspend (still held at the last call), and less than one TTL ago: a
+        # suspend that outlived its lease by more than that (the watchdog may have moved the lease
+        # by then, docs/protocol.md#wake-hold) is fenced at once, as an expiry while awake is.
+        if (
+            self.intent is True
+            and ends is not None
+            and view is not None
+            and lease_then < ends <= lease_now < ends + view.ttl_s
+        ):
+            # The host woke at lease_then + the time suspended at the earliest: the hold ends
+            # WAKE_HOLD_S after that, never later than WAKE_HOLD_S after the real wake.
+            woke_at = lease_now - (mono_now - mono_then)
+            self.wake_hold = WakeHold(since=lease_now, until=woke_at + WAKE_HOLD_S)
+            log.warning(
+                f"woke with a lapsed lease: waiting up to {WAKE_HOLD_S:g} s for the wake heartbeat before stopping",
+                extra={"epoch": view.epoch, "lapsed_s": round(lease_now - ends, 3)},
+            )
         self._beat_now.set()
         self._changed.set()
         return True
+
+    def _end_wake_hold(self, outcome: str, why: str) -> None:
+        """Close the wake hold, counted by outcome: renewed (no stop), failed, elsewhere, ran_out,
+        suspended (the last four stop the workload at once)."""
+        self.wake_hold = None
+        self.metrics.wake_holds.labels(outcome).inc()
+        if outcome == "renewed":
+            log.info("wake hold over: the lease is held again, the workload was not stopped")
+        else:
+            log.warning(f"wake hold over: {why}; stopping the workload")
+        self._changed.set()
+
+    def _end_wake_round(self, result: BeatResult) -> None:
+        """hfo_site's heartbeat loop, after each round: the wake round ends the hold unless it left
+        the lease held (then reconcile_once ends it as renewed, without a stop)."""
+        hold = self.wake_hold
+        if hold is None or result.sent_at_mono < hold.since or self.tracker.holds(self._mono()):
+            return
+        if self.tracker.expires_at() is None:
+            self._end_wake_hold("elsewhere", "the lease names another site")
+        elif result.kind is BeatKind.ACCEPTED:
+            self._end_wake_hold("failed", "the wake heartbeat renewed nothing")
+        else:
+            self._end_wake_hold("failed", f"the wake heartbeat failed ({result.kind.value})")
 
     def report_interval(self) -> float:
         return min(REPORT_INTERVAL_S, self.effective_interval())
@@ -302,10 +374,12 @@ class Agent:
 
     async def heartbeat_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.check_suspend()  # so that a round sent after a suspend counts as its wake round
             started = self._mono()
             self._beat_now.clear()  # a start or stop from now on asks for the next round at once
             await self._observe()
             result = await self.beat(stop)
+            self._end_wake_round(result)
             self.first_round.set()
             self._changed.set()
             await self._report()
@@ -323,6 +397,15 @@ class Agent:
         now = self._mono()
         may_run = self.tracker.holds(now)
         state = self.observation.state
+        if self.wake_hold is not None:
+            if may_run:
+                self._end_wake_hold("renewed", "")
+            elif self.tracker.expires_at() is None:  # a lease elsewhere (or a distrusted epoch): never held up
+                self._end_wake_hold("elsewhere", "the lease names another site")
+            elif now >= self.wake_hold.until:
+                self._end_wake_hold("ran_out", f"no wake heartbeat renewed the lease within {WAKE_HOLD_S:g} s")
+            else:
+                return  # held: neither start nor stop until the wake round's result or the hold's end
         if may_run:
             if self.intent is True and state not in ("stopped", "stopping"):
                 return
@@ -382,6 +465,8 @@ class Agent:
             now = self._mono()
             if deadline is not None and deadline > now:
                 timeout = min(timeout, deadline - now + 0.001)  # wake exactly when the lease runs out
+            if self.wake_hold is not None:
+                timeout = min(timeout, max(0.0, self.wake_hold.until - now) + 0.001)  # and when the hold ends
             await _wait_any((stop, self._changed), timeout)
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 disable_created_metrics()  # the *_created series double the output and nobody reads them
 
+# How a wake hold ended (hfo_site.agent.Agent._end_wake_hold): only "renewed" kept the workload.
+WAKE_HOLD_OUTCOMES = ("renewed", "failed", "elsewhere", "ran_out", "suspended")
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _SLOW_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -104,6 +106,12 @@ class AgentMetrics:
         self.self_fences = Counter(
             "hfo_agent_self_fences", "Stops because the lease expired without a fresh answer", registry=r
         )
+        self.wake_holds = Counter(
+            "hfo_agent_wake_holds",
+            "Stops held for the wake heartbeat after a suspend outlived the lease, by how the hold ended",
+            ["outcome"],
+            registry=r,
+        )
         self.renewal_grants = Counter(
             "hfo_agent_renewal_grants",
             "Lease renewals passed on by the health service, by what the lease tracker did with them",
@@ -113,6 +121,8 @@ class AgentMetrics:
         self.status_reports = Counter(
             "hfo_agent_status_reports", "Reports to the health service by outcome", ["result"], registry=r
         )
+        for outcome in WAKE_HOLD_OUTCOMES:
+            self.wake_holds.labels(outcome)
         for state in WORKLOAD_STATES:
             self.workload_state.labels(state).set(0)
         for site in LEASE_SITES:

@@ -47,7 +47,7 @@ from hfo_protocol.heartbeat import (
 )
 from hfo_protocol.keys import Keyring
 from hfo_protocol.signing import SIGNATURE_HEADER
-from hfo_site.agent import FAILED_RETRY_S, RECHECK_S, REPORT_INTERVAL_S
+from hfo_site.agent import FAILED_RETRY_S, RECHECK_S, REPORT_INTERVAL_S, WAKE_HOLD_S, WakeHold
 from hfo_site.lease import LeaseTracker, Outcome
 from hfo_watchdog import heartbeat as heartbeat_handler
 from hfo_watchdog.commit import Effects
@@ -130,6 +130,7 @@ class Recorder:
     decisions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # the `decision` log lines
     mode_errors: list[tuple[float, str]] = field(default_factory=list)  # operator commands refused
     lost_races: int = 0
+    wake_holds: list[tuple[float, str, str]] = field(default_factory=list)  # (t, site, outcome): agent wake holds
     failovers: list[float] = field(default_factory=list)  # seed: its EC2 starts
     history: list[HistoryEntry] = field(default_factory=list)
 
@@ -361,6 +362,8 @@ class SimAgent:
         self._expiry_at: float | None = None
         self.pending: list[tuple[str, int, float, float]] = []  # grants the health service holds for it
         self._then: float | None = None  # the delay after the next beat, once (the run's phase)
+        self._woke_at: float | None = None  # thawed, and no loop has seen the suspend yet
+        self.wake_hold: WakeHold | None = None
         bot.agent = self
 
     # the lease clock: CLOCK_BOOTTIME (counts a suspend); any origin will do
@@ -394,6 +397,8 @@ class SimAgent:
     def _beat(self, gen: int) -> None:
         if gen != self.gen or not self.alive or self.frozen:
             return
+        if self.check_suspend():  # hfo_site.agent.heartbeat_loop looks before each round
+            self.reconcile()  # its _changed wakes the reconcile loop while this round is out
         started = self.world.events.t
         answer: LeaseAnswer | None = None
         sent = 0.0
@@ -404,6 +409,7 @@ class SimAgent:
             break
         if answer is not None:
             self._observe(answer, sent)
+        self._end_wake_round(started)
         if self._then is not None:
             delay, self._then = self._then, None
         else:
@@ -452,7 +458,19 @@ class SimAgent:
     def reconcile(self) -> None:
         if not self.alive or self.frozen:
             return
+        self.check_suspend()  # hfo_site.agent.reconcile_loop looks before each reconcile_once
         bot = self.bot
+        hold = self.wake_hold
+        if hold is not None:  # hfo_site.agent.Agent.reconcile_once, its wake-hold branch
+            if self.holds():
+                self._end_wake_hold("renewed")
+            elif self.tracker.expires_at() is None:
+                self._end_wake_hold("elsewhere")
+            elif self.mono() >= hold.until:
+                self._end_wake_hold("ran_out")
+            else:
+                bot.lease_lost()  # the bot's own gate hears "holds: false" (GET /v1/lease) meanwhile
+                return
         if self.holds():
             if bot.process == "none":
                 bot.start()
@@ -487,6 +505,7 @@ class SimAgent:
     def _report(self) -> None:
         if not self.alive or self.frozen:
             return  # a frozen agent reports after waking (_wake_check)
+        self.check_suspend()  # hfo_site.agent.report_loop looks before each report
         now = self.mono()
         pending, self.pending = self.pending, []
         changed = False
@@ -513,6 +532,7 @@ class SimAgent:
     def thaw(self) -> None:
         self.frozen = False
         now = self.world.events.t
+        self._woke_at = now
         # The heartbeat loop's timer runs on time.monotonic, which stood still: it would fire late,
         # but the reconcile loop notices the suspend within RECHECK_S and asks for a round at once.
         self._schedule_beat(max(0.0, self._next_beat - self._frozen_at))
@@ -520,12 +540,57 @@ class SimAgent:
         self.world.events.at(now + self.world.rng.uniform(0.0, RECHECK_S), lambda: self._wake_check(gen))
 
     def _wake_check(self, gen: int) -> None:
-        """hfo_site.agent.check_suspend: the lease clock jumped; reconcile, report, heartbeat at once."""
-        if self.alive and not self.frozen and gen == self.gen:
+        """hfo_site.agent.reconcile_loop's (or report_loop's) check_suspend within RECHECK_S of
+        waking, unless the heartbeat loop saw the suspend first: reconcile, report, heartbeat at once."""
+        if self.alive and not self.frozen and gen == self.gen and self.check_suspend():
             self._record_hold()
             self.reconcile()
             self._report()
             self._schedule_beat(0.0)
+
+    def check_suspend(self) -> bool:
+        """hfo_site.agent.Agent.check_suspend, once per suspend, by whichever loop runs first after
+        waking. A hold still open from an earlier wake ends. When the bot runs (the agent's intent)
+        under a lease of this site that lapsed during the suspend (after the freeze: the real agent
+        compares with its last check before it, and fences at the deadline while awake), less than
+        one TTL ago, the stop waits for the wake round, at most WAKE_HOLD_S from waking."""
+        woke = self._woke_at
+        if woke is None:
+            return False
+        self._woke_at = None
+        if self.wake_hold is not None:
+            self._end_wake_hold("suspended")
+        now = self.mono()
+        ends, view = self.tracker.expires_at(), self.tracker.view
+        if (
+            self.bot.process in ("starting", "running")
+            and ends is not None
+            and view is not None
+            and self._frozen_at < ends <= now < ends + view.ttl_s
+        ):
+            hold = WakeHold(since=now, until=woke + WAKE_HOLD_S)
+            self.wake_hold = hold
+            self.world.events.at(hold.until, lambda: self._hold_over(hold))  # reconcile_loop wakes then
+        self._schedule_beat(0.0)  # check_suspend sets _beat_now
+        return True
+
+    def _end_wake_hold(self, outcome: str) -> None:
+        """hfo_site.agent.Agent._end_wake_hold (counted in hfo_agent_wake_holds_total)."""
+        self.wake_hold = None
+        self.world.rec.wake_holds.append((self.world.events.t, self.site, outcome))
+
+    def _end_wake_round(self, started: float) -> None:
+        """hfo_site.agent.Agent._end_wake_round: the first round sent after the suspend was seen
+        ends the hold unless it left the lease held (reconcile ends it as renewed, no stop)."""
+        hold = self.wake_hold
+        if hold is None or started < hold.since or self.holds():
+            return
+        self._end_wake_hold("elsewhere" if self.tracker.expires_at() is None else "failed")
+        self.reconcile()
+
+    def _hold_over(self, hold: WakeHold) -> None:
+        if self.wake_hold is hold and self.alive and not self.frozen:
+            self.reconcile()
 
 
 # ------------------------------------------------------------------------------------ EC2
