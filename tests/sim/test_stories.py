@@ -215,3 +215,19 @@ def test_a_short_sleep_past_the_lease_resumes_the_bot_without_a_restart():
     assert gap[1] - gap[0] <= asleep + RECHECK_S + FIXED.gateway_connect_s + 1e-6
     assert gap[1] - gap[0] < asleep + FIXED.bot_stop_s + FIXED.pod_start_s
     assert r.world is not None and r.world.laptop_bot.process == "running"
+
+
+def test_a_short_sleep_waking_without_aws_stops_the_bot_on_the_failed_wake_heartbeat():
+    """The same nap, but the laptop wakes without a path to AWS: the wake heartbeat fails, and the
+    agent stops the bot then, within RECHECK_S of waking, not after the whole WAKE_HOLD_S."""
+    asleep = 45.0
+    t = trace(Outage("laptop", LEAD_S, asleep, asleep=True), Outage("aws", LEAD_S + 10.0, 300.0))
+    r = simulate(t, FIXED, S, seed=6)
+    w0 = r.warmup_s
+    assert [(site, outcome) for _, site, outcome in r.rec.wake_holds] == [("primary", "failed")]
+    assert r.rec.wake_holds[0][0] <= w0 + LEAD_S + asleep + RECHECK_S
+    assert r.two_bots_s == 0 and r.lease_overlap_s == 0
+    # stopped, then started again once the probe path renewed the lease: a stop and a pod start
+    (gap,) = [(s, e) for s, e in downtimes(r) if e > LEAD_S - 1]
+    assert gap[1] - gap[0] >= asleep + FIXED.bot_stop_s + FIXED.pod_start_s + FIXED.gateway_connect_s
+    ends_home(r)
