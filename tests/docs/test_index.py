@@ -71,12 +71,25 @@ def test_every_doctor_check_has_its_section() -> None:
     assert sections == [check_id for check_id, _ in CHECKS]
 
 
+def arming_keys() -> set[str]:
+    """What the watchdog sends when the primary's first heartbeat arms it, asked of the engine."""
+    from hfo_watchdog.core import engine
+    from hfo_watchdog.core.model import ControlState, Policy, Site, SiteRecord
+
+    first = SiteRecord(Site.PRIMARY, 100.0, 100.0, "running", 1, True, 100.0, 1)
+    decision = engine.on_heartbeat(ControlState(), first, None, 100.0, Policy())
+    assert decision is not None and decision.state.armed_at == 100.0
+    keys = {a.notification.key for a in decision.actions if a.notification is not None}
+    assert keys, "arming is notified"
+    return keys
+
+
 def test_every_alert_key_has_a_runbook_entry() -> None:
     from hfo_watchdog.core.alerts import KINDS
 
     table = section(page("runbook.md"), "Alerts", subsections=False)
     keys = [c for cell in table_column(table, 0) for c in codes(cell)]
-    assert sorted(keys) == sorted({*KINDS, "transition:<from>-><to>"})
+    assert sorted(keys) == sorted({*KINDS, *arming_keys(), "transition:<from>-><to>"})
 
 
 def test_runbook_alarm_names_are_the_ones_terraform_creates() -> None:
