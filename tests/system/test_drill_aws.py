@@ -16,6 +16,7 @@ from hfo_drill.module_defaults import ModuleDefaultsError, watchdog_defaults, wa
 from hfo_drill.moto_server import MotoServer
 from hfo_drill.timescale import DrillConfigError, accelerate
 from hfo_watchdog.config import Settings
+from hfo_watchdog.core.model import Policy
 from testsupport.tools import REPO_ROOT
 
 IDS = {
@@ -204,7 +205,8 @@ def test_the_fallback_follows_a_changed_module_default(aws: MotoServer, tmp_path
     """Nothing is copied by hand: a default changed in the module's variables.tf is what the
     functions created without Terraform hold."""
     rule = 'failed probes in a row before the probe signal says down."\n  type        = number\n  default     = '
-    repo = _tree_with(tmp_path, "modules/watchdog/variables.tf", rule + "3\n", rule + "5\n")
+    shipped = f"{int(Policy().down_probes)}\n"
+    repo = _tree_with(tmp_path, "modules/watchdog/variables.tf", rule + shipped, rule + "5\n")
     session = boto3.session.Session()
     side = directly(session, "fallback-keyring-0123456789abcdef0123", "https://127.0.0.1:9/healthz", "t", repo=repo)
     read_functions(session, side)

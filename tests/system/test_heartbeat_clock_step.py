@@ -18,15 +18,19 @@ import aiohttp
 import boto3
 import pytest
 from hfo_drill.function_url import FunctionUrlServer
+from hfo_drill.inbox import AlertInbox
 from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import CONTENT_TYPE
 from hfo_protocol.signing import SIGNATURE_HEADER
 from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient, make_ssl_context
+from hfo_watchdog.commit import Effects
 from hfo_watchdog.core.model import Policy
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
+from hfo_watchdog.notify import SnsNotifier
 from hfo_watchdog.store import DynamoStateStore
 from testsupport.https import TestCA
-from testsupport.watchdog import KEYRING, TABLE, JsonLog, create_table
+from testsupport.watchdog import KEYRING, TABLE, JsonLog, create_table, sns_client
+from watchdog.fakes import FakeStandby
 
 pytestmark = [pytest.mark.moto, pytest.mark.network, pytest.mark.system]
 
@@ -46,13 +50,15 @@ class Capture:
 @pytest.fixture
 def function_url(aws: MotoServer, tmp_path: Path) -> Iterator[tuple[FunctionUrlServer, Capture, TestCA]]:
     client = create_table()
+    inbox, log = AlertInbox.on_new_topic(), JsonLog()
     deps = HeartbeatDeps(
         store=DynamoStateStore(client, TABLE, steady_gap_s=30, writer="heartbeat"),
         keyring=KEYRING,
         policy=Policy(lease_ttl_s=60, heartbeat_interval_s=10, stop_grace_s=30, down_heartbeat_s=180),
         max_skew_s=30,
-        effects=lambda: None,  # type: ignore[arg-type,return-value]
-        log=JsonLog(),
+        # The first heartbeat arms the watchdog, which alerts: real SNS on moto, a scripted standby.
+        effects=lambda: Effects(FakeStandby(), SnsNotifier(sns_client(2), inbox.topic_arn), log),
+        log=log,
     )
     capture = Capture(deps)
     ca = TestCA(tmp_path)
