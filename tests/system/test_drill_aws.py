@@ -49,6 +49,11 @@ def test_the_production_defaults_scale_to_the_documented_drill_timings() -> None
         "HFO_STANDBY_MAX_RUNTIME_S": "1440",
         "HFO_PROBE_CONNECT_TIMEOUT_S": "0.3",
         "HFO_PROBE_READ_TIMEOUT_S": "0.5",
+        "HFO_PREWARM_SILENCE_S": "3",
+        "HFO_PREWARM_HOLD_S": "10",
+        "HFO_PROBE_LEASE_TTL_S": "2",
+        "HFO_PROBE_RENEW_AFTER_S": "1",
+        "HFO_HANDOVER_HEARTBEAT_INTERVAL_S": "1",
     }
     assert {k: fast[k] for k in expected} == expected
     assert {c.name for c in changes} == set(expected)
@@ -57,6 +62,7 @@ def test_the_production_defaults_scale_to_the_documented_drill_timings() -> None
         assert fast[key] == production()[key]
     why = {c.name: c.why for c in changes}
     assert "minimum 5" in why["HFO_LEASE_TTL_S"] and "rounded up" in why["HFO_START_COOLDOWN_S"]
+    assert "3 heartbeat intervals" in why["HFO_PREWARM_SILENCE_S"]
     Settings.from_env(fast)  # the watchdog accepts it, timing rules included
 
 

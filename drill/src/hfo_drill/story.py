@@ -1,8 +1,10 @@
 """The drill's story, told to the real system on one machine, and its verdict.
 
-    steady state -> the laptop dies (every process of it SIGKILLed) -> failover (EC2 starts in
-    moto, the standby's agent boots and runs the bot) -> the laptop comes back -> handback (EC2
-    stopped) -> a Funnel-only outage that must NOT fail over -> Funnel back
+    steady state -> the laptop dies (every process of it SIGKILLed) -> pre-warm (its heartbeats
+    stop and the probe fails: EC2 starts in moto, the standby's agent boots, no lease yet) ->
+    failover (the lease goes to the warm standby once the laptop is fenced; its agent runs the
+    bot) -> the laptop comes back -> handback (EC2 stopped) -> a Funnel-only outage that must NOT
+    fail over -> Funnel back
 
 Every step has a bounded wait. The story drives the tick handler on the accelerated schedule,
 prints one timeline line per tick, keeps the standby's agent in step with the instance in moto,
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from hfo_watchdog.core.alerts import DEGRADED_PROBE, KINDS
+from hfo_watchdog.core.model import ControlState
 
 from hfo_drill.aws_setup import AwsSide, instance_state
 from hfo_drill.function_url import FunctionUrlServer
@@ -155,6 +158,7 @@ class Verdict:
     funnel_gap_s: float
     overlap_s: float
     ec2_starts_state: int
+    ec2_prewarm_starts: int
     ec2_starts_history: int
     ec2_starts_seen: int
     bot_runs: dict[str, int]
@@ -358,7 +362,7 @@ class Story:
     def _funnel_outage(self) -> None:
         check = self.funnel_check
         state = self.store.load_control()
-        check.starts_before = state.start_count
+        check.starts_before = ec2_starts(state)
         check.lease = f"{state.lease.site.value}#{state.lease.epoch}"
         self.marks.dark = time.time()
         self.funnel.set_dark(True)
@@ -376,7 +380,7 @@ class Story:
         self.funnel.set_dark(False)
         self.marks.light = time.time()
         check.seconds = self.marks.light - self.marks.dark
-        check.starts_after = self.store.load_control().start_count
+        check.starts_after = ec2_starts(self.store.load_control())
         check.alert = next((text for at, text in self.alerts if at >= self.marks.dark and DEGRADED_TITLE in text), None)
         self.timeline.say(
             f"== Funnel is back after {check.seconds:.0f} s: {check.failed_probes} failed probes, lease stayed "
@@ -436,9 +440,11 @@ class Story:
         # A failover enters failing_over once; the lease moving to the standby later is a
         # failing_over -> failing_over transition of the same failover, not a second start.
         history_starts = sum(1 for h in history if h["to"] == "failing_over" and h["from"] != "failing_over")
-        if not state.start_count == history_starts == self.ec2_starts_seen == 1:
+        # The start is the pre-warm's when the watchdog started the standby on suspicion (the
+        # failover then finds it running) and the failover's otherwise: one either way.
+        if not ec2_starts(state) == history_starts == self.ec2_starts_seen == 1:
             failures.append(
-                f"expected exactly one EC2 start, got {state.start_count} (state), {history_starts} (history), "
+                f"expected exactly one EC2 start, got {ec2_starts(state)} (state), {history_starts} (history), "
                 f"{self.ec2_starts_seen} (seen in moto)"
             )
         c = self.url_server.counters
@@ -450,7 +456,8 @@ class Story:
             handback_gap_s=None if handback is None else round(handback.seconds, 3),
             funnel_gap_s=round(funnel_gap, 3),
             overlap_s=round(summary.overlap_s, 3),
-            ec2_starts_state=state.start_count,
+            ec2_starts_state=ec2_starts(state),
+            ec2_prewarm_starts=len(state.prewarm_starts),
             ec2_starts_history=history_starts,
             ec2_starts_seen=self.ec2_starts_seen,
             bot_runs=dict(summary.starts),
@@ -467,6 +474,11 @@ class Story:
             },
             leases=list(self.leases_seen),
         )
+
+
+def ec2_starts(state: ControlState) -> int:
+    """The watchdog's EC2 starts: by failovers, and pre-warm starts of the last hour."""
+    return state.start_count + len(state.prewarm_starts)
 
 
 def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledger_path: str) -> None:
@@ -494,7 +506,8 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
         "(killed bots counted one period past their last record)\n"
     )
     w(
-        f"EC2 starts    {v.ec2_starts_state} (the watchdog's start count), {v.ec2_starts_history} "
+        f"EC2 starts    {v.ec2_starts_state} (the watchdog's starts: {v.ec2_starts_state - v.ec2_prewarm_starts} "
+        f"by a failover, {v.ec2_prewarm_starts} pre-warm), {v.ec2_starts_history} "
         f"(failovers in its history), {v.ec2_starts_seen} (stopped -> running seen in moto)\n"
     )
     f = v.funnel

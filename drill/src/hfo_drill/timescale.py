@@ -23,6 +23,16 @@ SCALED_DURATIONS: Mapping[str, int] = {
     "HFO_START_COOLDOWN_S": 0,
     "HFO_STANDBY_MAX_RUNTIME_S": 600,
 }
+# The fast-failover settings, scaled the same way when the environment has them (Terraform sets
+# them all; an environment from before them keeps the watchdog's defaults). A probe lease TTL of 0
+# (no renewal over the probe path) stays 0.
+OPTIONAL_DURATIONS: Mapping[str, int] = {
+    "HFO_PREWARM_SILENCE_S": 1,
+    "HFO_PREWARM_HOLD_S": 10,
+    "HFO_PROBE_LEASE_TTL_S": 0,
+    "HFO_PROBE_RENEW_AFTER_S": 0,
+    "HFO_HANDOVER_HEARTBEAT_INTERVAL_S": 1,
+}
 # Network timeouts do not shrink with the story (a TLS handshake on a loaded machine takes what
 # it takes); they are divided by 10 and must still fit in one tick.
 NETWORK_FACTOR = 10
@@ -67,7 +77,9 @@ def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[
     2. the probe's connect and read timeouts: divided by NETWORK_FACTOR, and shrunk further if
        both together would not fit in one tick;
     3. the watchdog's timing rules, restored if rounding broke them: lease TTL >= 3 heartbeat
-       intervals, and heartbeat silence > lease TTL + stop grace + heartbeat interval.
+       intervals, heartbeat silence > lease TTL + stop grace + heartbeat interval, a probe lease
+       TTL (when not 0) > one tick + the probe's timeouts, renewals no sooner than one heartbeat
+       interval late.
     """
     if factor < 1:
         raise DrillConfigError(f"time factor: must be at least 1, got {factor}")
@@ -80,7 +92,8 @@ def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[
             changes.append(Change(name, out.get(name), text, why))
             out[name] = text
 
-    for name, minimum in SCALED_DURATIONS.items():
+    scaled = {**SCALED_DURATIONS, **{k: v for k, v in OPTIONAL_DURATIONS.items() if k in env}}
+    for name, minimum in scaled.items():
         value = math.ceil(_number(env, name) / factor)
         why = f"/{factor}, rounded up"
         if value < minimum:
@@ -102,4 +115,18 @@ def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[
     need = _number(out, "HFO_LEASE_TTL_S") + _number(out, "HFO_STOP_GRACE_S") + hb
     if _number(out, "HFO_DOWN_HEARTBEAT_S") <= need:
         put("HFO_DOWN_HEARTBEAT_S", math.floor(need) + 1, "raised above lease TTL + stop grace + heartbeat interval")
+    if "HFO_PREWARM_SILENCE_S" in out and _number(out, "HFO_PREWARM_SILENCE_S") < 3 * hb:
+        # Production waits 1.5 heartbeat intervals; a drill heartbeat on a loaded machine can be
+        # that late, and a pre-warm during the Funnel outage would start EC2 for nothing.
+        put(
+            "HFO_PREWARM_SILENCE_S",
+            3 * hb,
+            "raised to 3 heartbeat intervals (drill heartbeats on a busy machine run late)",
+        )
+    if _number(out, "HFO_PROBE_LEASE_TTL_S") if "HFO_PROBE_LEASE_TTL_S" in out else 0:
+        gap = tick + sum(_number(out, name) for name in NETWORK_TIMEOUTS)
+        if _number(out, "HFO_PROBE_LEASE_TTL_S") <= gap:
+            put("HFO_PROBE_LEASE_TTL_S", math.floor(gap) + 1, "raised above one tick + the probe's timeouts")
+        if "HFO_PROBE_RENEW_AFTER_S" in out and _number(out, "HFO_PROBE_RENEW_AFTER_S") < hb:
+            put("HFO_PROBE_RENEW_AFTER_S", hb, "raised to one heartbeat interval (renewals are for late heartbeats)")
     return out, changes
