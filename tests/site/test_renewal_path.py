@@ -161,7 +161,14 @@ def test_a_primary_cut_off_from_aws_keeps_its_bot_on_renewals_and_stops_when_the
         assert only.end <= last_answer + RENEW_TTL + 0.3, f"ran {only.end - last_answer - RENEW_TTL:.2f}s too long"
         doc = lease_doc(lease_url)
         assert doc == {"site": "primary", "holds": False, "epoch": 4, "fresh_for_s": 0.0, "workload_should_run": False}
-        wait_until(lambda: probe(port)[1] == "fail", 5, what="probe fails once nothing holds the lease")
+        # Alive, ready, cut off from AWS only: the probe passes on `ready` (not `fail`, which would
+        # make the watchdog fail over), and the next renewal starts the bot again.
+        nonce, status, _ = probe(port)
+        assert status == "pass"
+        code, ack = renew(port, nonce, epoch=4)
+        assert code == 200 and ack["accepted"], ack
+        wait_until(lambda: len(runs(out)) == 2 and pid_alive(runs(out)[1].pid), 10, what="bot back on a renewal")
+        assert lease_doc(lease_url)["holds"]
     finally:
         agent.terminate()
         health.terminate()

@@ -35,6 +35,7 @@ def decide_at(report: Report | None, checks: dict | None, later: float = 0.0, **
 
 UP = {"workload:ready": CheckResult(PASS, NOW, 200)}
 DOWN = {"workload:ready": CheckResult(FAIL, NOW, None, "refused")}
+LAPSED, WARNED = ("pass", "ready"), ("warn", "none")
 NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_remaining_s": None, "workload": "stopped"}
 
 
@@ -58,6 +59,10 @@ NOT_HELD = {"lease_site": "standby", "lease_held": False, "lease_remaining_s": N
         (_agent(heartbeat_age_s=29.5), UP, ("pass", "workload")),
         (_agent(heartbeat_age_s=None), UP, ("pass", "workload")),  # restarted agent, AWS unreachable
         (_agent(heartbeat_age_s=29.5), DOWN, ("warn", "none")),
+        # The lease lapsed for want of heartbeats (AWS unreachable), the agent ready and reporting:
+        # the laptop answers alive so the watchdog renews over the probe path, not fail over.
+        (_agent(heartbeat_age_s=45.0, lease_held=False, lease_remaining_s=None, workload="stopped"), DOWN, LAPSED),
+        (_agent(heartbeat_age_s=45.0, lease_held=False, lease_remaining_s=None, workload="running"), UP, WARNED),
         (_agent(), None, ("fail", "none")),  # checks cache still cold
         (None, UP, ("fail", "none")),  # no agent report at all
     ],
@@ -92,7 +97,10 @@ def test_public_answers_skip_the_checks_but_not_the_verdict() -> None:
 def test_ages_run_on_the_service_clock_from_the_arrival() -> None:
     report = _agent(heartbeat_age_s=2.0, lease_remaining_s=20.0)  # at arrival: age 3 s, 19 s left
     assert decide_at(report, UP, later=26.9).status == "warn"  # heartbeats fresh, lease gone (below)
-    assert decide_at(report, UP, later=27.1).status == "fail"  # 3 + 27.1 > 30
+    # 3 + 27.1 > 30: heartbeats stale; the report (27.1 s old) still counts: a lapsed own lease
+    # with the bot still up is a warning, and the report's own age turns it to fail.
+    assert decide_at(report, UP, later=27.1).status == "warn"
+    assert decide_at(report, UP, later=30.1).status == "fail"
     assert decide_at(report, UP, later=18.9).basis == "workload"
     assert decide_at(report, UP, later=19.1).basis == "none"  # the lease ran out here
 
@@ -120,3 +128,16 @@ def test_a_renewed_lease_keeps_passing_only_while_the_agent_reports() -> None:
     assert decide_at(report, UP, later=29.0).status == PASS
     assert decide_at(report, UP, later=30.5).status == FAIL  # no report for 30 s: the agent is gone
     assert decide_at(report, UP, later=95.0).status == FAIL
+
+
+def test_a_lapsed_lease_of_this_site_passes_only_while_the_agent_reports() -> None:
+    """Heartbeats cannot reach AWS and the laptop's lease has lapsed: its agent stopped the bot
+    and reports ready. The answer passes (the watchdog then renews over the probe path) while the
+    reports keep coming, and fails once they stop; a lapsed lease naming the standby never passes."""
+    lapsed = {"lease_held": False, "lease_remaining_s": None, "workload": "stopped"}
+    report = _agent(heartbeat_age_s=45.0, **lapsed)
+    assert (decide_at(report, DOWN).status, decide_at(report, DOWN).basis) == (PASS, "ready")
+    assert decide_at(report, DOWN, later=29.0).status == PASS
+    assert decide_at(report, DOWN, later=30.5).status == FAIL  # no report for 30 s: the agent is gone
+    after_failover = _agent(heartbeat_age_s=45.0, **{**lapsed, "lease_site": "standby", "lease_epoch": 5})
+    assert decide_at(after_failover, DOWN).status == FAIL

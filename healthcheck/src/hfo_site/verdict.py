@@ -8,12 +8,18 @@ and the time. No I/O here, so every request can afford it.
 | no | yes | stopped, agent ready, workload not answering | pass, basis `ready` |
 | no | yes | anything else (not ready, or still running) | warn, basis `none` |
 | yes (renewed) | no, but the agent's reports keep coming | running, every check passes | pass, `workload` |
+| lapsed, last seen here | no, but the agent reports | stopped, agent ready, workload down | pass, `ready` |
 | any | no (or no report, or checks cold) | any | fail, basis `none` |
 
 A lease renewed over the probe path (docs/protocol.md#renewal) keeps the answer as it was while
 heartbeats cannot reach AWS: otherwise the probe that carries the renewals would fail and the
-renewals would stop. This needs a report that arrived within ``heartbeat_stale_s`` (the agent
-reports every second), so a dead agent still turns the answer to ``fail``.
+renewals would stop. The same holds after the lease lapsed for want of heartbeats (a heartbeat
+path down for longer than the lease TTL, before the first renewal): a ready agent whose last lease
+named this site answers ``pass``/``ready``, the watchdog sees the laptop alive, does not fail over,
+and its renewal starts the bot again. A lease last seen naming the other site keeps ``fail``:
+after a failover, only heartbeats bring the laptop back. Both need a report that arrived within
+``heartbeat_stale_s`` (the agent reports every second), so a dead agent still turns the answer to
+``fail``.
 
 Freshness is judged on the health service's own clock (``hfo_site.lease.lease_clock``: monotonic,
 counting through a suspend) from the moment a report *arrived* (``receive``): the ages a report
@@ -141,10 +147,15 @@ def _verdict(
         return FAIL, "none"
     age = report.heartbeat_age(now)
     held = report.lease_held(site, now)
-    heartbeats_ok = age is not None and age <= heartbeat_stale_s
-    if not heartbeats_ok and not (held and report.age(now) <= heartbeat_stale_s):
-        return FAIL, "none"
     agent = report.status
+    heartbeats_ok = age is not None and age <= heartbeat_stale_s
+    reporting = report.age(now) <= heartbeat_stale_s
+    # Cut off from AWS only: the agent reports, and the lease it last saw is this site's (held,
+    # renewed over the probe path, or lapsed for want of heartbeats). The probe must see this
+    # site alive, so that the watchdog renews over the probe path instead of failing over.
+    cut_off = reporting and (held or agent.lease_site == site)
+    if not heartbeats_ok and not cut_off:
+        return FAIL, "none"
     results = workload_checks.values()
     if held:
         if agent.workload == "running" and all(r.status == PASS for r in results):
