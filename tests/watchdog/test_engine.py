@@ -254,7 +254,7 @@ def test_auto_calls_off_a_planned_move_that_has_not_moved_the_lease_yet():
         d,
         Phase.FAILING_OVER,
         Phase.HEALTHY,
-        "the primary is not down any more: the failover is called off, its bot never stopped",
+        "the primary is not down any more: the failover is called off, the lease never left it",
     )
     assert ec2_kinds(d) == [ActionKind.STOP_STANDBY]
 

@@ -172,7 +172,7 @@ def _failover_at_heartbeat_speed(
         if d.state.mode == Mode.AUTO and not sig.down:
             d.go(
                 phases.signal_phase(sig),
-                ["heartbeat from the primary: the failover is called off, its bot never stopped"],
+                ["heartbeat from the primary: the failover is called off, the lease never left it"],
             )
         return
     if not sig.down:

@@ -169,7 +169,7 @@ def auto(d: Draft, t: Tick) -> None:
             else:
                 d.go(
                     signal_phase(sig),
-                    ["the primary is not down any more: the failover is called off, its bot never stopped"],
+                    ["the primary is not down any more: the failover is called off, the lease never left it"],
                 )
         elif site == LeaseSite.NONE:
             if sig.down:

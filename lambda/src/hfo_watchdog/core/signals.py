@@ -17,8 +17,9 @@ UNKNOWN = "unknown"
 
 
 def secs(value: float) -> str:
-    """A duration as a user reads it in a reason: whole seconds."""
-    return f"{value:.0f} s"
+    """A duration as a user reads it in a reason: whole seconds. A record stamped a moment after
+    the clock was read (the heartbeat handler's own) is 0 s old, not -0 s."""
+    return f"{max(0.0, value):.0f} s"
 
 
 @dataclass(frozen=True)
