@@ -70,6 +70,10 @@ def seed(store: DynamoStateStore) -> None:
         last_start_at=now - 300,
         open_alerts=frozenset({"standby_overtime"}),
         last_tick_at=now - 20,
+        armed_at=now - 86400,
+        prewarm_starts=(now - 400,),
+        warm_until=now + 200,
+        renewed_until=now + 60,
     )
     t = Transition(
         Phase.SUSPECT,
@@ -98,6 +102,10 @@ def test_status_shows_mode_lease_phase_signals_and_ec2(store: DynamoStateStore) 
     assert "standby  last heartbeat" in out and "workload running, ready, epoch seen 4" in out
     assert f"ec2      {instance_id} stopped" in out
     assert "alerts   standby_overtime" in out
+    assert "armed    " in out and "(24.0h ago)" in out
+    assert "starts   2 by failovers" in out
+    assert "prewarm  1 start(s) in the last hour; kept warm until" in out and "from now" in out
+    assert "renewal  primary's lease renewed until" in out
 
 
 def test_status_json_and_the_environment_for_the_table(store: DynamoStateStore) -> None:
@@ -108,6 +116,7 @@ def test_status_json_and_the_environment_for_the_table(store: DynamoStateStore) 
     assert doc["lease"] == {"site": "standby", "epoch": 4} and doc["phase"] == "on_standby"
     assert doc["probe"]["failure"] == "connect_timeout" and doc["primary"] is None
     assert doc["standby"]["workload"] == "running" and doc["ec2"] is None and doc["initialised"] is True
+    assert doc["armed_at"] and len(doc["prewarm_starts"]) == 1 and doc["warm_until"] and doc["renewed_until"]
 
 
 def test_the_region_comes_from_aws_region_too_and_its_absence_is_a_clear_error(table: Any) -> None:

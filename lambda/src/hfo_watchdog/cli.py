@@ -250,6 +250,13 @@ def _site_line(r: SiteRecord | None, now: float) -> str:
     )
 
 
+def _prewarm_line(state: ControlState, now: float) -> str:
+    starts = f"{len(state.prewarm_starts)} start(s) in the last hour"
+    if state.warm_until is not None and state.warm_until > now:
+        return f"{starts}; kept warm until {_ago(state.warm_until, now)}"
+    return starts
+
+
 def _status_doc(
     state: ControlState, primary: SiteRecord | None, standby: SiteRecord | None, ec2: str | None, now: float
 ) -> dict[str, Any]:
@@ -290,6 +297,10 @@ def _status_doc(
         "ec2": ec2,
         "start_count": state.start_count,
         "last_start_at": None if state.last_start_at is None else format_ts(state.last_start_at),
+        "armed_at": None if state.armed_at is None else format_ts(state.armed_at),
+        "prewarm_starts": [format_ts(at) for at in state.prewarm_starts],
+        "warm_until": None if state.warm_until is None else format_ts(state.warm_until),
+        "renewed_until": None if state.renewed_until is None else format_ts(state.renewed_until),
         "open_alerts": sorted(state.open_alerts),
         "version": state.version,
         "last_tick_at": None if state.last_tick_at is None else format_ts(state.last_tick_at),
@@ -322,7 +333,18 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         ("primary", _site_line(primary, now)),
         ("standby", _site_line(standby, now)),
         ("ec2", f"{instance_id} {ec2}" if instance_id else "unknown (pass --instance-id or set HFO_INSTANCE_ID)"),
-        ("starts", f"{state.start_count}, last {_ago(state.last_start_at, now)}"),
+        (
+            "armed",
+            "no: waits for the primary's first heartbeat" if state.armed_at is None else _ago(state.armed_at, now),
+        ),
+        ("starts", f"{state.start_count} by failovers, last {_ago(state.last_start_at, now)}"),
+        ("prewarm", _prewarm_line(state, now)),
+        (
+            "renewal",
+            "none"
+            if state.renewed_until is None
+            else f"primary's lease renewed until {_ago(state.renewed_until, now)}",
+        ),
         ("alerts", ", ".join(sorted(state.open_alerts)) or "none open"),
         ("version", f"{state.version}, last tick {_ago(state.last_tick_at, now)}"),
     ]
