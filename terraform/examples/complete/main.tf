@@ -83,6 +83,7 @@ module "hfo" {
   custom_metrics                 = var.custom_metrics
   standby_runtime_alarm          = var.standby_runtime_alarm
   table_deletion_protection      = var.table_deletion_protection
+  state_bucket_enabled           = var.state_bucket_enabled
 }
 
 # A stack applied before the module existed (a copy of the earlier examples/complete, which called

@@ -55,6 +55,11 @@ output "argocd_ui" {
   value       = module.hfo.argocd_ui
 }
 
+output "state_bucket_name" {
+  description = "Name of the bots' state bucket (docs/state-handoff.md); null unless state_bucket_enabled."
+  value       = module.hfo.state_bucket_name
+}
+
 output "next_steps" {
   description = "What to do after the first apply (docs/walkthrough.md, steps 6 and 7)."
   value       = module.hfo.next_steps

@@ -399,3 +399,9 @@ variable "table_deletion_protection" {
   type        = bool
   default     = null
 }
+
+variable "state_bucket_enabled" {
+  description = "Create the S3 bucket of the bots' state (docs/state-handoff.md). Default off: no site uses it yet."
+  type        = bool
+  default     = false
+}

@@ -103,6 +103,14 @@ module "secrets" {
   discord_webhook_url = var.discord_webhook_url
 }
 
+# The bots' state (docs/state-handoff.md), off until the sites use it.
+module "state_bucket" {
+  source = "../state-bucket"
+  count  = var.state_bucket_enabled ? 1 : 0
+
+  name = var.name
+}
+
 module "standby" {
   source = "../standby"
 

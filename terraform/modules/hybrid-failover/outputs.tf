@@ -102,6 +102,11 @@ output "argocd_ui" {
   EOT
 }
 
+output "state_bucket_name" {
+  description = "Name of the bots' state bucket (docs/state-handoff.md); null unless state_bucket_enabled."
+  value       = var.state_bucket_enabled ? module.state_bucket[0].bucket_name : null
+}
+
 output "next_steps" {
   description = "What to do after the first apply (docs/walkthrough.md, steps 6 and 7)."
   value       = <<-EOT

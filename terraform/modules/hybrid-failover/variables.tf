@@ -373,3 +373,10 @@ variable "table_deletion_protection" {
   type        = bool
   default     = null
 }
+
+variable "state_bucket_enabled" {
+  description = "Create the S3 bucket of the bots' state (modules/state-bucket, docs/state-handoff.md). Default off: no site uses it yet (issue 14 is built in steps)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
