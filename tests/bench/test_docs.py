@@ -52,3 +52,17 @@ def test_the_saved_results_were_measured_with_the_shipped_defaults():
 
 def test_ours_never_holds_two_leases_in_the_saved_results():
     assert all(r["lease_overlap_s"] == 0 for r in SAVED["rows"] if r["policy"] != "seed")
+
+
+def test_the_cost_tools_pre_warm_figure_is_the_saved_results():
+    """`make cost` adds the pre-warm's expected EC2 hours from this benchmark: its figure is the
+    extra standby minutes pre-warm costs on the blips trace (ours less ours-no-prewarm), priced
+    as a failover hour (t4g.small and its public IPv4 address, us-east-1)."""
+    import tomllib
+
+    prices = tomllib.loads((docs.BENCHMARKS.parents[1] / "tools" / "cost" / "prices.toml").read_text())
+    minutes = {r["policy"]: r["ec2_minutes"] for r in SAVED["rows"] if r["trace"] == "blips-10"}
+    us_east_1 = prices["regions"]["us-east-1"]
+    hour = us_east_1["ec2_hour"]["t4g.small"] + us_east_1["public_ipv4_hour"]
+    extra = (minutes["ours"] - minutes["ours-no-prewarm"]) / 60 * hour
+    assert prices["benchmark"]["prewarm_usd_per_trace"] == round(extra, 3), round(extra, 3)
