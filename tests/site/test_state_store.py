@@ -5,6 +5,8 @@ requests, and tampered snapshots. Every refusal leaves the manifest and the dire
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -251,3 +253,32 @@ def test_bad_arguments_are_refused_before_any_request(store: S3StateStore, tmp_p
         with pytest.raises(ValueError):
             claim(store, workload, epoch, site, tmp_path / "a")  # type: ignore[arg-type]
     assert store.read_manifest(WORKLOAD) == Observed(manifest=None, etag=None)
+
+
+def test_a_presigned_put_carries_an_unsigned_if_match_and_the_store_honours_it(bucket: str) -> None:
+    """The planned credentials (docs/state-handoff.md#credentials): the watchdog presigns a manifest
+    PUT without knowing the ETag, and the holder adds If-Match itself. On the emulator the header
+    is honoured: stale, the PUT is refused (412) and nothing changes; current, it is accepted. (moto
+    does not check signatures: whether S3 accepts an unsigned If-Match on a presigned URL is still
+    to be verified against AWS itself.)"""
+    s3 = boto3.client("s3")
+    key = manifest_key(WORKLOAD)
+    old = s3.put_object(Bucket=bucket, Key=key, Body=b"v1")["ETag"]
+    current = s3.put_object(Bucket=bucket, Key=key, Body=b"v2", IfMatch=old)["ETag"]
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
+    assert url.startswith("http://127.0.0.1:")
+
+    def put(etag: str) -> int:
+        # An explicit type: urllib's default (a form) makes the emulator parse the body as fields.
+        headers = {"If-Match": etag, "Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=b"v3", method="PUT", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
+                return int(response.status)
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    assert put(old) == 412
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"v2"
+    assert put(current) == 200
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"v3"
