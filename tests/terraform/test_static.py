@@ -119,6 +119,34 @@ def test_the_repositorys_root_reaches_every_setting_and_output_of_the_module() -
     assert _blocks(COMPLETE, "output") == _blocks(COMPOSITE, "output")
 
 
+WATCHDOG = REPO_ROOT / "terraform" / "modules" / "watchdog"
+# What the composite sets itself (from its other modules or fixed), not a user's setting.
+WIRED_BY_THE_COMPOSITE = {
+    "name_prefix",
+    "lambda_zip_path",
+    "health_url",
+    "instance_id",
+    "instance_arn",
+    "ebs_kms_key_arn",
+    "hmac_secret_arn",
+    "discord_secret_arn",
+    "alert_email",
+    "tags",
+}
+
+
+def test_the_composite_passes_every_watchdog_setting_through() -> None:
+    """docs/terraform.md: the composite exposes every watchdog setting (null: the module's default)."""
+    main = (COMPOSITE / "main.tf").read_text(encoding="utf-8")
+    block = main[main.index('module "watchdog" {') :]
+    block = block[: block.index("\n}\n")]
+    passed = set(re.findall(r"(?m)^\s+(\w+)\s+= var\.\1$", block))
+    wired = set(re.findall(r"(?m)^\s+(\w+)\s+=", block))
+    missing = _blocks(WATCHDOG, "variable") - passed - WIRED_BY_THE_COMPOSITE - (wired - passed)
+    assert missing == set(), f"hybrid-failover does not pass these through: {sorted(missing)}"
+    assert passed <= _blocks(COMPOSITE, "variable")
+
+
 def test_the_deployed_root_has_every_output_the_docs_read() -> None:
     """docs/runbook.md reads `terraform output` of the quickstart root a user deploys."""
     assert _blocks(QUICKSTART, "output") == _blocks(COMPOSITE, "output")

@@ -405,3 +405,69 @@ variable "state_bucket_enabled" {
   type        = bool
   default     = false
 }
+
+variable "probe_connect_timeout_s" {
+  description = "Probe TCP+TLS connect timeout (HFO_PROBE_CONNECT_TIMEOUT_S); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "probe_read_timeout_s" {
+  description = "Probe read timeout (HFO_PROBE_READ_TIMEOUT_S); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "max_skew_s" {
+  description = "Accepted clock difference for health documents and heartbeats (HFO_MAX_SKEW_S); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "history_days" {
+  description = "How long transition history is kept (HFO_HISTORY_DAYS); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "aws_max_attempts" {
+  description = "botocore standard-mode retry attempts (HFO_AWS_MAX_ATTEMPTS); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "heartbeat_timeout_s" {
+  description = "Timeout of the heartbeat function in seconds; null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the watchdog's custom metrics (POWERTOOLS_METRICS_NAMESPACE); null: the watchdog module's default."
+  type        = string
+  default     = null
+}
+
+variable "probe_max_body_bytes" {
+  description = "Probe answer body cap (HFO_PROBE_MAX_BODY_BYTES); null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "schedule_max_event_age_s" {
+  description = "A tick the scheduler could not deliver within this many seconds is dropped; null: the watchdog module's default."
+  type        = number
+  default     = null
+}
+
+variable "table_point_in_time_recovery" {
+  description = "DynamoDB point-in-time recovery of the state table; null: the watchdog module's default."
+  type        = bool
+  default     = null
+}
+
+variable "tick_timeout_s" {
+  description = "Timeout of the tick function in seconds; null: the watchdog module's default."
+  type        = number
+  default     = null
+}

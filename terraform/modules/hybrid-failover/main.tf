@@ -173,6 +173,17 @@ module "watchdog" {
   probe_lease_ttl_s              = var.probe_lease_ttl_s
   probe_renew_after_s            = var.probe_renew_after_s
   handover_heartbeat_interval_s  = var.handover_heartbeat_interval_s
+  probe_connect_timeout_s        = var.probe_connect_timeout_s
+  probe_read_timeout_s           = var.probe_read_timeout_s
+  max_skew_s                     = var.max_skew_s
+  history_days                   = var.history_days
+  aws_max_attempts               = var.aws_max_attempts
+  heartbeat_timeout_s            = var.heartbeat_timeout_s
+  metrics_namespace              = var.metrics_namespace
+  probe_max_body_bytes           = var.probe_max_body_bytes
+  schedule_max_event_age_s       = var.schedule_max_event_age_s
+  table_point_in_time_recovery   = var.table_point_in_time_recovery
+  tick_timeout_s                 = var.tick_timeout_s
   fallback_instance_types        = var.fallback_instance_types
   log_retention_days             = var.log_retention_days
   log_level                      = var.log_level
