@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from testsupport.drill import DRILL, DrillProcess, clean_env, port_open
+from testsupport.net import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
 MOTO_LINE = r"moto server \(the AWS emulator\) pid (\d+) on http://127\.0\.0\.1:(\d+)"
@@ -60,12 +61,17 @@ def test_stopping_mid_story_stops_the_sites_their_bots_and_the_servers(
     funnel = run.wait_for(r"Funnel stand-in https://127\.0\.0\.1:(\d+)/healthz .* laptop health 127\.0\.0\.1:(\d+)", 30)
     url = run.wait_for(r"Function URL stand-in https://127\.0\.0\.1:(\d+)/", 60)
     laptop = run.wait_for(r"health pid (\d+) on 127\.0\.0\.1:\d+, agent pid (\d+)", 60)
-    run.wait_for(r"\*\* milestone: healthy", 90)
-    tree = run.snapshot()
-    assert {int(laptop.group(1)), int(laptop.group(2)), int(moto.group(1))} <= set(tree)
-    assert len(tree) >= 4  # moto, health, agent and the agent's bot
+    wanted = {int(laptop.group(1)), int(laptop.group(2)), int(moto.group(1))}
     ports = [int(moto.group(2)), int(funnel.group(1)), int(funnel.group(2)), int(url.group(1))]
-    assert all(port_open(p) for p in ports)
+    # Look while the laptop runs: the story kills it a moment after the healthy milestone, so a
+    # look taken after that line races the story's own SIGKILL.
+    wait_until(
+        lambda: wanted <= set(run.snapshot()) and len(run.snapshot()) >= 4 and all(port_open(p) for p in ports),
+        60,
+        what="moto, the laptop's health service, agent and bot running, every port open",
+    )
+    run.wait_for(r"\*\* milestone: healthy", 90)
+    run.snapshot()
     interrupted(run, sig)
     assert run.left_running() == []
     assert not any(port_open(p) for p in ports)
