@@ -460,11 +460,6 @@ variable "schedule_max_event_age_s" {
   default     = null
 }
 
-variable "table_point_in_time_recovery" {
-  description = "DynamoDB point-in-time recovery of the state table; null: the watchdog module's default."
-  type        = bool
-  default     = null
-}
 
 variable "tick_timeout_s" {
   description = "Timeout of the tick function in seconds; null: the watchdog module's default."

@@ -182,7 +182,6 @@ module "watchdog" {
   metrics_namespace              = var.metrics_namespace
   probe_max_body_bytes           = var.probe_max_body_bytes
   schedule_max_event_age_s       = var.schedule_max_event_age_s
-  table_point_in_time_recovery   = var.table_point_in_time_recovery
   tick_timeout_s                 = var.tick_timeout_s
   fallback_instance_types        = var.fallback_instance_types
   log_retention_days             = var.log_retention_days
