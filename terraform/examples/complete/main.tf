@@ -13,8 +13,10 @@ provider "aws" {
   skip_region_validation      = var.aws_emulator
   # The account id is still requested (the emulator answers STS): without it the provider
   # builds ARNs with an empty account field, e.g. the instance ARN the IAM policy is scoped to.
-  # An API the emulator lacks must fail fast instead of being retried for minutes.
-  max_retries = var.aws_emulator ? 1 : null
+  # An API the emulator lacks must fail fast instead of being retried for minutes, but a request
+  # on a keep-alive connection the emulator has just closed ("use of closed network connection")
+  # must be tried again: with a single attempt it failed whole applies under load.
+  max_retries = var.aws_emulator ? 3 : null
 
   default_tags {
     tags = merge({ Project = "hybrid-failover", ManagedBy = "terraform" }, var.tags)
@@ -85,7 +87,6 @@ module "hfo" {
   metrics_namespace              = var.metrics_namespace
   probe_max_body_bytes           = var.probe_max_body_bytes
   schedule_max_event_age_s       = var.schedule_max_event_age_s
-  table_point_in_time_recovery   = var.table_point_in_time_recovery
   tick_timeout_s                 = var.tick_timeout_s
   fallback_instance_types        = var.fallback_instance_types
   log_retention_days             = var.log_retention_days
