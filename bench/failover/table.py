@@ -10,6 +10,7 @@ COLUMNS = (
     ("policy", "<"),
     ("downtime mean (95% CI)", ">"),
     ("p95 (95% CI)", ">"),
+    ("vs seed, paired (95% CI)", ">"),
     ("two bots", ">"),
     ("false f/o", ">"),
     ("EC2 starts f/o+warm", ">"),
@@ -36,6 +37,20 @@ def _opt(value: Any, got: int, runs: int) -> str:
     return text if got == runs else f"{text} ({got}/{runs})"
 
 
+def _signed(value: float) -> str:
+    text = f"{value:+.0f}"
+    return "0" if text in ("+0", "-0") else text
+
+
+def vs_seed(row: Mapping[str, Any]) -> str:
+    """This policy's downtime minus the seed's, run by run: `+105 s (+30 to +180)`; `-` for the seed."""
+    d = row.get("downtime_vs_seed_s")
+    if d is None:
+        return "-"
+    lo, hi = d["mean_ci95"]
+    return f"{_signed(d['mean'])} s ({_signed(lo)} to {_signed(hi)})"
+
+
 def cells(row: Mapping[str, Any]) -> list[str]:
     """One row (as in the JSON) as table cells."""
     d = row["downtime_s"]
@@ -44,6 +59,7 @@ def cells(row: Mapping[str, Any]) -> list[str]:
         row["policy"],
         f"{d['mean']:.0f} s ({d['mean_ci95'][0]:.0f}-{d['mean_ci95'][1]:.0f})",
         f"{d['p95']:.0f} s ({d['p95_ci95'][0]:.0f}-{d['p95_ci95'][1]:.0f})",
+        vs_seed(row),
         f"{row['two_bots_s']['mean']:.1f} s",
         count(row["false_failovers"]),
         f"{count(row['ec2_starts']['failover'])}+{count(row['ec2_starts']['prewarm'])}",
@@ -93,9 +109,10 @@ def summary(rows: Sequence[Mapping[str, Any]], ours: str, seed: str) -> str:
     by = {(r["trace"], r["policy"]): r for r in rows}
     traces = list(dict.fromkeys(r["trace"] for r in rows))
     out = [
-        "| trace (modelled) | downtime, ours: mean (p95) | downtime, seed: mean (p95) | two bots, ours / seed |"
+        "| trace (modelled) | downtime, ours: mean (p95) | downtime, seed: mean (p95) |"
+        " ours minus seed, paired: mean (95% CI) | two bots, ours / seed |"
         " EC2 starts, ours: failover + pre-warm | EC2 USD per trace, ours / seed |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in traces:
         a, b = by.get((name, ours)), by.get((name, seed))
@@ -105,6 +122,7 @@ def summary(rows: Sequence[Mapping[str, Any]], ours: str, seed: str) -> str:
         win = "" if da["mean"] <= db["mean"] + 10 else " (we lose)"
         out.append(
             f"| {a['title']} | {da['mean']:.0f} s ({da['p95']:.0f} s){win} | {db['mean']:.0f} s ({db['p95']:.0f} s) |"
+            f" {vs_seed(a)} |"
             f" {a['two_bots_s']['mean']:.0f} s / {b['two_bots_s']['mean']:.0f} s |"
             f" {count(a['ec2_starts']['failover'])} + {count(a['ec2_starts']['prewarm'])} |"
             f" {a['cost_usd']:.4f} / {b['cost_usd']:.4f} |"

@@ -63,6 +63,29 @@ def test_json_gives_the_same_rows_as_the_table_and_repeats(capsys):
     assert text.count("\n  ours ") == 1 and text.count("\n  seed ") == 1
 
 
+def test_the_paired_difference_against_the_seed_is_run_by_run_on_the_same_draws(capsys):
+    # The paired mean is the difference of the means (same runs, same draws); its interval is
+    # what says whether a loss or a win is more than noise, so it must be there for every policy
+    # but the seed, and absent when the seed design was not run.
+    args = ["--runs", "12", "--traces", "blips-10", "--policies", "ours,ours-no-prewarm,seed", "--no-plot", "--quiet"]
+    assert cli.main([*args, "--json"]) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["seed"]["downtime_vs_seed_s"] is None
+    for name in ("ours", "ours-no-prewarm"):
+        d = rows[name]["downtime_vs_seed_s"]
+        assert d["n"] == 12
+        gap = rows[name]["downtime_s"]["mean"] - rows["seed"]["downtime_s"]["mean"]
+        assert abs(d["mean"] - gap) < 0.01
+        lo, hi = d["mean_ci95"]
+        assert lo <= d["mean"] <= hi
+    only_ours = ["--runs", "2", "--traces", "outage-2m", "--policies", "ours", "--no-plot", "--quiet", "--json"]
+    assert cli.main(only_ours) == 0
+    (alone,) = json.loads(capsys.readouterr().out)["rows"]
+    assert alone["downtime_vs_seed_s"] is None
+    assert cli.main(args) == 0
+    assert "vs seed, paired (95% CI)" in capsys.readouterr().out
+
+
 def test_a_trace_file_runs_every_policy_on_it(tmp_path, capsys):
     mine = tmp_path / "mine.csv"
     mine.write_text("channel,start,seconds,how\nlaptop,100,60,asleep\n")

@@ -101,11 +101,18 @@ def test_the_death_timeline_follows_from_the_defaults() -> None:
     assert f"at least\n{p.down_heartbeat_s:g} s of silence and two failed probes" in prewarm
 
 
-def test_the_renewal_window_figures_follow_from_the_defaults() -> None:
+def test_the_renewal_coverage_figures_follow_from_the_defaults() -> None:
+    settings = Settings.from_env(REQUIRED_ENV)
     p, tick = shipped()
-    stale = 3 * p.heartbeat_interval_s  # the site's HFO_HEARTBEAT_STALE_S default (docs/site.md)
-    window = min(p.lease_ttl_s, stale) - p.probe_renew_after_s
+    gap = tick + settings.probe_connect_timeout_s + settings.probe_read_timeout_s
     text = section(read(PAGE), "Renewal on the probe path")
-    assert f"({p.probe_renew_after_s:g} s) and less than `lease_ttl_s` ({p.lease_ttl_s:g} s)" in text
-    assert f"Ticks are\n{tick:g} s apart, so a tick falls in that {window:g} s window in about one" in text
-    assert round(tick / window) == 6 and "out of six" in text
+    # "every passing probe renews, and one renewal outlasts the gap to the next tick"
+    assert p.probe_renew_after_s == 0, "the page says the default renews at every passing probe"
+    assert p.probe_lease_ttl_s > gap
+    outlasts = f"`probe_lease_ttl_s` ({p.probe_lease_ttl_s:g} s), which outlasts the gap to the next tick ({tick:g} s"
+    assert f"{outlasts} plus the probe's\ntimeouts, {gap:g} s" in text
+    # "a renewal at T fences at T + 120 s; DOWN needs two failed probes after T, at T + 120 s at the earliest"
+    fence = p.probe_lease_ttl_s + p.stop_grace_s
+    assert f"fences the laptop at *T* +\n{fence:g} s" in text
+    assert p.down_probes * tick >= fence, "a renewal would delay the failover decision"
+    assert f"at *T* + {p.down_probes * tick:g} s at the earliest" in text

@@ -177,6 +177,11 @@ DRILL = Setup(
         heartbeat_interval_s=1,
         start_cooldown_s=0,
         min_state_s=0,
+        # scaled like the drill's timescale does: one renewal lasts past the next 1 s tick
+        probe_lease_ttl_s=2,
+        prewarm_silence_s=3,
+        prewarm_hold_s=10,
+        handover_heartbeat_interval_s=1,
     ),
     tick_s=1.0,
     lease_aware_bot=True,

@@ -230,6 +230,17 @@ def test_probe_timeouts_fit_in_a_tick() -> None:
     assert settings(HFO_TICK_INTERVAL_S="9").tick_interval_s == 9
 
 
+def test_probe_renewal_is_at_every_passing_probe_or_once_heartbeats_are_late() -> None:
+    # 0 (the default) renews at every passing probe; a value above 0 must be at least one heartbeat
+    # interval: a heartbeat is not late before that.
+    assert settings().policy.probe_renew_after_s == 0
+    with pytest.raises(SettingsError, match=r"^HFO_PROBE_RENEW_AFTER_S: must be 0 .* \(10\), got 9"):
+        settings(HFO_PROBE_RENEW_AFTER_S="9")
+    assert settings(HFO_PROBE_RENEW_AFTER_S="10").policy.probe_renew_after_s == 10
+    # with renewal over the probe path off, the setting is not used and any value is accepted
+    assert settings(HFO_PROBE_LEASE_TTL_S="0", HFO_PROBE_RENEW_AFTER_S="9").policy.probe_renew_after_s == 9
+
+
 class _Counting:
     """A real boto3 client that counts GetSecretValue calls."""
 

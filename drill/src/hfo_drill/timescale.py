@@ -127,6 +127,6 @@ def accelerate(env: Mapping[str, str], factor: int = TIME_FACTOR) -> tuple[dict[
         gap = tick + sum(_number(out, name) for name in NETWORK_TIMEOUTS)
         if _number(out, "HFO_PROBE_LEASE_TTL_S") <= gap:
             put("HFO_PROBE_LEASE_TTL_S", math.floor(gap) + 1, "raised above one tick + the probe's timeouts")
-        if "HFO_PROBE_RENEW_AFTER_S" in out and _number(out, "HFO_PROBE_RENEW_AFTER_S") < hb:
-            put("HFO_PROBE_RENEW_AFTER_S", hb, "raised to one heartbeat interval (renewals are for late heartbeats)")
+        if "HFO_PROBE_RENEW_AFTER_S" in out and 0 < _number(out, "HFO_PROBE_RENEW_AFTER_S") < hb:
+            put("HFO_PROBE_RENEW_AFTER_S", hb, "raised to one heartbeat interval (a heartbeat is not late before one)")
     return out, changes

@@ -159,11 +159,12 @@ def _check_cross_fields(s: Settings) -> None:
             f"must be 0 (no renewal over the probe path) or greater than HFO_TICK_INTERVAL_S + the probe's "
             f"timeouts ({renew_gap:g}), got {p.probe_lease_ttl_s:g}: one renewal must last until the next tick's",
         )
-    if p.probe_lease_ttl_s and not p.probe_renew_after_s >= p.heartbeat_interval_s:
+    if p.probe_lease_ttl_s and p.probe_renew_after_s and not p.probe_renew_after_s >= p.heartbeat_interval_s:
         raise SettingsError(
             "HFO_PROBE_RENEW_AFTER_S",
-            f"must be at least HFO_HEARTBEAT_INTERVAL_S ({p.heartbeat_interval_s:g}), got "
-            f"{p.probe_renew_after_s:g}: renewals over the probe path are for heartbeats that are late",
+            "must be 0 (renew at every passing probe) or at least HFO_HEARTBEAT_INTERVAL_S "
+            f"({p.heartbeat_interval_s:g}), got "
+            f"{p.probe_renew_after_s:g}: a heartbeat is not late before one interval",
         )
     if not s.probe_connect_timeout_s + s.probe_read_timeout_s < s.tick_interval_s:
         raise SettingsError(

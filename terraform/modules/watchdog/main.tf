@@ -75,8 +75,8 @@ resource "terraform_data" "settings_rules" {
     }
 
     precondition {
-      condition     = var.probe_lease_ttl_s == 0 || var.probe_renew_after_s >= var.heartbeat_interval_s
-      error_message = "probe_renew_after_s must be at least heartbeat_interval_s (${var.heartbeat_interval_s}) while probe_lease_ttl_s is not 0, got ${var.probe_renew_after_s}: renewals over the probe path are for heartbeats that are late."
+      condition     = var.probe_lease_ttl_s == 0 || var.probe_renew_after_s == 0 || var.probe_renew_after_s >= var.heartbeat_interval_s
+      error_message = "probe_renew_after_s must be 0 (renew at every passing probe) or at least heartbeat_interval_s (${var.heartbeat_interval_s}) while probe_lease_ttl_s is not 0, got ${var.probe_renew_after_s}: a heartbeat is not late before one interval."
     }
   }
 }

@@ -414,7 +414,7 @@ variable "probe_lease_ttl_s" {
 variable "probe_renew_after_s" {
   description = "HFO_PROBE_RENEW_AFTER_S: renew the lease over the probe path only once the primary's last heartbeat is this old (0: at every good probe)."
   type        = number
-  default     = 20
+  default     = 0
   nullable    = false
   validation {
     condition     = var.probe_renew_after_s >= 0 && var.probe_renew_after_s <= 3600 && floor(var.probe_renew_after_s) == var.probe_renew_after_s

@@ -104,7 +104,7 @@ class Policy:
     prewarm_max_per_hour: int = 3  # pre-warm starts in any hour; 0 turns pre-warm off
     # Renewal on the probe path (docs/state-machine.md#renewal-on-the-probe-path).
     probe_lease_ttl_s: float = 90.0  # how long one renewal lets the primary hold the lease
-    probe_renew_after_s: float = 20.0  # renew by probe only once heartbeats are this old; 0 = every probe
+    probe_renew_after_s: float = 0.0  # renew by probe only once heartbeats are this old; 0 = every passing probe
     # How often a site is asked to heartbeat while a lease move waits on it (the answer says so).
     handover_heartbeat_interval_s: float = 2.0
 
