@@ -17,7 +17,17 @@ from hfo_site.backends.exec import ExecBackend
 from hfo_site.config import AgentSettings
 from hfo_site.heartbeat_client import HeartbeatClient, make_ssl_context
 from hfo_site.metrics import AgentMetrics
-from hfo_site.secrets import SecretFile, parse_keyring
+from hfo_site.secrets import SecretFile, parse_keyring, parse_token
+from hfo_site.state_api import (
+    CREDENTIALS_PATH,
+    MAX_REPORT_BYTES,
+    REPORT_PATH,
+    ReportError,
+    StateAccess,
+    StateReport,
+    error_body,
+    parse_report,
+)
 
 log = logging.getLogger("hfo_site.agent")
 
@@ -84,28 +94,86 @@ def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings)
 
 
 LEASE_PATH = "/v1/lease"
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
-def make_lease_app(agent: Agent) -> web.Application:
+def _error(status: int, code: str, detail: str) -> web.Response:
+    return web.Response(
+        status=status, body=error_body(code, detail), content_type="application/json", headers=_NO_STORE
+    )
+
+
+def make_lease_app(agent: Agent, metrics: AgentMetrics | None = None) -> web.Application:
     """GET /v1/lease for lease-aware workloads (docs/protocol.md#lease-endpoint). No I/O: the
-    tracker's view on the lease clock at the time of the request."""
+    tracker's view on the lease clock at the time of the request. With the state handoff, the
+    state containers' GET /v1/state/credentials and POST /v1/state/report (docs/protocol.md#state-api)."""
 
     async def lease(_request: web.Request) -> web.Response:
-        return web.json_response(agent.lease_document(), headers={"Cache-Control": "no-store"})
+        return web.json_response(agent.lease_document(), headers=_NO_STORE)
 
-    app = web.Application(client_max_size=1024)
+    def refused(request: web.Request) -> web.Response | None:
+        state = agent.state
+        if state is None or not state.enabled:
+            return _error(409, "state_disabled", "HFO_STATE_ENABLED is false on this agent")
+        if not state.authorized(request.headers.get("Authorization")):
+            return _error(401, "unauthorized", "a valid Authorization: Bearer <HFO_STATE_TOKEN_FILE token> is required")
+        return None
+
+    async def credentials(request: web.Request) -> web.Response:
+        answer = refused(request)
+        if answer is None:
+            status, doc = agent.state_credentials()
+            if status == 200:
+                answer = web.json_response(doc, headers=_NO_STORE)
+            else:
+                answer = _error(status, str(doc["error"]), str(doc["detail"]))
+        if metrics is not None:
+            metrics.state_credentials.labels("ok" if answer.status == 200 else str(answer.status)).inc()
+        return answer
+
+    async def report(request: web.Request) -> web.Response:
+        answer = refused(request)
+        if answer is not None:
+            return answer
+        assert agent.state is not None
+        if request.content_type != "application/json":
+            return _error(415, "unsupported_media_type", "the report must be application/json")
+        try:
+            parsed = _parse_report(await request.read())
+            agent.state.record(parsed)
+        except ReportError as exc:
+            return _error(400, "bad_report", str(exc))
+        return web.Response(status=204, headers=_NO_STORE)
+
+    app = web.Application(client_max_size=MAX_REPORT_BYTES)
     app.router.add_get(LEASE_PATH, lease)
+    app.router.add_get(CREDENTIALS_PATH, credentials)
+    app.router.add_post(REPORT_PATH, report)
     return app
 
 
-async def start_lease_endpoint(agent: Agent, bind: str, port: int) -> tuple[web.AppRunner, str]:
+def _parse_report(body: bytes) -> StateReport:
+    return parse_report(body)
+
+
+async def start_lease_endpoint(
+    agent: Agent, bind: str, port: int, metrics: AgentMetrics | None = None
+) -> tuple[web.AppRunner, str]:
     """Listen; return the runner and the URL a workload on this host uses (the bound port)."""
-    runner = web.AppRunner(make_lease_app(agent), access_log=None)
+    runner = web.AppRunner(make_lease_app(agent, metrics), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, bind, port).start()
     bound = int(runner.addresses[0][1])  # the port the kernel gave, when asked for port 0
     host = "127.0.0.1" if bind in ("0.0.0.0", "127.0.0.1", "") else bind  # noqa: S104
     return runner, f"http://{host}:{bound}{LEASE_PATH}"
+
+
+def make_state_access(settings: AgentSettings, metrics: AgentMetrics) -> StateAccess | None:
+    """The state handoff's side of the agent, when HFO_STATE_ENABLED (its token file then exists)."""
+    if settings.state_token_file is None:
+        return None
+    token = SecretFile(settings.state_token_file, parse_token, "HFO_STATE_TOKEN_FILE")
+    return StateAccess(token, on_event=lambda workload, event: metrics.state_events.labels(workload, event).inc())
 
 
 @contextlib.asynccontextmanager
@@ -157,13 +225,16 @@ async def run_agent(settings: AgentSettings) -> None:
             metrics=metrics,
             interval_s=settings.heartbeat_interval_s,
             retries=settings.heartbeat_retries,
+            state=make_state_access(settings, metrics),
         )
         runner = web.AppRunner(make_probe_app(agent, metrics, settings), access_log=None)
         await runner.setup()
         lease_runner: web.AppRunner | None = None
         try:
             await web.TCPSite(runner, settings.bind, settings.metrics_port).start()
-            lease_runner, lease_url = await start_lease_endpoint(agent, settings.lease_bind, settings.lease_port)
+            lease_runner, lease_url = await start_lease_endpoint(
+                agent, settings.lease_bind, settings.lease_port, metrics
+            )
             if isinstance(backend, ExecBackend):
                 backend.add_env({"HFO_BOT_LEASE_URL": lease_url})
             log.info(

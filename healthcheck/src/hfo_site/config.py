@@ -115,6 +115,9 @@ class AgentSettings:
     restart_backoff_max_s: float
     fence_on_exit: bool
     log_level: str
+    # The state handoff (docs/state-handoff.md#credentials): off unless HFO_STATE_ENABLED; then the
+    # bearer token the state containers present on the lease server.
+    state_token_file: Path | None = None
     shards: ShardSettings | None = None
 
 
@@ -363,6 +366,11 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
     lease_port = env.integer("HFO_AGENT_LEASE_PORT", 0 if exec_backend else 9102, 0, 65535)
     if lease_port == metrics_port:
         raise ConfigError("HFO_AGENT_LEASE_PORT", f"must differ from HFO_AGENT_METRICS_PORT ({metrics_port})")
+    state_token_file = None
+    if env.boolean("HFO_STATE_ENABLED", False):
+        state_token_file = env.readable_file(
+            "HFO_STATE_TOKEN_FILE", "the bearer token the state containers present (required with HFO_STATE_ENABLED)"
+        )
     return AgentSettings(
         site=site,
         secret_file=secret_file,
@@ -382,6 +390,7 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
         restart_backoff_max_s=backoff_max,
         fence_on_exit=env.boolean("HFO_FENCE_ON_EXIT", True),
         log_level=_log_level(env),
+        state_token_file=state_token_file,
         shards=load_shard_settings(env, backend),
     )
 
