@@ -181,32 +181,47 @@ def test_network_policies_open_the_agent_and_https_to_the_state_pods_only(
         assert policy["metadata"].get("namespace") == "hfo", ident(policy)
 
 
-def test_the_site_stays_within_its_quota(rendered: tuple[str, tuple[Doc, ...]]) -> None:
-    """A native sidecar counts with the containers; an init container alone counts when larger."""
-    _, docs = rendered
+def amount(value: str) -> float:
+    for unit, factor in {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}.items():
+        if value.endswith(unit):
+            return float(value[: -len(unit)]) * factor
+    return float(value)
+
+
+def pod_total(spec: Doc, kind: str, what: str) -> float:
+    """What the quota charges for one pod: its containers and native sidecars, or, when larger, the
+    largest ordinary init container together with the sidecars started before it (none here)."""
+    inits = spec.get("initContainers", [])
+    sidecars = [c for c in inits if c.get("restartPolicy") == "Always"]
+    running = sum(amount(c["resources"][kind][what]) for c in [*spec["containers"], *sidecars])
+    startup = max([amount(c["resources"][kind][what]) for c in inits if c not in sidecars] or [0.0])
+    return max(running, startup)
+
+
+def bot_pods_admitted(docs: tuple[Doc, ...]) -> int:
+    """How many bot pods the namespace's ResourceQuota admits beside the site pod."""
     quota = find(docs, "ResourceQuota", "hfo")["spec"]["hard"]
+    bot, site = pod_spec(find(docs, "StatefulSet", "bot")), pod_spec(find(docs, "Deployment", "hfo-site"))
+    assert bot is not None and site is not None
+    by_resources = [
+        int((amount(quota[f"{kind}.{what}"]) - pod_total(site, kind, what)) // pod_total(bot, kind, what))
+        for kind in ("requests", "limits")
+        for what in ("cpu", "memory")
+    ]
+    claims = int(quota["persistentvolumeclaims"]) // len(
+        find(docs, "StatefulSet", "bot")["spec"]["volumeClaimTemplates"]
+    )
+    return min(*by_resources, int(quota["pods"]) - 1, claims)
 
-    def amount(value: str) -> float:
-        units = {"m": 1e-3, "Mi": 2**20, "Gi": 2**30, "Ki": 2**10}
-        for unit, factor in units.items():
-            if value.endswith(unit):
-                return float(value[: -len(unit)]) * factor
-        return float(value)
 
-    for kind in ("requests", "limits"):
-        for what in ("cpu", "memory"):
-            total = 0.0
-            for doc in docs:
-                spec = pod_spec(doc)
-                if spec is None:
-                    continue
-                pods = int(doc["metadata"].get("annotations", {}).get("hfo.dev/desired-replicas", 1))
-                inits = spec.get("initContainers", [])
-                sidecars = [c for c in inits if c.get("restartPolicy") == "Always"]
-                running = sum(amount(c["resources"][kind][what]) for c in [*spec["containers"], *sidecars])
-                startup = max([amount(c["resources"][kind][what]) for c in inits if c not in sidecars] or [0.0])
-                total += pods * max(running, startup + sum(amount(c["resources"][kind][what]) for c in sidecars))
-            assert total <= amount(quota[f"{kind}.{what}"]), f"{kind}.{what}: {total} > {quota[f'{kind}.{what}']}"
+def test_the_quota_admits_the_bot_pods_the_docs_say(rendered: tuple[str, tuple[Doc, ...]], tmp_path: Path) -> None:
+    """At least one bot pod beside the site pod, and as many as docs/kubernetes.md says (a native
+    sidecar is charged with the containers, as the scheduler and the quota count it)."""
+    site, docs = rendered
+    admitted = bot_pods_admitted(docs)
+    assert admitted >= 1
+    text = (REPO_ROOT / "docs" / "kubernetes.md").read_text()
+    assert f"the {site} quota admits {admitted} bot pods with the component" in " ".join(text.split())
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
