@@ -121,6 +121,18 @@ class AgentMetrics:
         self.status_reports = Counter(
             "hfo_agent_status_reports", "Reports to the health service by outcome", ["result"], registry=r
         )
+        self.state_events = Counter(
+            "hfo_agent_state_events",
+            "Events reported by the state containers (restored, uploaded, final, fenced, failed), by workload",
+            ["workload", "event"],
+            registry=r,
+        )
+        self.state_credentials = Counter(
+            "hfo_agent_state_credentials",
+            "State credentials requests of the state containers, by answer (ok or the refusal code)",
+            ["result"],
+            registry=r,
+        )
         for outcome in WAKE_HOLD_OUTCOMES:
             self.wake_holds.labels(outcome)
         for state in WORKLOAD_STATES:

@@ -246,8 +246,15 @@ def _site_line(r: SiteRecord | None, now: float) -> str:
     return (
         f"last heartbeat {_ago(r.received_at, now)}, workload {r.workload}, "
         f"{'ready' if r.ready else 'not ready'}, epoch seen {r.epoch_seen}, "
-        f"steady since {_ago(r.steady_since, now)}, {r.count} heartbeats"
+        f"steady since {_ago(r.steady_since, now)}, {r.count} heartbeats" + _restored_text(r)
     )
+
+
+def _restored_text(r: SiteRecord) -> str:
+    """Which epoch's state each workload of the site restored (docs/state-handoff.md)."""
+    if not r.state_restored:
+        return ""
+    return "; state restored: " + ", ".join(f"{w} from epoch {e}" for w, e in r.state_restored)
 
 
 def _prewarm_line(state: ControlState, now: float) -> str:
@@ -271,6 +278,7 @@ def _status_doc(
             "epoch_seen": r.epoch_seen,
             "steady_since": format_ts(r.steady_since),
             "count": r.count,
+            "state_restored": dict(r.state_restored),
         }
 
     p = state.last_probe

@@ -132,6 +132,7 @@ class AcceptedHeartbeat:
     state: ControlState  # the control item read; no write that took the lease from the site landed since
     primary: SiteRecord | None  # both site items after the write (one of them is `record`)
     standby: SiteRecord | None
+    previous: SiteRecord | None = None  # the site's item as read, before this heartbeat
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ def site_from_item(item: Mapping[str, Any]) -> SiteRecord:
         ready=bool(item["ready"]["BOOL"]),
         steady_since=float(item["steady_since"]["N"]),
         count=_get_i(item, "count"),
+        state_restored=tuple(sorted((k, int(v["N"])) for k, v in item.get("state_restored", {}).get("M", {}).items())),
     )
 
 
@@ -549,6 +551,7 @@ class DynamoStateStore:
             control_item, site_items = self._load_items()
             previous = site_items.get(site.value)
             received_at = clock()
+            last: SiteRecord | None = None
             if previous is None:
                 steady_since, count, boots = received_at, 1, {}
             else:
@@ -567,6 +570,7 @@ class DynamoStateStore:
                 ready=hb.ready,
                 steady_since=steady_since,
                 count=count,
+                state_restored=hb.state_restored,
             )
             item = {
                 **_site_key(site.value),
@@ -582,6 +586,8 @@ class DynamoStateStore:
                 "boot": _opt_s(hb.boot),
                 "boots": _boots_to_item(boots),
             }
+            if hb.state_restored:
+                item["state_restored"] = {"M": {name: _n(epoch) for name, epoch in hb.state_restored}}
             put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
             first: dict[str, Any] | None = None
             if previous is None:
@@ -612,7 +618,9 @@ class DynamoStateStore:
             state = ControlState() if control_item is None else control_from_item(control_item)
             records = {s: site_from_item(i) for s, i in site_items.items()}
             records[site.value] = record
-            return AcceptedHeartbeat(record, state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value))
+            return AcceptedHeartbeat(
+                record, state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value), previous=last
+            )
         raise StoreUnavailable(f"heartbeat of {site.value}: too much write contention on the state table")
 
     # -- plumbing
