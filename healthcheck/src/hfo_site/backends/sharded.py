@@ -31,6 +31,10 @@ from hfo_site.shards import Decision, Pending, Recommender, ShardPlan, ShardPoli
 log = logging.getLogger("hfo_site.shards")
 
 CONFLICT_RETRIES = 5
+# A process's first start waits this long at most for the first answer of the refresh loop (it runs from
+# the agent's start, beside the first heartbeat round), so that it does not start at the ConfigMap's old
+# count and reshard a second later. Never longer: a failover must not wait for Discord.
+FIRST_ANSWER_WAIT_S = 2.0
 MAX_SLEEP_S = 60.0  # the refresh loop looks at least this often (a lease gained, a stop requested)
 
 
@@ -67,6 +71,7 @@ class ShardedBackend:
         self.last_reason = ""
         self._want: bool | None = None
         self._lock = asyncio.Lock()
+        self.first_poll = asyncio.Event()  # the refresh loop has asked Discord once (answered or not)
 
     # -- the ConfigMap -------------------------------------------------------------------------
     def _read_plan_sync(self) -> ShardPlan | None:
@@ -92,7 +97,11 @@ class ShardedBackend:
 
     # -- the backend interface -----------------------------------------------------------------
     async def _plan_for_start(self) -> ShardPlan:
-        """The freshest count, without asking Discord now: a failover must not wait for it."""
+        """The freshest count, without asking Discord now: a failover must not wait for it (only the
+        first start of a process waits, at most FIRST_ANSWER_WAIT_S, for the loop's first answer)."""
+        if self.recommender.last_good is None and not self.first_poll.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.first_poll.wait(), FIRST_ANSWER_WAIT_S)
         answer = self.recommender.last_good
         current = self.plan
         if current is None and answer is None:
@@ -129,6 +138,7 @@ class ShardedBackend:
     async def refresh_once(self, may_run: Callable[[], bool]) -> Decision:
         """Ask Discord if due, decide, and reshard a bot this site runs under its lease."""
         answer = await self.recommender.poll()
+        self.first_poll.set()
         async with self._lock:
             running = self._want is True and may_run()
             decision = decide(self.policy, self.plan, self.pending, answer, self._clock(), running)
