@@ -12,7 +12,7 @@ import pytest
 from testsupport.fake_gateway_bot import FakeGatewayBot
 from testsupport.kube_apiserver import ControlPlane, apply_site
 from testsupport.net import free_port, wait_until
-from testsupport.site_helpers import SiteProcess
+from testsupport.site_helpers import SiteProcess, metric_value, request
 from testsupport.site_watchdog import StandInWatchdog
 
 pytestmark = [pytest.mark.network, pytest.mark.kube, pytest.mark.slow]
@@ -32,6 +32,10 @@ class SiteUnderTest:
         self.site = site
         self.namespace = f"{site}-{uuid.uuid4().hex[:6]}"
         apply_site(plane, self.namespace)
+        self.metrics_port = 0
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return metric_value(request(self.metrics_port, "/metrics").body.decode(), name, labels)
 
     def replicas(self) -> int:
         return int(self.plane.apps().read_namespaced_stateful_set("bot", self.namespace).spec.replicas)
@@ -45,7 +49,7 @@ class SiteUnderTest:
         token_file = tmp / f"{self.site}-bot-token"
         token_file.write_text(TOKEN + "\n")
         kubeconfig = self.plane.service_account_kubeconfig(self.namespace, "hfo-site", tmp / f"{self.site}.kubeconfig")
-        metrics_port = free_port()
+        metrics_port = self.metrics_port = free_port()
         env = {
             "HFO_SITE": self.site,
             "HFO_HMAC_SECRET_FILE": str(secret_file),
@@ -86,6 +90,7 @@ def test_the_lease_holder_runs_discords_shard_count_and_the_other_site_stays_at_
     discord: FakeGatewayBot,
 ) -> None:
     primary, standby = SiteUnderTest(kube_cluster, "primary"), SiteUnderTest(kube_cluster, "standby")
+    sites = (primary, standby)
     watchdog.update(ttl_s=1, heartbeat_interval_s=1)
     watchdog.set_lease("primary")
     agents: list[SiteProcess] = []
@@ -94,7 +99,7 @@ def test_the_lease_holder_runs_discords_shard_count_and_the_other_site_stays_at_
         kube_cluster.kubelet(standby.namespace, ready_after_s=0.1, terminate_after_s=0.2),
     ):
         try:
-            for site in (primary, standby):
+            for site in sites:
                 agents.append(site.start_agent(tmp_path, watchdog, secret_file, ca_bundle, discord.api))
             # 3 shards at 2 per pod: 2 pods on the lease holder, 0 on the other site.
             wait_until(lambda: primary.replicas() == 2, timeout=20, what="primary scaled to 2 pods")
@@ -110,10 +115,18 @@ def test_the_lease_holder_runs_discords_shard_count_and_the_other_site_stays_at_
             wait_until(lambda: standby.replicas() == 3, timeout=20, what="standby resharded to 3 pods")
             assert standby.shards() == {"SHARD_COUNT": "5", "SHARDS_PER_POD": "2"}
             assert primary.replicas() == 0
+            assert (standby.metric("hfo_agent_shard_count"), standby.metric("hfo_agent_shard_pods")) == (5, 3)
+            assert standby.metric("hfo_agent_reshards_total", result="ok") == 1
+            assert primary.metric("hfo_agent_reshards_total", result="ok") == 0
+            # The site without the lease keeps asking (a standby has a fresh count at failover).
+            wait_until(lambda: primary.metric("hfo_agent_shards_recommended") == 5, timeout=5, what="primary asked")
+            assert primary.metric("hfo_agent_discord_session_starts_remaining") == 1000
 
             discord.rate_limit(30.0, glob=True)  # whoever asks next is told to wait 30 s
             asked = len(discord.requests())
             wait_until(lambda: len(discord.requests()) >= asked + 4, timeout=10, what="more polls")
+            limited_counts = [s.metric("hfo_agent_discord_requests_total", result="rate_limited") for s in sites]
+            assert sorted(limited_counts) == [0, 1]
         finally:
             codes = [agent.terminate(timeout=20) for agent in agents]
     assert codes == [0, 0]

@@ -26,6 +26,7 @@ from hfo_site.backends.base import ConflictError, Observation, WorkloadError
 from hfo_site.backends.kubernetes import KubernetesBackend
 from hfo_site.config import ShardSettings
 from hfo_site.k8s import ConfigMapApi
+from hfo_site.metrics import AgentMetrics
 from hfo_site.shards import Decision, Pending, Recommender, ShardPlan, ShardPolicy, decide, plan_from_env
 
 log = logging.getLogger("hfo_site.shards")
@@ -58,8 +59,10 @@ class ShardedBackend:
         settings: ShardSettings,
         recommender: Recommender,
         clock: Callable[[], float] = time.monotonic,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.inner = inner
+        self.metrics = metrics
         self.configmap = configmap
         self.workload = settings.workload
         self.policy = policy_from(settings)
@@ -118,6 +121,7 @@ class ShardedBackend:
             await asyncio.to_thread(self._write_plan_sync, plan)
             self.inner.set_size(self.workload, plan.replicas)
             self.plan, self.pending = plan, None
+            self._plan_gauges()
             await self.inner.start()
 
     async def stop(self) -> None:
@@ -137,8 +141,11 @@ class ShardedBackend:
     # -- the refresh loop ----------------------------------------------------------------------
     async def refresh_once(self, may_run: Callable[[], bool]) -> Decision:
         """Ask Discord if due, decide, and reshard a bot this site runs under its lease."""
+        asked = self.recommender.requests
         answer = await self.recommender.poll()
         self.first_poll.set()
+        if self.recommender.requests != asked:
+            self._poll_metrics()
         async with self._lock:
             running = self._want is True and may_run()
             decision = decide(self.policy, self.plan, self.pending, answer, self._clock(), running)
@@ -159,8 +166,28 @@ class ShardedBackend:
             if not running:  # the next start takes the freshest count; nothing runs to reshard
                 self.pending = None
                 return decision
-            await self._reshard(decision.plan, may_run)
+            try:
+                await self._reshard(decision.plan, may_run)
+            except WorkloadError:
+                if self.metrics is not None:
+                    self.metrics.reshards.labels("error").inc()
+                raise
             return decision
+
+    def _poll_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        error = self.recommender.last_error
+        self.metrics.discord_requests.labels(error.kind if error is not None else "ok").inc()
+        answer = self.recommender.last_good
+        if error is None and answer is not None:
+            self.metrics.shards_recommended.set(answer.shards)
+            self.metrics.session_starts_remaining.set(answer.session_start_limit.remaining)
+
+    def _plan_gauges(self) -> None:
+        if self.metrics is not None and self.plan is not None:
+            self.metrics.shard_count.set(self.plan.shard_count)
+            self.metrics.shard_pods.set(self.plan.replicas)
 
     async def _reshard(self, plan: ShardPlan, may_run: Callable[[], bool]) -> None:
         before = self.plan
@@ -171,6 +198,7 @@ class ShardedBackend:
         # ConfigMap first: if it cannot be written, the bot keeps running as it was.
         await asyncio.to_thread(self._write_plan_sync, plan)
         self.plan = plan
+        self._plan_gauges()
         await self.inner.stop()
         self.inner.set_size(self.workload, plan.replicas)
         if not may_run():  # the lease went away meanwhile: stay stopped, the agent's next stop agrees
@@ -179,6 +207,8 @@ class ShardedBackend:
             return
         await self.inner.start()
         self.reshards += 1
+        if self.metrics is not None:
+            self.metrics.reshards.labels("ok").inc()
 
     async def run(self, stop: asyncio.Event, may_run: Callable[[], bool]) -> None:
         """Until ``stop``: refresh when due. Errors are logged; the loop never ends on them."""
