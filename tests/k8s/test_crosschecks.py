@@ -45,6 +45,37 @@ def workloads(overlay: str) -> set[tuple[str, str]]:
     return parse_workloads(env_value(agent_c, "HFO_K8S_WORKLOADS", docs))
 
 
+def shards_configmap(overlay: str) -> str:
+    """The ConfigMap the agent writes the bot's shard settings into (it must have sharding on)."""
+    agent_c, docs = agent(overlay)
+    assert env_value(agent_c, "HFO_SHARDS_ENABLED", docs) == "true"
+    names = [v.get("value") for v in agent_c["env"] if v["name"] == "HFO_SHARDS_CONFIGMAP"]
+    return names[0] if names else "hfo-bot-shards"  # hfo_site.config.SHARDS_CONFIGMAP
+
+
+@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_bot_reads_its_shard_settings_from_the_configmap_the_agent_writes(overlay: str) -> None:
+    agent_c, docs = agent(overlay)
+    name = shards_configmap(overlay)
+    bot = container(find(docs, "StatefulSet", "bot"), "bot")
+    for key in ("SHARD_COUNT", "SHARDS_PER_POD"):
+        (var,) = [v for v in bot["env"] if v["name"] == key]
+        assert var["valueFrom"]["configMapKeyRef"] == {"name": name, "key": key}
+    configmap = find(docs, "ConfigMap", name)
+    assert set(configmap["data"]) == {"SHARD_COUNT", "SHARDS_PER_POD"}, "the agent owns all of /data"
+    # The agent reads the bot's own token (mounted into the agent container only) for GET /gateway/bot.
+    token_path = env_value(agent_c, "HFO_DISCORD_TOKEN_FILE", docs)
+    site = pod_spec(find(docs, "Deployment", "hfo-site"))
+    assert site is not None
+    volumes = {v["name"]: v for v in site["volumes"]}
+    (mount,) = [m for m in agent_c["volumeMounts"] if token_path.startswith(m["mountPath"] + "/")]
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "hfo-bot-token" and mount["readOnly"] is True
+    assert [i["path"] for i in secret["items"]] == [token_path.rsplit("/", 1)[1]]
+    health = container(find(docs, "Deployment", "hfo-site"), "health")
+    assert mount["name"] not in {m["name"] for m in health["volumeMounts"]}, "the health service faces the internet"
+
+
 @pytest.mark.parametrize("overlay", ["laptop", "aws"])
 def test_scaled_workloads_exist_start_at_zero_and_carry_their_desired_size(overlay: str) -> None:
     docs = render(overlay)
@@ -62,6 +93,11 @@ def test_agent_role_names_exactly_the_scaled_workloads(overlay: str) -> None:
     plural = {kind.lower() + "s" for kind, _ in workloads(overlay)}
     role = find(docs, "Role", "hfo-site-agent")
     by_resource = {tuple(r["resources"]): r for r in role["rules"]}
+    # Shard-aware scaling: the ConfigMap the agent writes, by that name only (shards_configmap below).
+    assert by_resource.pop(("configmaps",)) == {
+        "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [shards_configmap(overlay)],
+        "verbs": ["get", "patch"],
+    }  # fmt: skip
     assert set(by_resource) == {(f"{p}/scale",) for p in plural} | {(p,) for p in plural}
     for resources, rule in by_resource.items():
         assert rule["apiGroups"] == ["apps"]
@@ -91,7 +127,13 @@ def test_argocd_ignores_exactly_the_replicas_the_agent_owns(cluster: str) -> Non
         if d.get("jsonPointers") == ["/spec/replicas"] and d.get("group") == "apps" and d.get("namespace") == "hfo"
     }
     assert ignored == workloads(cluster)
-    assert len(app["spec"]["ignoreDifferences"]) == len(ignored), "ignore only what the agent owns"
+    configmaps = [
+        d for d in app["spec"]["ignoreDifferences"]
+        if d == {"group": "", "kind": "ConfigMap", "name": shards_configmap(cluster), "namespace": "hfo",
+                 "jsonPointers": ["/data"]}
+    ]  # fmt: skip
+    assert len(configmaps) == 1, "the shard settings the agent writes"
+    assert len(app["spec"]["ignoreDifferences"]) == len(ignored) + 1, "ignore only what the agent owns"
     assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
 
 

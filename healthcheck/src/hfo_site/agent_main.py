@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +46,27 @@ def make_backend(settings: AgentSettings) -> WorkloadBackend:
     return KubernetesBackend(
         api, backend.workloads, settings.stop_grace_s, poll_s=min(0.5, settings.heartbeat_interval_s)
     )
+
+
+def make_sharded(settings: AgentSettings, backend: WorkloadBackend, session: aiohttp.ClientSession) -> WorkloadBackend:
+    """With HFO_SHARDS_ENABLED: the kubernetes backend wrapped for shard-aware scaling."""
+    from hfo_site.backends.kubernetes import KubernetesBackend
+    from hfo_site.backends.sharded import ShardedBackend
+    from hfo_site.k8s import ConfigMapApi, make_api_client
+    from hfo_site.secrets import parse_bot_token
+    from hfo_site.shards import GatewayClient, Recommender
+
+    shards = settings.shards
+    assert shards is not None and isinstance(backend, KubernetesBackend) and settings.backend.namespace is not None
+    token = SecretFile(shards.token_file, parse_bot_token, "HFO_DISCORD_TOKEN_FILE")
+
+    def current_token() -> str:
+        token.reload_if_changed()  # follows a rotated Secret, as the keyring does
+        return token.value
+
+    client = GatewayClient(shards.api_url, current_token, session, shards.timeout_s)
+    configmap = ConfigMapApi(make_api_client(request_timeout_s=5.0), settings.backend.namespace, shards.configmap)
+    return ShardedBackend(backend, configmap, shards, Recommender(client, shards.refresh_s))
 
 
 def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings) -> web.Application:
@@ -153,6 +176,22 @@ def make_state_access(settings: AgentSettings, metrics: AgentMetrics) -> StateAc
     return StateAccess(token, on_event=lambda workload, event: metrics.state_events.labels(workload, event).inc())
 
 
+@contextlib.asynccontextmanager
+async def _shard_loop(backend: WorkloadBackend, agent: Agent, stop: asyncio.Event) -> AsyncIterator[None]:
+    """The shard refresh loop beside the agent's own, for the sharded backend only."""
+    from hfo_site.backends.sharded import ShardedBackend
+
+    if not isinstance(backend, ShardedBackend):
+        yield
+        return
+    task = asyncio.create_task(backend.run(stop, lambda: agent.tracker.holds(agent.clock())), name="shards")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def run_agent(settings: AgentSettings) -> None:
     keyring = SecretFile(settings.secret_file, parse_keyring, "HFO_HMAC_SECRET_FILE")
     metrics = AgentMetrics()
@@ -164,6 +203,8 @@ async def run_agent(settings: AgentSettings) -> None:
     backend = make_backend(settings)
     connector = aiohttp.TCPConnector(limit=4)
     async with aiohttp.ClientSession(connector=connector) as session:
+        if settings.shards is not None:
+            backend = make_sharded(settings, backend, session)
 
         def current_keyring():  # type: ignore[no-untyped-def]
             keyring.reload_if_changed()  # a stat() per heartbeat: follows secret rotation
@@ -205,7 +246,8 @@ async def run_agent(settings: AgentSettings) -> None:
                     "lease_url": lease_url,
                 },
             )
-            await agent.run(stop, settings.fence_on_exit, exit_timeout_s=settings.stop_grace_s + 10)
+            async with _shard_loop(backend, agent, stop):
+                await agent.run(stop, settings.fence_on_exit, exit_timeout_s=settings.stop_grace_s + 10)
         finally:
             if lease_runner is not None:
                 await lease_runner.cleanup()

@@ -79,6 +79,23 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ShardSettings:
+    """Shard-aware scaling (docs/kubernetes.md#shard-aware-scaling); None when HFO_SHARDS_ENABLED is off."""
+
+    workload: WorkloadRef  # the sharded StatefulSet (one of HFO_K8S_WORKLOADS)
+    configmap: str  # the ConfigMap the agent writes SHARD_COUNT and SHARDS_PER_POD into
+    per_pod: int
+    min_replicas: int
+    max_replicas: int
+    grow_after_s: float
+    shrink_after_s: float
+    refresh_s: float
+    token_file: Path
+    api_url: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     site: str
     secret_file: Path
@@ -101,6 +118,7 @@ class AgentSettings:
     # The state handoff (docs/state-handoff.md#credentials): off unless HFO_STATE_ENABLED; then the
     # bearer token the state containers present on the lease server.
     state_token_file: Path | None = None
+    shards: ShardSettings | None = None
 
 
 class _Env:
@@ -373,4 +391,77 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
         fence_on_exit=env.boolean("HFO_FENCE_ON_EXIT", True),
         log_level=_log_level(env),
         state_token_file=state_token_file,
+        shards=load_shard_settings(env, backend),
+    )
+
+
+DISCORD_API_URL = "https://discord.com/api/v10"
+SHARDS_CONFIGMAP = "hfo-bot-shards"
+MAX_SHARD_REPLICAS = 1000  # hfo_site.backends.kubernetes.MAX_DESIRED
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def load_shard_settings(env: _Env, backend: BackendSettings) -> ShardSettings | None:
+    """HFO_SHARDS_*: opt-in; every value checked against the others and the backend."""
+    if not env.boolean("HFO_SHARDS_ENABLED", False):
+        return None
+    if backend.kind != "kubernetes":
+        raise ConfigError("HFO_SHARDS_ENABLED", "needs HFO_BACKEND=kubernetes (the agent scales a StatefulSet)")
+    statefulsets = [ref for ref in backend.workloads if ref.kind == "statefulset"]
+    name = env.raw("HFO_SHARDS_WORKLOAD")
+    if name is None:
+        if len(statefulsets) != 1:
+            raise ConfigError(
+                "HFO_SHARDS_WORKLOAD",
+                f"is required when HFO_K8S_WORKLOADS lists {len(statefulsets)} StatefulSets (name the sharded one)",
+            )
+        workload = statefulsets[0]
+    else:
+        workload = WorkloadRef("statefulset", name.removeprefix("statefulset/"))
+        if workload not in statefulsets:
+            raise ConfigError(
+                "HFO_SHARDS_WORKLOAD", f"{name!r} is not a StatefulSet listed in HFO_K8S_WORKLOADS (pods need ordinals)"
+            )
+    configmap = env.raw("HFO_SHARDS_CONFIGMAP") or SHARDS_CONFIGMAP
+    if not _DNS_SUBDOMAIN.match(configmap):
+        raise ConfigError("HFO_SHARDS_CONFIGMAP", f"{configmap!r} is not a valid Kubernetes object name")
+    per_pod = env.integer("HFO_SHARDS_PER_POD", 1, 1, 65535)
+    low = env.integer("HFO_SHARDS_MIN_REPLICAS", 1, 1, MAX_SHARD_REPLICAS)
+    high = env.integer("HFO_SHARDS_MAX_REPLICAS", 16, 1, MAX_SHARD_REPLICAS)
+    if high < low:
+        raise ConfigError("HFO_SHARDS_MAX_REPLICAS", f"must be at least HFO_SHARDS_MIN_REPLICAS ({low}) (got {high})")
+    if (low - 1) * per_pod + 1 > 65535:
+        raise ConfigError(
+            "HFO_SHARDS_MIN_REPLICAS", f"{low} pods of {per_pod} shards need more than 65535 shards (Discord's bound)"
+        )
+    refresh = env.number("HFO_SHARDS_REFRESH_S", 900.0, 1.0, 86400.0)
+    timeout = env.number("HFO_DISCORD_TIMEOUT_S", 10.0, 0.1, 60.0)
+    if timeout > refresh:
+        raise ConfigError(
+            "HFO_DISCORD_TIMEOUT_S", f"must not exceed HFO_SHARDS_REFRESH_S ({refresh:g}) (got {timeout:g})"
+        )
+    token_file = env.readable_file("HFO_DISCORD_TOKEN_FILE", "the Discord bot token, for GET /gateway/bot")
+    assert token_file is not None
+    api_url = env.url("HFO_DISCORD_API_URL", ("https", "http"), default=DISCORD_API_URL)
+    assert api_url is not None
+    parts = urlsplit(api_url)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            "HFO_DISCORD_API_URL",
+            "must be https:// (the bot token is sent with every request); http:// only to a loopback test server",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("HFO_DISCORD_API_URL", f"must be a base URL without query or fragment (got {api_url!r})")
+    return ShardSettings(
+        workload=workload,
+        configmap=configmap,
+        per_pod=per_pod,
+        min_replicas=low,
+        max_replicas=high,
+        grow_after_s=env.number("HFO_SHARDS_GROW_AFTER_S", 0.0, 0.0, 7 * 86400.0),
+        shrink_after_s=env.number("HFO_SHARDS_SHRINK_AFTER_S", 6 * 3600.0, 0.0, 30 * 86400.0),
+        refresh_s=refresh,
+        token_file=token_file,
+        api_url=api_url,
+        timeout_s=timeout,
     )

@@ -1,0 +1,182 @@
+"""The kubernetes backend with shard-aware scaling (issue 14; docs/kubernetes.md#shard-aware-scaling).
+
+It wraps ``KubernetesBackend``: stopping is unchanged (0 replicas), but a start first writes the shard
+plan (``SHARD_COUNT``, ``SHARDS_PER_POD``) into a ConfigMap the agent owns and the bot pods read at
+container start, then scales the sharded StatefulSet to ``ceil(shards / per_pod)``. A start never
+waits for Discord: it takes the last answer seen, else the plan the ConfigMap records (the last one
+applied, so it survives an agent restart), always within the configured bounds.
+
+``run`` asks Discord on its schedule (hfo_site.shards.Recommender) on both sites, so a standby has a
+fresh count at failover. When the decision changes while this site runs the bot under a lease, the
+agent reshards: ConfigMap first (a refused write leaves the bot running as it was), then a full stop
+and a start at the new size. Every shard identifies again with the new count; a rolling restart would
+mix two shard counts (guilds routed to two shards, answered twice) for the length of the roll, a stop
+and start costs a gap of seconds instead, as a failback does. Only this agent writes the replica count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from hfo_site.backends.base import ConflictError, Observation, WorkloadError
+from hfo_site.backends.kubernetes import KubernetesBackend
+from hfo_site.config import ShardSettings
+from hfo_site.k8s import ConfigMapApi
+from hfo_site.shards import Decision, Pending, Recommender, ShardPlan, ShardPolicy, decide, plan_from_env
+
+log = logging.getLogger("hfo_site.shards")
+
+CONFLICT_RETRIES = 5
+MAX_SLEEP_S = 60.0  # the refresh loop looks at least this often (a lease gained, a stop requested)
+
+
+def policy_from(settings: ShardSettings) -> ShardPolicy:
+    return ShardPolicy(
+        per_pod=settings.per_pod,
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        grow_after_s=settings.grow_after_s,
+        shrink_after_s=settings.shrink_after_s,
+    )
+
+
+class ShardedBackend:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        inner: KubernetesBackend,
+        configmap: ConfigMapApi,
+        settings: ShardSettings,
+        recommender: Recommender,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.configmap = configmap
+        self.workload = settings.workload
+        self.policy = policy_from(settings)
+        self.recommender = recommender
+        self._clock = clock
+        self.plan: ShardPlan | None = None  # the plan the running (or last started) bot was given
+        self.pending: Pending | None = None
+        self.reshards = 0
+        self.last_reason = ""
+        self._want: bool | None = None
+        self._lock = asyncio.Lock()
+
+    # -- the ConfigMap -------------------------------------------------------------------------
+    def _read_plan_sync(self) -> ShardPlan | None:
+        data, _ = self.configmap.read()
+        return plan_from_env(data, self.policy)
+
+    def _write_plan_sync(self, plan: ShardPlan) -> bool:
+        """Make the ConfigMap say ``plan``; True when it was written (False: it already did)."""
+        wanted = plan.env()
+        for _attempt in range(CONFLICT_RETRIES):
+            data, version = self.configmap.read()
+            if all(data.get(key) == value for key, value in wanted.items()):
+                return False
+            try:
+                self.configmap.patch_data(wanted, version)
+            except ConflictError:
+                continue
+            log.info("shard settings written", extra={"configmap": self.configmap.name, **wanted})
+            return True
+        raise WorkloadError(
+            f"ConfigMap {self.configmap.name!r}: writing the shard settings conflicted {CONFLICT_RETRIES} times", 409
+        )
+
+    # -- the backend interface -----------------------------------------------------------------
+    async def _plan_for_start(self) -> ShardPlan:
+        """The freshest count, without asking Discord now: a failover must not wait for it."""
+        answer = self.recommender.last_good
+        current = self.plan
+        if current is None and answer is None:
+            current = await asyncio.to_thread(self._read_plan_sync)
+        # Not running: no reshard to pay for, so no hysteresis (a start identifies every shard anyway).
+        decision = decide(self.policy, None if answer else current, None, answer, self._clock(), running=False)
+        assert decision.plan is not None
+        return decision.plan
+
+    async def start(self) -> None:
+        async with self._lock:
+            self._want = True
+            plan = await self._plan_for_start()
+            await asyncio.to_thread(self._write_plan_sync, plan)
+            self.inner.set_size(self.workload, plan.replicas)
+            self.plan, self.pending = plan, None
+            await self.inner.start()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            self._want = False
+            await self.inner.stop()
+
+    async def observe(self) -> Observation:
+        observation = await self.inner.observe()
+        if self.plan is None:
+            return observation
+        return Observation(observation.state, observation.ready, f"{observation.detail}; {self.plan.describe()}")
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    # -- the refresh loop ----------------------------------------------------------------------
+    async def refresh_once(self, may_run: Callable[[], bool]) -> Decision:
+        """Ask Discord if due, decide, and reshard a bot this site runs under its lease."""
+        answer = await self.recommender.poll()
+        async with self._lock:
+            running = self._want is True and may_run()
+            decision = decide(self.policy, self.plan, self.pending, answer, self._clock(), running)
+            self.pending = decision.pending
+            if decision.reason != self.last_reason:
+                self.last_reason = decision.reason
+                log.info(
+                    "shard decision",
+                    extra={
+                        "reason": decision.reason,
+                        "recommended": answer.shards if answer else None,
+                        "plan": decision.plan.describe() if decision.plan else None,
+                        "running": running,
+                    },
+                )
+            if not decision.changed or decision.plan is None:
+                return decision
+            if not running:  # the next start takes the freshest count; nothing runs to reshard
+                self.pending = None
+                return decision
+            await self._reshard(decision.plan, may_run)
+            return decision
+
+    async def _reshard(self, plan: ShardPlan, may_run: Callable[[], bool]) -> None:
+        before = self.plan
+        log.warning(
+            "resharding: every shard identifies again with the new count (a stop and a start)",
+            extra={"from": before.describe() if before else None, "to": plan.describe()},
+        )
+        # ConfigMap first: if it cannot be written, the bot keeps running as it was.
+        await asyncio.to_thread(self._write_plan_sync, plan)
+        self.plan = plan
+        await self.inner.stop()
+        self.inner.set_size(self.workload, plan.replicas)
+        if not may_run():  # the lease went away meanwhile: stay stopped, the agent's next stop agrees
+            self._want = False
+            log.warning("lease lost during the reshard: the bot stays stopped")
+            return
+        await self.inner.start()
+        self.reshards += 1
+
+    async def run(self, stop: asyncio.Event, may_run: Callable[[], bool]) -> None:
+        """Until ``stop``: refresh when due. Errors are logged; the loop never ends on them."""
+        while not stop.is_set():
+            try:
+                await self.refresh_once(may_run)
+            except WorkloadError as exc:
+                log.error("reshard failed", extra={"error": str(exc)})
+            wait = min(MAX_SLEEP_S, max(0.05, self.recommender.next_at - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
