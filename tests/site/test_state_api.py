@@ -260,7 +260,8 @@ def test_reports_are_kept_per_workload_counted_shown_and_passed_to_the_watchdog(
     async def scenario(session: aiohttp.ClientSession) -> None:
         assert await site.report(session, report_doc()) == (204, None)
         assert await site.report(session, report_doc(event="uploaded", restored_epoch=None, epoch=7)) == (204, None)
-        assert await site.report(session, report_doc(workload="trader", restored_epoch=6, snapshot_key=None)) == (204, None)
+        trader = report_doc(workload="trader", restored_epoch=6, snapshot_key=None)
+        assert await site.report(session, trader) == (204, None)
 
     run(site, scenario)
     state = site.agent.state

@@ -200,3 +200,11 @@ def test_the_composite_module_creates_the_bucket_only_when_enabled(
         "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls", "aws_s3_bucket_policy",
         "aws_s3_bucket_lifecycle_configuration",
     )} <= planned  # fmt: skip
+    # With it, the watchdog's role for the lease holder's state credentials (docs/state-handoff.md#credentials;
+    # applied and read back in tests/terraform/test_state_access.py).
+    watchdog = set(re.findall(r"# (module\.hfo\.module\.watchdog\.\S+) will be created", result.stdout))
+    assert {
+        "module.hfo.module.watchdog.aws_iam_role.state_access[0]",
+        "module.hfo.module.watchdog.aws_iam_role_policy.state_access[0]",
+        "module.hfo.module.watchdog.aws_iam_role_policy.heartbeat_state_access[0]",
+    } <= watchdog

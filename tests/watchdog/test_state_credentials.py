@@ -301,7 +301,8 @@ def test_restored_epochs_are_kept_in_the_site_item_shown_in_status_and_logged_on
     doc = _status_doc(state, primary, standby, None, time.time())
     assert doc["standby"]["state_restored"] == {"bot": 6}
     assert "state restored: bot from epoch 6" in _site_line(standby, time.time())
-    logged = [(r["workload"], r["restored_epoch"], r.get("previous_epoch")) for r in setup["log"].records("state_restored")]
+    records = setup["log"].records("state_restored")
+    logged = [(r["workload"], r["restored_epoch"], r.get("previous_epoch")) for r in records]
     assert logged == [("bot", 4, None), ("bot", 6, 4)]
     # A heartbeat naming nothing leaves nothing behind in the item (older agents, state off).
     _answer(handle(signed_heartbeat_event(heartbeat("primary", seq=1)), deps))
