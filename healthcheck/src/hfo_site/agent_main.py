@@ -36,7 +36,7 @@ def make_backend(settings: AgentSettings) -> WorkloadBackend:
     backend = settings.backend
     if backend.kind == "exec":
         return ExecBackend(
-            backend.command, settings.stop_grace_s, settings.restart_backoff_s, settings.restart_backoff_max_s
+            backend.exec_workloads, settings.stop_grace_s, settings.restart_backoff_s, settings.restart_backoff_max_s
         )
     from hfo_site.backends.kubernetes import KubernetesBackend
     from hfo_site.k8s import WorkloadApi, make_api_client
@@ -48,7 +48,9 @@ def make_backend(settings: AgentSettings) -> WorkloadBackend:
     )
 
 
-def make_sharded(settings: AgentSettings, backend: WorkloadBackend, session: aiohttp.ClientSession) -> WorkloadBackend:
+def make_sharded(
+    settings: AgentSettings, backend: WorkloadBackend, session: aiohttp.ClientSession, metrics: AgentMetrics
+) -> WorkloadBackend:
     """With HFO_SHARDS_ENABLED: the kubernetes backend wrapped for shard-aware scaling."""
     from hfo_site.backends.kubernetes import KubernetesBackend
     from hfo_site.backends.sharded import ShardedBackend
@@ -66,7 +68,7 @@ def make_sharded(settings: AgentSettings, backend: WorkloadBackend, session: aio
 
     client = GatewayClient(shards.api_url, current_token, session, shards.timeout_s)
     configmap = ConfigMapApi(make_api_client(request_timeout_s=5.0), settings.backend.namespace, shards.configmap)
-    return ShardedBackend(backend, configmap, shards, Recommender(client, shards.refresh_s))
+    return ShardedBackend(backend, configmap, shards, Recommender(client, shards.refresh_s), metrics=metrics)
 
 
 def make_probe_app(agent: Agent, metrics: AgentMetrics, settings: AgentSettings) -> web.Application:
@@ -204,7 +206,7 @@ async def run_agent(settings: AgentSettings) -> None:
     connector = aiohttp.TCPConnector(limit=4)
     async with aiohttp.ClientSession(connector=connector) as session:
         if settings.shards is not None:
-            backend = make_sharded(settings, backend, session)
+            backend = make_sharded(settings, backend, session, metrics)
 
         def current_keyring():  # type: ignore[no-untyped-def]
             keyring.reload_if_changed()  # a stat() per heartbeat: follows secret rotation

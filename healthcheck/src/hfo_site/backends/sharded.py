@@ -26,11 +26,16 @@ from hfo_site.backends.base import ConflictError, Observation, WorkloadError
 from hfo_site.backends.kubernetes import KubernetesBackend
 from hfo_site.config import ShardSettings
 from hfo_site.k8s import ConfigMapApi
+from hfo_site.metrics import AgentMetrics
 from hfo_site.shards import Decision, Pending, Recommender, ShardPlan, ShardPolicy, decide, plan_from_env
 
 log = logging.getLogger("hfo_site.shards")
 
 CONFLICT_RETRIES = 5
+# A process's first start waits this long at most for the first answer of the refresh loop (it runs from
+# the agent's start, beside the first heartbeat round), so that it does not start at the ConfigMap's old
+# count and reshard a second later. Never longer: a failover must not wait for Discord.
+FIRST_ANSWER_WAIT_S = 2.0
 MAX_SLEEP_S = 60.0  # the refresh loop looks at least this often (a lease gained, a stop requested)
 
 
@@ -54,8 +59,10 @@ class ShardedBackend:
         settings: ShardSettings,
         recommender: Recommender,
         clock: Callable[[], float] = time.monotonic,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.inner = inner
+        self.metrics = metrics
         self.configmap = configmap
         self.workload = settings.workload
         self.policy = policy_from(settings)
@@ -67,6 +74,7 @@ class ShardedBackend:
         self.last_reason = ""
         self._want: bool | None = None
         self._lock = asyncio.Lock()
+        self.first_poll = asyncio.Event()  # the refresh loop has asked Discord once (answered or not)
 
     # -- the ConfigMap -------------------------------------------------------------------------
     def _read_plan_sync(self) -> ShardPlan | None:
@@ -92,7 +100,11 @@ class ShardedBackend:
 
     # -- the backend interface -----------------------------------------------------------------
     async def _plan_for_start(self) -> ShardPlan:
-        """The freshest count, without asking Discord now: a failover must not wait for it."""
+        """The freshest count, without asking Discord now: a failover must not wait for it (only the
+        first start of a process waits, at most FIRST_ANSWER_WAIT_S, for the loop's first answer)."""
+        if self.recommender.last_good is None and not self.first_poll.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.first_poll.wait(), FIRST_ANSWER_WAIT_S)
         answer = self.recommender.last_good
         current = self.plan
         if current is None and answer is None:
@@ -109,6 +121,7 @@ class ShardedBackend:
             await asyncio.to_thread(self._write_plan_sync, plan)
             self.inner.set_size(self.workload, plan.replicas)
             self.plan, self.pending = plan, None
+            self._plan_gauges()
             await self.inner.start()
 
     async def stop(self) -> None:
@@ -128,7 +141,11 @@ class ShardedBackend:
     # -- the refresh loop ----------------------------------------------------------------------
     async def refresh_once(self, may_run: Callable[[], bool]) -> Decision:
         """Ask Discord if due, decide, and reshard a bot this site runs under its lease."""
+        asked = self.recommender.requests
         answer = await self.recommender.poll()
+        self.first_poll.set()
+        if self.recommender.requests != asked:
+            self._poll_metrics()
         async with self._lock:
             running = self._want is True and may_run()
             decision = decide(self.policy, self.plan, self.pending, answer, self._clock(), running)
@@ -149,8 +166,28 @@ class ShardedBackend:
             if not running:  # the next start takes the freshest count; nothing runs to reshard
                 self.pending = None
                 return decision
-            await self._reshard(decision.plan, may_run)
+            try:
+                await self._reshard(decision.plan, may_run)
+            except WorkloadError:
+                if self.metrics is not None:
+                    self.metrics.reshards.labels("error").inc()
+                raise
             return decision
+
+    def _poll_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        error = self.recommender.last_error
+        self.metrics.discord_requests.labels(error.kind if error is not None else "ok").inc()
+        answer = self.recommender.last_good
+        if error is None and answer is not None:
+            self.metrics.shards_recommended.set(answer.shards)
+            self.metrics.session_starts_remaining.set(answer.session_start_limit.remaining)
+
+    def _plan_gauges(self) -> None:
+        if self.metrics is not None and self.plan is not None:
+            self.metrics.shard_count.set(self.plan.shard_count)
+            self.metrics.shard_pods.set(self.plan.replicas)
 
     async def _reshard(self, plan: ShardPlan, may_run: Callable[[], bool]) -> None:
         before = self.plan
@@ -161,6 +198,7 @@ class ShardedBackend:
         # ConfigMap first: if it cannot be written, the bot keeps running as it was.
         await asyncio.to_thread(self._write_plan_sync, plan)
         self.plan = plan
+        self._plan_gauges()
         await self.inner.stop()
         self.inner.set_size(self.workload, plan.replicas)
         if not may_run():  # the lease went away meanwhile: stay stopped, the agent's next stop agrees
@@ -169,6 +207,8 @@ class ShardedBackend:
             return
         await self.inner.start()
         self.reshards += 1
+        if self.metrics is not None:
+            self.metrics.reshards.labels("ok").inc()
 
     async def run(self, stop: asyncio.Event, may_run: Callable[[], bool]) -> None:
         """Until ``stop``: refresh when due. Errors are logged; the loop never ends on them."""
