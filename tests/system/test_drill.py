@@ -54,6 +54,7 @@ class Outcome:
     summary: dict[str, Any]
     history: list[dict[str, Any]]  # oldest first
     ledger: list[tuple[float, str, str, int]]
+    instances: dict[str, list[tuple[float, str, str, int]]]  # the same lines, by bot instance
 
 
 def terraform_usable(tmp: Path) -> str | None:
@@ -76,10 +77,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     history = json.loads((out / "history.json").read_text())[::-1] if (out / "history.json").exists() else []
     ledger = []
+    instances: dict[str, list[tuple[float, str, str, int]]] = {}
     for line in (out / "ledger.txt").read_text().splitlines():
-        at, site, event, pid = line.split()
+        at, site, event, pid, instance = line.split()
         ledger.append((float(at), site, event, int(pid)))
-    yield Outcome(output, run.proc.returncode, out, run, summary, history, ledger)
+        instances.setdefault(instance, []).append(ledger[-1])
+    yield Outcome(output, run.proc.returncode, out, run, summary, history, ledger, instances)
 
 
 def bot_runs(ledger: list[tuple[float, str, str, int]]) -> list[dict[str, Any]]:
@@ -123,24 +126,35 @@ def test_the_watchdog_ran_on_the_functions_configuration_scaled_down(outcome: Ou
         assert given[key] == used[key]
 
 
-def test_the_ledger_shows_failover_then_handback_and_never_two_bots(outcome: Outcome) -> None:
-    runs = bot_runs(outcome.ledger)
-    assert [r["site"] for r in runs] == ["primary", "standby", "primary"], runs
-    first, standby, back = runs
+def test_every_bot_instance_fails_over_then_hands_back_and_never_runs_on_two_sites(outcome: Outcome) -> None:
+    assert sorted(outcome.instances) == ["bot-a", "bot-b"]  # both sites run the two instances
     marks = outcome.summary["marks"]
-    assert not first["stopped"] and first["last"] <= marks["killed"]  # killed outright: no stop line
-    # A killed bot may have lived one period past its last record; the standby started later.
-    assert standby["first"] > first["last"] + PERIOD_S
-    assert standby["stopped"]  # stopped in order by its agent before the handback
-    assert back["first"] > standby["last"]
-    failover = standby["first"] - first["last"]
-    handback = back["first"] - standby["last"]
-    assert outcome.summary["failover_gap_s"] == pytest.approx(failover, abs=0.01)
-    assert outcome.summary["handback_gap_s"] == pytest.approx(handback, abs=0.01)
-    assert outcome.summary["downtime_s"] == pytest.approx(failover + handback, abs=0.02)
-    assert outcome.summary["overlap_s"] == 0
     down_window = float(outcome.summary["accelerated_env"]["HFO_DOWN_HEARTBEAT_S"])
-    assert failover > down_window  # the failover waited for the heartbeat window, as it must
+    for name, lines in outcome.instances.items():
+        runs = bot_runs(lines)
+        assert [r["site"] for r in runs] == ["primary", "standby", "primary"], (name, runs)
+        first, standby, back = runs
+        assert not first["stopped"] and first["last"] <= marks["killed"]  # killed outright: no stop line
+        # A killed bot may have lived one period past its last record; the standby started later.
+        assert standby["first"] > first["last"] + PERIOD_S
+        assert standby["stopped"]  # stopped in order by its agent before the handback
+        assert back["first"] > standby["last"]
+        failover = standby["first"] - first["last"]
+        handback = back["first"] - standby["last"]
+        figures = outcome.summary["instances"][name]
+        assert figures["failover_gap_s"] == pytest.approx(failover, abs=0.01)
+        assert figures["handback_gap_s"] == pytest.approx(handback, abs=0.01)
+        assert figures["overlap_s"] == 0
+        assert failover > down_window  # the failover waited for the heartbeat window, as it must
+    # The site as a whole: no instance of the laptop ran while one of the standby did, and back.
+    runs = bot_runs(outcome.ledger)
+    for a, b in itertools.product(runs, runs):
+        if a["site"] == "primary" and b["site"] == "standby":
+            a_end = a["last"] + (0 if a["stopped"] else PERIOD_S)
+            b_end = b["last"] + (0 if b["stopped"] else PERIOD_S)
+            assert a_end < b["first"] or b_end < a["first"], (a, b)
+    assert outcome.summary["overlap_s"] == 0
+    assert outcome.summary["failover_gap_s"] > down_window
 
 
 def test_the_funnel_outage_kept_the_bot_on_the_laptop(outcome: Outcome) -> None:
@@ -204,6 +218,11 @@ def test_the_printed_summary_states_the_measured_figures(outcome: Outcome) -> No
         f"{s['ec2_prewarm_starts']} pre-warm), 1 (failovers in its history), 1 (stopped -> running"
     ) in outcome.output
     assert "leases        primary#1 -> standby#2 -> none#3 -> primary#4" in outcome.output
+    for name, f in s["instances"].items():
+        assert (
+            f"instance      {name}: failover {f['failover_gap_s']:.1f} s, handback {f['handback_gap_s']:.1f} s, "
+            "on both sites at once 0.0 s (2 primary, 1 standby runs)"
+        ) in outcome.output
     assert re.search(r"heartbeats    through the Function URL: \d+ x 200\n", outcome.output)
 
 

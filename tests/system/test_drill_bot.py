@@ -63,6 +63,21 @@ def test_sigterm_writes_a_stop_line_and_exits_0(tmp_path: Path) -> None:
     assert len(lines(ledger)) == count  # nothing written after the stop
 
 
+def test_a_named_instance_writes_its_name_on_every_line(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    bot = subprocess.Popen(
+        [*BOT, "--site", "standby", "--ledger", str(ledger), "--period", "0.1", "--instance", "bot-b"]
+    )
+    wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="bot running")
+    bot.send_signal(signal.SIGTERM)
+    assert bot.wait(timeout=10) == 0
+    records = lines(ledger)
+    assert records[0][1:] == ["standby", "start", str(bot.pid), "bot-b"]
+    assert records[-1][1:] == ["standby", "stop", str(bot.pid), "bot-b"]
+    assert {r[4] for r in records} == {"bot-b"}
+    assert {r.instance for r in parse(ledger.read_text())} == {"bot-b"}
+
+
 def test_sigkill_leaves_no_stop_line(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     bot = start(ledger)
@@ -78,6 +93,7 @@ def test_sigkill_leaves_no_stop_line(tmp_path: Path) -> None:
         (["--site", "laptop"], "invalid choice: 'laptop'"),
         (["--site", "primary", "--period", "0"], "--period: must be from 0.05 to 60 seconds, got 0"),
         (["--site", "primary", "--period", "soon"], "--period: must be a number of seconds from 0.05 to 60"),
+        (["--site", "primary", "--instance", "Bot A"], "--instance: must be a lowercase DNS label"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(tmp_path: Path, args: list[str], message: str) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from hfo_drill.function_url import UrlCounters
-from hfo_drill.ledger import LedgerTail, parse, summarize
-from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings
+from hfo_drill.ledger import LedgerTail, by_instance, parse, summarize
+from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings, print_instances
 from hfo_watchdog.core.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0
@@ -144,3 +144,68 @@ def test_during_the_funnel_outage_a_lease_move_or_an_ec2_start_stops_the_story(t
     s.ec2_state = "running"
     with pytest.raises(StoryFailed, match="EC2 is running during a Funnel-only outage"):
         s._check_funnel_tick()
+
+
+# -- several bot instances (docs/demo.md): each must move both ways, none on both sites at once
+
+
+def named(instance: str, text: str) -> str:
+    return "".join(f"{line} {instance}\n" for line in text.splitlines())
+
+
+def instance_verdict(s: Story) -> Any:
+    records = parse(Path(s.ledger.path).read_text())
+    return s.verdict(GOOD_HISTORY, summarize(records, period_s=1.0), by_instance(records, period_s=1.0))
+
+
+def test_two_instances_that_both_move_pass_with_their_own_figures(tmp_path: Path) -> None:
+    late = rows("primary", 11, 0, 10, stop=False) + rows("standby", 21, 25, 40, stop=True)
+    late += rows("primary", 31, 41, 80, stop=False)
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", late))
+    s.instances = ("bot-a", "bot-b")
+    v = instance_verdict(s)
+    assert v.passed, v.failures
+    assert v.instances["bot-a"]["failover_gap_s"] == pytest.approx(14.0)
+    assert v.instances["bot-b"]["failover_gap_s"] == pytest.approx(15.0)
+    assert v.instances["bot-b"]["runs"] == {"primary": 2, "standby": 1}
+    out = io.StringIO()
+    print_instances(out, v)
+    assert "instance      bot-b: failover 15.0 s, handback 0.8 s, on both sites at once 0.0 s" in out.getvalue()
+
+
+def test_an_instance_left_behind_or_missing_fails_it(tmp_path: Path) -> None:
+    stays = rows("primary", 11, 0, 80, stop=False)  # bot-b never moved
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", stays))
+    s.instances = ("bot-a", "bot-b", "bot-c")
+    v = instance_verdict(s)
+    assert "bot instances never ran: bot-c" in v.failures
+    assert "bot-b: no failover in the ledger" in v.failures and "bot-b: no handback in the ledger" in v.failures
+    # bot-a on the standby while bot-b stayed on the laptop: two sites serving at once
+    assert "two bots ran at once for 16.2s" in v.failures
+    assert v.instances["bot-b"]["runs"] == {"primary": 1, "standby": 0}
+    assert not any(f.startswith("bot-a") for f in v.failures)
+
+
+def test_one_instance_on_both_sites_at_once_is_named(tmp_path: Path) -> None:
+    early = rows("primary", 11, 0, 10, stop=False) + rows("standby", 21, 10.5, 40, stop=True)
+    early += rows("primary", 31, 41, 80, stop=False)
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", early))
+    s.instances = ("bot-a", "bot-b")
+    assert "bot-b ran on both sites at once for 0.5s" in instance_verdict(s).failures
+
+
+def test_the_story_waits_for_every_instance(tmp_path: Path) -> None:
+    s = story(tmp_path, named("bot-a", rows("standby", 20, 0, 3, stop=False)))
+    s.instances = ("bot-a", "bot-b")
+    assert not s.all_on("standby")
+    s.instances = ("bot-a",)
+    s.t = Timings(
+        tick_s=1,
+        down_probes=3,
+        down_heartbeat_s=10,
+        lease_ttl_s=5,
+        start_cooldown_s=15,
+        bot_period_s=1e9,
+        boot_delay_s=1,
+    )  # every line counts as recent
+    assert s.all_on("standby") and not s.all_on("primary")

@@ -2,9 +2,11 @@
 the lease. It does one thing a real bot's users would notice: it is running or it is not, and it
 writes that down.
 
-    python -m hfo_drill.bot --site primary --ledger /path/to/ledger [--period 1]
+    python -m hfo_drill.bot --site primary --ledger /path/to/ledger [--period 1] [--instance bot-a]
 
-Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`:
+Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`, followed by
+` <instance>` when `--instance` names the bot instance (the drill runs two, each an exec workload
+of its own; docs/demo.md):
 
 - `start` as soon as it runs, `run` every `--period` seconds while it runs,
 - `stop` when it is told to stop (SIGTERM or SIGINT), then it exits 0.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -40,6 +43,7 @@ from hfo_bot.lease import LeaseBook, LeaseRefused, PauseDetector, fetch_lease, l
 
 SITES = ("primary", "standby")
 EVENTS = ("start", "run", "stop")
+INSTANCE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class _Stop(Exception):
@@ -50,8 +54,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def ledger_line(at: float, site: str, event: str, pid: int) -> bytes:
-    return f"{at:.3f} {site} {event} {pid}\n".encode("ascii")
+def ledger_line(at: float, site: str, event: str, pid: int, instance: str = "") -> bytes:
+    tail = f" {instance}" if instance else ""
+    return f"{at:.3f} {site} {event} {pid}{tail}\n".encode("ascii")
+
+
+def _instance(text: str) -> str:
+    if not INSTANCE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"must be a lowercase DNS label (a-z, 0-9, '-', e.g. bot-a), got {text!r}")
+    return text
 
 
 def _period(text: str) -> float:
@@ -125,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", required=True, choices=SITES, help="the site this bot runs on")
     parser.add_argument("--ledger", required=True, help="the file to append to (created if missing)")
     parser.add_argument("--period", type=_period, default=1.0, help="seconds between two `run` lines (default 1)")
+    parser.add_argument(
+        "--instance", type=_instance, default=None, help="the bot instance's name, written on every line (default none)"
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_lease(dict(os.environ))
@@ -150,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         next_at = time.monotonic()
         while True:
             if lease is None or lease.may_write(serving):
-                os.write(fd, ledger_line(time.time(), args.site, "run" if serving else "start", pid))
+                os.write(
+                    fd, ledger_line(time.time(), args.site, "run" if serving else "start", pid, args.instance or "")
+                )
                 serving = True
             else:
                 serving = False
@@ -160,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop line, even if signalled twice
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if serving and (lease is None or lease.served_until_now()):
-            os.write(fd, ledger_line(time.time(), args.site, "stop", pid))
+            os.write(fd, ledger_line(time.time(), args.site, "stop", pid, args.instance or ""))
         elif serving:
             print("drill_bot: stopped after a pause: no stop line, the run ended at its last line", file=sys.stderr)
     finally:

@@ -87,7 +87,7 @@ def run(out: TextIO, opts: Options) -> int:
     from hfo_drill.function_url import FunctionUrlServer
     from hfo_drill.funnel import FunnelProxy
     from hfo_drill.inbox import AlertInbox
-    from hfo_drill.ledger import LedgerTail, read, summarize
+    from hfo_drill.ledger import LedgerTail, by_instance, read, summarize
     from hfo_drill.moto_server import MotoServer
     from hfo_drill.net import free_port
     from hfo_drill.proc import Child, alive
@@ -251,7 +251,8 @@ def run(out: TextIO, opts: Options) -> int:
             raise DrillFailed(f"the laptop's processes did not start: {exc}") from None
         timeline.say(
             f"laptop: {' '.join(site_command('health'))} pid {children[0].pid} on 127.0.0.1:{primary.health_port}, "
-            f"agent pid {children[1].pid}, bot `python -m hfo_drill.bot` (ledger {files.ledger})"
+            f"agent pid {children[1].pid}, bots `python -m hfo_drill.bot --instance <name>` for "
+            f"{', '.join(primary.instances)} (exec workloads; ledger {files.ledger})"
         )
 
         tick_config = aws.configs["tick"]
@@ -263,7 +264,21 @@ def run(out: TextIO, opts: Options) -> int:
         store = DynamoStateStore(session.client("dynamodb"), aws.table, writer="cli")
         ledger = LedgerTail(str(files.ledger))
         timings = Timings.from_env(fast, bot_period_s=BOT_PERIOD_S, boot_delay_s=opts.boot_delay_s)
-        story = Story(timeline, tick, session, aws, inbox, store, primary, standby, funnel, url_server, ledger, timings)
+        story = Story(
+            timeline,
+            tick,
+            session,
+            aws,
+            inbox,
+            store,
+            primary,
+            standby,
+            funnel,
+            url_server,
+            ledger,
+            timings,
+            instances=primary.instances,
+        )
         try:
             story.wait_for_first_bot(30)
             timeline.header()
@@ -278,8 +293,9 @@ def run(out: TextIO, opts: Options) -> int:
 
         history_json = _capture(lambda f: hfo(["--table", aws.table, "history", "--limit", "100", "--json"], out=f))
         history = json.loads(history_json)
-        summary = summarize(read(str(files.ledger)), period_s=BOT_PERIOD_S)
-        verdict = story.verdict(history, summary)
+        records = read(str(files.ledger))
+        summary = summarize(records, period_s=BOT_PERIOD_S)
+        verdict = story.verdict(history, summary, by_instance(records, period_s=BOT_PERIOD_S))
         out.write("\nhfo history (what the watchdog recorded, newest first):\n")
         hfo(["--table", aws.table, "history", "--limit", "12"], out=out)
         print_summary(out, verdict, summary, story.marks, str(files.ledger))

@@ -18,11 +18,11 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hfo_drill.bot import EVENTS, SITES
+from hfo_drill.bot import EVENTS, INSTANCE_RE, SITES
 
 
 class LedgerError(ValueError):
-    """A line that is not `<time> <site> <event> <pid>`; names the line and what is wrong."""
+    """A line that is not `<time> <site> <event> <pid> [<instance>]`; names the line and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Record:
     site: str
     event: str
     pid: int
+    instance: str = ""  # the bot instance (`--instance`), "" for a bot that names none
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Run:
     start: float
     last: float  # time of its last line
     stopped: bool  # ended with a `stop` line (an orderly stop), else killed or still running
+    instance: str = ""
 
     def end(self, period_s: float, *, pessimistic_for_overlap: bool) -> float:
         if self.stopped or not pessimistic_for_overlap:
@@ -98,9 +100,14 @@ def parse(text: str) -> list[Record]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 4:
-            raise LedgerError(f"ledger line {number}: expected '<time> <site> <event> <pid>', got {line!r}")
-        at_text, site, event, pid_text = parts
+        if len(parts) not in (4, 5):
+            raise LedgerError(
+                f"ledger line {number}: expected '<time> <site> <event> <pid> [<instance>]', got {line!r}"
+            )
+        at_text, site, event, pid_text = parts[:4]
+        instance = parts[4] if len(parts) == 5 else ""
+        if instance and not INSTANCE_RE.match(instance):
+            raise LedgerError(f"ledger line {number}: instance {instance!r} is not a lowercase DNS label")
         try:
             at = float(at_text)
         except ValueError:
@@ -111,7 +118,7 @@ def parse(text: str) -> list[Record]:
             raise LedgerError(f"ledger line {number}: event {event!r} is not one of {', '.join(EVENTS)}")
         if not pid_text.isdigit() or int(pid_text) <= 0:
             raise LedgerError(f"ledger line {number}: pid {pid_text!r} is not a positive integer")
-        records.append(Record(at, site, event, int(pid_text)))
+        records.append(Record(at, site, event, int(pid_text), instance))
     return records
 
 
@@ -125,8 +132,10 @@ def runs(records: Iterable[Record]) -> list[Run]:
         if r.event == "start" or current is None or current.site != r.site:
             if current is not None:
                 done.append(current)  # the pid was reused: the old run ended at its last line
-            current = Run(r.site, r.pid, r.at, r.at, False)
-        current = Run(current.site, current.pid, current.start, max(current.last, r.at), r.event == "stop")
+            current = Run(r.site, r.pid, r.at, r.at, False, r.instance)
+        current = Run(
+            current.site, current.pid, current.start, max(current.last, r.at), r.event == "stop", current.instance
+        )
         if current.stopped:
             done.append(current)
             open_runs.pop(r.pid, None)
@@ -181,6 +190,20 @@ def summarize(records: Sequence[Record], *, period_s: float) -> Summary:
     return Summary(tuple(all_runs), window, gaps, tuple(sorted(overlaps, key=lambda o: o.start)), period_s, starts)
 
 
+def instances(records: Iterable[Record]) -> list[str]:
+    """The bot instances named in the ledger, sorted ("" for bots that name none)."""
+    return sorted({r.instance for r in records})
+
+
+def by_instance(records: Sequence[Record], *, period_s: float) -> dict[str, Summary]:
+    """One summary per bot instance: its own downtime, failover and handback gaps, and its own overlap
+    (the instance running on both sites at once). `summarize` over all records answers for the site as a
+    whole: downtime only when no instance ran, overlap when any two bots ran on the two sites at once."""
+    return {
+        name: summarize([r for r in records if r.instance == name], period_s=period_s) for name in instances(records)
+    }
+
+
 def read(path: str) -> list[Record]:
     with open(path, encoding="ascii") as f:
         return parse(f.read())
@@ -216,6 +239,11 @@ class LedgerTail:
         (within 1.5 periods, plus half a second for a loaded machine)."""
         fresh = now - 1.5 * period_s - 0.5
         return sorted({r.site for r in runs(self.records) if not r.stopped and r.last >= fresh})
+
+    def running_instances(self, now: float, period_s: float) -> set[tuple[str, str]]:
+        """(site, instance) of every bot running now, by the rule of `running`."""
+        fresh = now - 1.5 * period_s - 0.5
+        return {(r.site, r.instance) for r in runs(self.records) if not r.stopped and r.last >= fresh}
 
     def poll_all(self) -> list[Record]:
         """Every complete line read so far, after reading what is new."""

@@ -28,7 +28,7 @@ from hfo_drill.aws_setup import AwsSide, instance_state
 from hfo_drill.function_url import FunctionUrlServer
 from hfo_drill.funnel import FunnelProxy
 from hfo_drill.inbox import AlertInbox
-from hfo_drill.ledger import LedgerTail, Summary, summarize
+from hfo_drill.ledger import Gap, LedgerTail, Summary, summarize
 from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
@@ -165,6 +165,9 @@ class Verdict:
     heartbeats: dict[str, int]
     funnel: dict[str, Any]
     leases: list[str]
+    # Per bot instance (several gated bots, docs/demo.md): its failover and handback gaps, its overlap
+    # (the instance on both sites at once), its runs per site.
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,8 +188,10 @@ class Story:
         url_server: FunctionUrlServer,
         ledger: LedgerTail,
         timings: Timings,
+        instances: tuple[str, ...] = (),
     ) -> None:
         self.timeline = timeline
+        self.instances = instances  # the bot instances each site runs; () for one unnamed bot
         self._tick = tick
         self.session = session
         self.aws = aws
@@ -214,6 +219,14 @@ class Story:
     def bots(self) -> list[str]:
         self.ledger.poll()
         return self.ledger.running(time.time(), self.t.bot_period_s)
+
+    def all_on(self, site: str) -> bool:
+        """Every bot instance runs on `site` (the one bot, when the sites run no named instances)."""
+        if not self.instances:
+            return site in self.bots()
+        self.ledger.poll()
+        running = self.ledger.running_instances(time.time(), self.t.bot_period_s)
+        return all((site, name) in running for name in self.instances)
 
     def step(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -280,7 +293,7 @@ class Story:
         """Before the first tick: the laptop's agent has heartbeated, learned the lease (primary,
         epoch 1, the default of a fresh table) and started its bot. The story starts from there."""
         deadline = time.monotonic() + timeout_s
-        while "primary" not in self.bots():
+        while not self.all_on("primary"):
             if time.monotonic() > deadline:
                 raise StoryFailed(f"the laptop's bot did not start within {timeout_s:.0f}s")
             time.sleep(0.1)
@@ -321,7 +334,7 @@ class Story:
             60,
         )
         standby_epoch = r()["lease_epoch"]
-        self.until("on standby: the standby's agent runs the bot", lambda: "standby" in self.bots(), 40)
+        self.until("on standby: the standby's agent runs the bot", lambda: self.all_on("standby"), 40)
         for _ in range(2):
             self.step()
 
@@ -338,7 +351,7 @@ class Story:
             90,
         )
         self.until("standby instance stopped in moto", lambda: self.ec2_state == "stopped", 30)
-        self.until("the laptop runs the bot again", lambda: "primary" in self.bots(), 30)
+        self.until("the laptop runs the bot again", lambda: self.all_on("primary"), 30)
         if self.standby.up:
             raise StoryFailed("the standby's agent still runs although its instance is stopped")
 
@@ -411,10 +424,10 @@ class Story:
 
     # -- the verdict
 
-    def verdict(self, history: list[dict[str, Any]], summary: Summary) -> Verdict:
-        failures: list[str] = []
+    def _moves(self, gaps: tuple[Gap, ...]) -> tuple[Gap | None, Gap | None]:
+        """The failover gap (primary -> standby after the kill) and the handback gap (standby -> primary
+        after the laptop came back), if the ledger shows them."""
         m = self.marks
-        gaps = summary.gaps
         failover = next((g for g in gaps if m.killed is not None and g.end >= m.killed and g.after == "standby"), None)
         handback = next(
             (
@@ -424,6 +437,39 @@ class Story:
             ),
             None,
         )
+        return failover, handback
+
+    def instance_verdicts(self, per_instance: Mapping[str, Summary]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Each bot instance moved across the failover and the handback, and never ran on both sites at once."""
+        failures: list[str] = []
+        missing = [name for name in self.instances if name not in per_instance]
+        if missing:
+            failures.append(f"bot instances never ran: {', '.join(missing)}")
+        figures: dict[str, dict[str, Any]] = {}
+        for name, summary in sorted(per_instance.items()):
+            failover, handback = self._moves(summary.gaps)
+            label = name or "(unnamed)"
+            if failover is None:
+                failures.append(f"{label}: no failover in the ledger")
+            if handback is None:
+                failures.append(f"{label}: no handback in the ledger")
+            if summary.overlap_s > 0:
+                failures.append(f"{label} ran on both sites at once for {summary.overlap_s:.1f}s")
+            figures[name] = {
+                "failover_gap_s": None if failover is None else round(failover.seconds, 3),
+                "handback_gap_s": None if handback is None else round(handback.seconds, 3),
+                "overlap_s": round(summary.overlap_s, 3),
+                "runs": dict(summary.starts),
+            }
+        return figures, failures
+
+    def verdict(
+        self, history: list[dict[str, Any]], summary: Summary, per_instance: Mapping[str, Summary] | None = None
+    ) -> Verdict:
+        failures: list[str] = []
+        m = self.marks
+        gaps = summary.gaps
+        failover, handback = self._moves(gaps)
         in_funnel = [
             g for g in gaps if m.dark is not None and m.light is not None and g.end > m.dark and g.start < m.light
         ]
@@ -447,6 +493,8 @@ class Story:
                 f"expected exactly one EC2 start, got {ec2_starts(state)} (state), {history_starts} (history), "
                 f"{self.ec2_starts_seen} (seen in moto)"
             )
+        instance_figures, instance_failures = self.instance_verdicts(per_instance or {})
+        failures += instance_failures
         c = self.url_server.counters
         return Verdict(
             passed=not failures,
@@ -473,6 +521,7 @@ class Story:
                 "alert": self.funnel_check.alert,
             },
             leases=list(self.leases_seen),
+            instances=instance_figures,
         )
 
 
@@ -518,4 +567,19 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
     beats = ", ".join(f"{n} x {s}" for s, n in v.heartbeats.items())
     w(f"heartbeats    through the Function URL: {beats or 'none'}\n")
     w(f"leases        {' -> '.join(v.leases)}\n")
+    print_instances(out, v)
     out.flush()
+
+
+def print_instances(out: TextIO, v: Verdict) -> None:
+    """One line per bot instance: its own failover and handback gaps and overlap."""
+
+    def secs(value: float | None) -> str:
+        return "none" if value is None else f"{value:.1f} s"
+
+    for name, f in v.instances.items():
+        runs = ", ".join(f"{n} {site}" for site, n in f["runs"].items())
+        out.write(
+            f"instance      {name or '(unnamed)'}: failover {secs(f['failover_gap_s'])}, handback "
+            f"{secs(f['handback_gap_s'])}, on both sites at once {f['overlap_s']:.1f} s ({runs} runs)\n"
+        )

@@ -36,7 +36,7 @@ def make_backend(settings: AgentSettings) -> WorkloadBackend:
     backend = settings.backend
     if backend.kind == "exec":
         return ExecBackend(
-            backend.command, settings.stop_grace_s, settings.restart_backoff_s, settings.restart_backoff_max_s
+            backend.exec_workloads, settings.stop_grace_s, settings.restart_backoff_s, settings.restart_backoff_max_s
         )
     from hfo_site.backends.kubernetes import KubernetesBackend
     from hfo_site.k8s import WorkloadApi, make_api_client

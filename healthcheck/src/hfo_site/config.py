@@ -47,11 +47,20 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True)
+class ExecWorkload:
+    """One command the exec backend supervises, under its name (docs/site.md#exec)."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     kind: str  # kubernetes | exec
     namespace: str | None = None
     workloads: tuple[WorkloadRef, ...] = ()
-    command: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()  # exec, single-command form (HFO_EXEC_COMMAND); empty with HFO_EXEC_WORKLOADS
+    exec_workloads: tuple[ExecWorkload, ...] = ()  # exec: every supervised command (one for HFO_EXEC_COMMAND)
 
 
 @dataclass(frozen=True)
@@ -254,14 +263,68 @@ def _backend(env: _Env, need_command: bool = True) -> BackendSettings:
         return BackendSettings(kind=kind, namespace=namespace, workloads=workloads)
     if not need_command:  # the health service never runs the command
         return BackendSettings(kind=kind)
-    text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload")
+    exec_workloads = parse_exec_workloads(env.env)
+    single = exec_workloads[0].argv if env.raw("HFO_EXEC_WORKLOADS") is None else ()
+    return BackendSettings(kind=kind, command=single, exec_workloads=exec_workloads)
+
+
+EXEC_SINGLE_NAME = "bot"  # the name of the one workload of the single-command form (logs, observe detail)
+_EXEC_COMMAND_PREFIX = "HFO_EXEC_COMMAND_"
+
+
+def exec_command_variable(name: str) -> str:
+    """``bot-a`` -> ``HFO_EXEC_COMMAND_BOT_A``: where the command of a named exec workload is set."""
+    return _EXEC_COMMAND_PREFIX + name.upper().replace("-", "_")
+
+
+def _split_command(variable: str, text: str) -> tuple[str, ...]:
     try:
         argv = tuple(shlex.split(text))
     except ValueError as exc:
-        raise ConfigError("HFO_EXEC_COMMAND", f"cannot be split into arguments: {exc}") from None
+        raise ConfigError(variable, f"cannot be split into arguments: {exc}") from None
     if not argv:
-        raise ConfigError("HFO_EXEC_COMMAND", "is empty")
-    return BackendSettings(kind=kind, command=argv)
+        raise ConfigError(variable, "is empty")
+    return argv
+
+
+def parse_exec_workloads(environ: Mapping[str, str]) -> tuple[ExecWorkload, ...]:
+    """The exec backend's commands: either ``HFO_EXEC_COMMAND`` (one workload), or
+    ``HFO_EXEC_WORKLOADS=bot-a,bot-b`` with one ``HFO_EXEC_COMMAND_BOT_A=...`` per name. Raises ConfigError."""
+    env = _Env(environ)
+    names_text = env.raw("HFO_EXEC_WORKLOADS")
+    strays = sorted(k for k in environ if k.startswith(_EXEC_COMMAND_PREFIX))
+    if names_text is None:
+        if strays:
+            raise ConfigError(strays[0], "is set but HFO_EXEC_WORKLOADS is not (it lists the named workloads)")
+        text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload, or HFO_EXEC_WORKLOADS")
+        return (ExecWorkload(EXEC_SINGLE_NAME, _split_command("HFO_EXEC_COMMAND", text)),)
+    if env.raw("HFO_EXEC_COMMAND") is not None:
+        raise ConfigError("HFO_EXEC_COMMAND", "set it or HFO_EXEC_WORKLOADS, not both")
+    names: list[str] = []
+    for name in (part.strip() for part in names_text.split(",")):
+        if not name:
+            continue
+        if not _DNS_LABEL.match(name):
+            raise ConfigError(
+                "HFO_EXEC_WORKLOADS",
+                f"entry {name!r} must be a lowercase DNS label (a-z, 0-9, '-', at most 63, e.g. bot-a)",
+            )
+        if name in names:
+            raise ConfigError("HFO_EXEC_WORKLOADS", f"entry {name!r} is listed twice")
+        names.append(name)
+    if not names:
+        raise ConfigError("HFO_EXEC_WORKLOADS", "lists no workload (expected e.g. bot-a,bot-b)")
+    if len(names) > MAX_WORKLOADS:
+        raise ConfigError("HFO_EXEC_WORKLOADS", f"lists {len(names)} workloads; at most {MAX_WORKLOADS}")
+    variables = {exec_command_variable(name): name for name in names}
+    unknown = [k for k in strays if k not in variables]
+    if unknown:
+        raise ConfigError(unknown[0], f"names no workload of HFO_EXEC_WORKLOADS ({', '.join(names)})")
+    workloads = []
+    for variable, name in variables.items():
+        text = env.required(variable, f"the command of workload {name!r} listed in HFO_EXEC_WORKLOADS")
+        workloads.append(ExecWorkload(name, _split_command(variable, text)))
+    return tuple(workloads)
 
 
 def _networks(env: _Env, name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -1,4 +1,9 @@
-"""The ``exec`` backend: supervise one child command (Docker Compose, systemd and bare-host users).
+"""The ``exec`` backend: supervise child commands (Docker Compose, systemd and bare-host users).
+
+One command (HFO_EXEC_COMMAND) or several named ones (HFO_EXEC_WORKLOADS, docs/site.md#exec): they all
+start together when the site gets the lease and all stop together, each within HFO_STOP_GRACE_S, on a
+fence. Each has its own supervisor: one that crashes restarts on its own backoff and the others never
+notice.
 
 - The child runs in its own process group (new session), so a stop reaches everything it
   started: SIGTERM to the group, then SIGKILL to the group once HFO_STOP_GRACE_S has passed.
@@ -20,10 +25,11 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hfo_site.backends.base import Observation, WorkloadError
+from hfo_site.config import EXEC_SINGLE_NAME, ExecWorkload
 
 log = logging.getLogger("hfo_site.exec")
 
@@ -70,32 +76,34 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-class ExecBackend:
-    name = "exec"
+class _Supervised:
+    """One named command: its process group, its wish to run, its restart backoff."""
 
     def __init__(
         self,
+        name: str,
         argv: Sequence[str],
         grace_s: float,
-        backoff_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        env: dict[str, str] | None = None,
+        backoff_s: float,
+        backoff_max_s: float,
+        env: dict[str, str] | None,
+        preexec: Callable[[], object] | None,
     ) -> None:
         if not argv:
-            raise ValueError("exec backend: empty command")
-        self._argv = tuple(argv)
+            raise ValueError(f"exec backend: empty command for {name!r}")
+        self.name = name
+        self.argv = tuple(argv)
         self._grace = grace_s
         self._backoff = backoff_s
         self._backoff_max = backoff_max_s
-        self._env = env
+        self.env = env
+        self._preexec = preexec
         self._proc: asyncio.subprocess.Process | None = None
-        self._want = False
-        self._stopping = False
-        self._restart_pending = False
+        self.want = False
+        self.stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._preexec = _pdeathsig_setter()
         self.spawns = 0
         self.last_exit: int | None = None
 
@@ -105,51 +113,50 @@ class ExecBackend:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    def _executable(self) -> str | None:
-        head = self._argv[0]
+    def executable(self) -> str | None:
+        head = self.argv[0]
         if os.sep in head:
             return head if os.access(head, os.X_OK) and Path(head).is_file() else None
         return shutil.which(head)
 
-    async def observe(self) -> Observation:
-        ready = self._executable() is not None
-        detail = "" if ready else f"command {self._argv[0]!r} not found or not executable"
-        if self._stopping:
-            return Observation("stopping", ready, detail)
-        if self._alive():
-            return Observation("running", ready, detail or f"pid {self.pid}")
-        if self._want:
+    def state(self) -> tuple[str, str]:
+        """(state, detail) of this command alone."""
+        if self.stopping:
+            return "stopping", "stopping"
+        if self.alive():
+            return "running", f"pid {self.pid}"
+        if self.want:
             last = f"exited with {self.last_exit}; restarting" if self.last_exit is not None else "starting"
-            return Observation("starting", ready, detail or last)
-        return Observation("stopped", ready, detail)
+            return "starting", last
+        return "stopped", "stopped"
 
     # -- actions -------------------------------------------------------------------------------
     async def start(self) -> None:
         async with self._lock:
-            self._want = True
+            self.want = True
             if self._supervisor is not None and not self._supervisor.done():
                 return
             try:
                 proc = await self._spawn()  # the first spawn's failure is the caller's to see
             except WorkloadError:
-                self._want = False
+                self.want = False
                 raise
             self._supervisor = asyncio.create_task(self._supervise(proc))
 
     async def stop(self) -> None:
         async with self._lock:
-            self._want = False
+            self.want = False
             self._wake.set()
             proc = self._proc
             if proc is not None:
-                self._stopping = True
+                self.stopping = True
                 try:
                     await self._terminate(proc)
                 finally:
-                    self._stopping = False
+                    self.stopping = False
             if self._supervisor is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._supervisor
@@ -159,26 +166,21 @@ class ExecBackend:
         if self._supervisor is not None and not self._supervisor.done():
             self._supervisor.cancel()
 
-    def add_env(self, extra: dict[str, str]) -> None:
-        """Variables every child started from now on gets, on top of the agent's own environment
-        (or of ``env`` when one was given): HFO_BOT_LEASE_URL (docs/protocol.md#lease-endpoint)."""
-        self._env = {**(os.environ if self._env is None else self._env), **extra}
-
     # -- internals -----------------------------------------------------------------------------
     async def _spawn(self) -> asyncio.subprocess.Process:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._argv,
+                *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,  # own session and process group: pgid == pid
                 preexec_fn=self._preexec,
-                env=self._env,
+                env=self.env,
             )
         except OSError as exc:
-            raise WorkloadError(f"cannot start {self._argv[0]!r}: {exc.strerror}") from None
+            raise WorkloadError(f"cannot start {self.name} ({self.argv[0]!r}): {exc.strerror}") from None
         self._proc = proc
         self.spawns += 1
-        log.info("workload started", extra={"pid": proc.pid, "command": self._argv[0]})
+        log.info("workload started", extra={"workload": self.name, "pid": proc.pid, "command": self.argv[0]})
         return proc
 
     async def _supervise(self, proc: asyncio.subprocess.Process | None) -> None:
@@ -188,33 +190,33 @@ class ExecBackend:
             if proc is not None:
                 code = await proc.wait()
                 self.last_exit = code
-                if not self._want:
+                if not self.want:
                     return  # stop() is terminating the group
                 await self._terminate(proc)  # leftovers of the group would run unsupervised
                 log.warning(
                     "workload exited while the lease is held; restarting after backoff",
-                    extra={"exit_code": code, "backoff_s": backoff},
+                    extra={"workload": self.name, "exit_code": code, "backoff_s": backoff},
                 )
                 if time.monotonic() - started > self._backoff_max:
                     backoff = self._backoff  # it had run a good while: start the backoff over
-            if not self._want:
+            if not self.want:
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
-            if not self._want:
+            if not self.want:
                 return
             backoff = min(backoff * 2, self._backoff_max)
             try:
                 proc = await self._spawn()
             except WorkloadError as exc:
-                log.error("workload restart failed", extra={"error": str(exc)})
+                log.error("workload restart failed", extra={"workload": self.name, "error": str(exc)})
                 proc = None
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         """SIGTERM the group, SIGKILL it after the grace, return once no member is left."""
         pgid = proc.pid
-        self._signal_group(pgid, signal.SIGTERM)
+        _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
         while time.monotonic() < deadline:
             if proc.returncode is not None and not group_members(pgid):
@@ -222,17 +224,145 @@ class ExecBackend:
             await asyncio.sleep(_POLL_S)
         else:
             if proc.returncode is None or group_members(pgid):
-                log.warning("workload did not stop within the grace period; killing it", extra={"grace_s": self._grace})
-                self._signal_group(pgid, signal.SIGKILL)
+                log.warning(
+                    "workload did not stop within the grace period; killing it",
+                    extra={"workload": self.name, "grace_s": self._grace},
+                )
+                _signal_group(pgid, signal.SIGKILL)
         await proc.wait()
         self.last_exit = proc.returncode
         kill_deadline = time.monotonic() + 5.0
         while group_members(pgid) and time.monotonic() < kill_deadline:
-            self._signal_group(pgid, signal.SIGKILL)
+            _signal_group(pgid, signal.SIGKILL)
             await asyncio.sleep(_POLL_S)
-        log.info("workload stopped", extra={"pid": pgid, "exit_code": proc.returncode})
+        log.info("workload stopped", extra={"workload": self.name, "pid": pgid, "exit_code": proc.returncode})
 
-    @staticmethod
-    def _signal_group(pgid: int, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class ExecBackend:
+    """``command``: one argv (the single-command form, named ``bot``) or named ExecWorkloads."""
+
+    name = "exec"
+
+    def __init__(
+        self,
+        command: Sequence[str] | Sequence[ExecWorkload],
+        grace_s: float,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if not command:
+            raise ValueError("exec backend: empty command")
+        workloads: list[ExecWorkload] = []
+        for item in command:
+            if isinstance(item, ExecWorkload):
+                workloads.append(item)
+        if not workloads:  # a plain argv
+            workloads = [ExecWorkload(EXEC_SINGLE_NAME, tuple(str(a) for a in command))]
+        elif len(workloads) != len(command):
+            raise ValueError("exec backend: give one argv or a list of ExecWorkload, not a mix")
+        names = [w.name for w in workloads]
+        if len(set(names)) != len(names):
+            raise ValueError(f"exec backend: workload names must be unique, got {names}")
+        preexec = _pdeathsig_setter()
+        self._children = tuple(
+            _Supervised(w.name, w.argv, grace_s, backoff_s, backoff_max_s, env, preexec) for w in workloads
+        )
+        self._lock = asyncio.Lock()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self._children)
+
+    def pids(self) -> dict[str, int | None]:
+        """The running process (group leader) of each workload, None while it does not run."""
+        return {c.name: c.pid for c in self._children}
+
+    def spawns_of(self, name: str) -> int:
+        return self._child(name).spawns
+
+    def last_exit_of(self, name: str) -> int | None:
+        return self._child(name).last_exit
+
+    @property
+    def pid(self) -> int | None:
+        """The first workload's pid (the single-command form's only one)."""
+        return self._children[0].pid
+
+    @property
+    def spawns(self) -> int:
+        """Processes started, all workloads together."""
+        return sum(c.spawns for c in self._children)
+
+    @property
+    def last_exit(self) -> int | None:
+        """The first workload's last exit status (the single-command form's only one)."""
+        return self._children[0].last_exit
+
+    def _child(self, name: str) -> _Supervised:
+        for c in self._children:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    async def observe(self) -> Observation:
+        missing = [c for c in self._children if c.executable() is None]
+        ready = not missing
+        states = {c.name: c.state() for c in self._children}
+        kinds = {s for s, _ in states.values()}
+        if len(self._children) == 1:
+            detail = next(iter(states.values()))[1]
+            if detail in ("stopping", "stopped"):
+                detail = ""
+        else:
+            detail = ", ".join(f"{name} {text}" for name, (_, text) in states.items())
+        if missing:
+            detail = "; ".join(f"command {c.argv[0]!r} not found or not executable" for c in missing)
+            if len(self._children) > 1:
+                detail = "; ".join(f"{c.name}: command {c.argv[0]!r} not found or not executable" for c in missing)
+        if "stopping" in kinds:
+            state = "stopping"
+        elif kinds == {"running"}:
+            state = "running"
+        elif kinds == {"stopped"}:
+            state = "stopped"
+        else:
+            state = "starting"  # some are wanted and not (yet, or again) running
+        return Observation(state, ready, detail)
+
+    # -- actions -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every workload not yet running, together. A workload whose first spawn fails is
+        named in the WorkloadError; the others keep running, and the next start() tries it again."""
+        async with self._lock:
+            results = await asyncio.gather(*(c.start() for c in self._children), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for err in errors:
+            if not isinstance(err, WorkloadError):
+                raise err
+        if errors:
+            raise WorkloadError("; ".join(str(e) for e in errors))
+
+    async def stop(self) -> None:
+        """Stop every workload at once: each gets SIGTERM now and SIGKILL after the grace."""
+        async with self._lock:
+            results = await asyncio.gather(*(c.stop() for c in self._children), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def close(self) -> None:
+        for c in self._children:
+            await c.close()
+
+    def add_env(self, extra: dict[str, str]) -> None:
+        """Variables every child started from now on gets, on top of the agent's own environment
+        (or of ``env`` when one was given): HFO_BOT_LEASE_URL (docs/protocol.md#lease-endpoint)."""
+        for c in self._children:
+            c.env = {**(os.environ if c.env is None else c.env), **extra}
