@@ -8,6 +8,7 @@ small evaluator of the IAM rules it uses, because moto does not apply session po
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import time
 from typing import Any
@@ -16,6 +17,7 @@ import boto3
 import pytest
 from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
+from hfo_watchdog import cli
 from hfo_watchdog.cli import _site_line, _status_doc
 from hfo_watchdog.commit import Effects
 from hfo_watchdog.config import Settings, SettingsError, StateSettings
@@ -304,6 +306,19 @@ def test_restored_epochs_are_kept_in_the_site_item_shown_in_status_and_logged_on
     records = setup["log"].records("state_restored")
     logged = [(r["workload"], r["restored_epoch"], r.get("previous_epoch")) for r in records]
     assert logged == [("bot", 4, None), ("bot", 6, 4)]
+    # The history says it too, once per change, newest first, beside the transitions.
+    history = setup["store"].restored_history(10)
+    assert [(h.site, h.workload, h.restored_epoch, h.previous_epoch, h.lease_epoch) for h in history] == [
+        ("standby", "bot", 6, 4, 1),
+        ("standby", "bot", 4, None, 1),
+    ]
+    out = io.StringIO()
+    assert cli.main(["--table", TABLE, "history"], out=out) == 0
+    assert "standby restored bot from epoch 6 (before: epoch 4)  lease epoch 1" in out.getvalue()
+    out = io.StringIO()
+    assert cli.main(["--table", TABLE, "history", "--json", "--limit", "1"], out=out) == 0
+    [newest] = json.loads(out.getvalue())
+    assert (newest["kind"], newest["site"], newest["restored_epoch"]) == ("state_restored", "standby", 6)
     # A heartbeat naming nothing leaves nothing behind in the item (older agents, state off).
     _answer(handle(signed_heartbeat_event(heartbeat("primary", seq=1)), deps))
     item = next(i for i in scan_all(setup["client"], TABLE) if i["sk"]["S"] == "primary")
