@@ -102,6 +102,8 @@ def test_the_bot_sees_exactly_the_directory_the_state_containers_restore_and_upl
             volume_mount = next(m for m in c["volumeMounts"] if m["name"] == "state")
             assert "subPath" not in volume_mount  # the restore works beside the directory, on the same volume
             assert arg(c, "--dir") == f"{volume_mount['mountPath']}/{bot_mount['subPath']}"
+            if name == "state-restore":  # the files of a bot from before the component are adopted
+                assert arg(c, "--adopt-from") == volume_mount["mountPath"]
             assert arg(c, "--workload") == "$(POD_NAME)"  # one state per pod: bot-0, bot-1, ... on either site
             pod_name = next(e for e in c["env"] if e["name"] == "POD_NAME")
             assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
