@@ -367,6 +367,41 @@ def test_aws_is_sized_smaller_than_the_laptop() -> None:
     assert limits <= mem(quota["limits.memory"]), "the quota must admit one bot pod and the site pod"
 
 
+def _quantity(value: str | int) -> float:
+    """A Kubernetes quantity (``50m``, ``96Mi``, ``1Gi``, ``2``) as a plain number (cores, bytes, count)."""
+    text = str(value)
+    for suffix, factor in (("m", 1e-3), ("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30)):
+        if text.endswith(suffix):
+            return float(text.removesuffix(suffix)) * factor
+    return float(text)
+
+
+@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_quota_admits_the_most_bot_pods_the_agent_may_run(overlay: str) -> None:
+    """HFO_SHARDS_MAX_REPLICAS bot pods (each with its containers and its volume claims) and the site Pod must fit
+    the namespace's ResourceQuota on each site: a pod or claim over the quota is refused, and a shard whose pod
+    cannot exist never connects. The standby must be able to run what the primary runs."""
+    agent_c, docs = agent(overlay)
+    pods = int(env_value(agent_c, "HFO_SHARDS_MAX_REPLICAS", docs))
+    hard = find(docs, "ResourceQuota", "hfo")["spec"]["hard"]
+    bot, site = find(docs, "StatefulSet", "bot"), find(docs, "Deployment", "hfo-site")
+    need: dict[str, float] = {"pods": pods + 1}
+    for doc, count in ((bot, pods), (site, 1)):
+        spec = pod_spec(doc)
+        assert spec is not None
+        for c in spec["containers"]:
+            for kind in ("requests", "limits"):
+                for resource, value in c["resources"][kind].items():
+                    key = f"{kind}.{resource}"
+                    need[key] = need.get(key, 0.0) + count * _quantity(value)
+    claims = bot["spec"].get("volumeClaimTemplates", [])
+    need["persistentvolumeclaims"] = pods * len(claims)
+    need["requests.storage"] = pods * sum(_quantity(t["spec"]["resources"]["requests"]["storage"]) for t in claims)
+    for key, amount in need.items():
+        if key in hard:
+            assert amount <= _quantity(hard[key]), f"{overlay}: {pods} bot pods need {key} {amount:g} > {hard[key]}"
+
+
 def test_images_come_from_the_one_kustomize_images_entry() -> None:
     base = yaml.safe_load((REPO_ROOT / "k8s/base/kustomization.yaml").read_text())
     want = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in base["images"]}

@@ -274,3 +274,21 @@ def test_a_missing_configmap_says_where_it_ships(site: Site, discord: FakeGatewa
     with pytest.raises(WorkloadError, match="not found: it ships with the bot"):
         run_sharded(site, discord, steps)
     wait_for(lambda: site.replicas() == 0, 5, "still zero")
+
+
+def test_a_recommendation_beyond_the_bounds_runs_the_most_allowed_and_says_so_once(
+    site: Site, discord: FakeGatewayBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    discord.shards = 40  # 8 pods of 2 at most
+
+    async def steps(backend: ShardedBackend, clock: Clock) -> None:
+        await backend.refresh_once(may_run=lambda: True)
+        clock.now += 900
+        await backend.refresh_once(may_run=lambda: True)
+        await backend.start()
+
+    with caplog.at_level("WARNING", logger="hfo_site.shards"):
+        run_sharded(site, discord, steps)
+    assert site.replicas() == 8 and site.shard_settings() == {"SHARD_COUNT": "16", "SHARDS_PER_POD": "2"}
+    capped = [r for r in caplog.records if "recommends more shards" in r.getMessage()]
+    assert len(capped) == 1 and (capped[0].recommended, capped[0].running) == (40, 16)  # type: ignore[attr-defined]

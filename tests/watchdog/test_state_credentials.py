@@ -8,14 +8,17 @@ small evaluator of the IAM rules it uses, because moto does not apply session po
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import time
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from hfo_drill.moto_server import MotoServer
 from hfo_protocol.heartbeat import parse_lease_answer, verify_lease_answer
+from hfo_watchdog import cli
 from hfo_watchdog.cli import _site_line, _status_doc
 from hfo_watchdog.commit import Effects
 from hfo_watchdog.config import Settings, SettingsError, StateSettings
@@ -304,7 +307,76 @@ def test_restored_epochs_are_kept_in_the_site_item_shown_in_status_and_logged_on
     records = setup["log"].records("state_restored")
     logged = [(r["workload"], r["restored_epoch"], r.get("previous_epoch")) for r in records]
     assert logged == [("bot", 4, None), ("bot", 6, 4)]
+    # The history says it too, once per change, newest first, beside the transitions.
+    history = setup["store"].restored_history(10)
+    assert [(h.site, h.workload, h.restored_epoch, h.previous_epoch, h.lease_epoch) for h in history] == [
+        ("standby", "bot", 6, 4, 1),
+        ("standby", "bot", 4, None, 1),
+    ]
+    out = io.StringIO()
+    assert cli.main(["--table", TABLE, "history"], out=out) == 0
+    assert "standby restored bot from epoch 6 (before: epoch 4)  lease epoch 1" in out.getvalue()
+    out = io.StringIO()
+    assert cli.main(["--table", TABLE, "history", "--json", "--limit", "1"], out=out) == 0
+    [newest] = json.loads(out.getvalue())
+    assert (newest["kind"], newest["site"], newest["restored_epoch"]) == ("state_restored", "standby", 6)
     # A heartbeat naming nothing leaves nothing behind in the item (older agents, state off).
     _answer(handle(signed_heartbeat_event(heartbeat("primary", seq=1)), deps))
     item = next(i for i in scan_all(setup["client"], TABLE) if i["sk"]["S"] == "primary")
     assert "state_restored" not in item
+
+
+# ----------------------------------------------------------------------------- moto enforcing IAM
+
+
+def test_with_iam_enforced_the_emulator_applies_the_role_policy_but_not_the_session_policy() -> None:
+    """moto in server mode enforces IAM once INITIAL_NO_AUTH_ACTION_COUNT requests are spent: a set
+    from StsCredentialIssuer, under the role policy Terraform gives (state_access.tf), may write
+    state objects and nothing else. moto (5.2.5) ignores the session policy passed to AssumeRole,
+    so the refusal of another epoch's prefix cannot be shown live here (docs/state-handoff.md);
+    this test says so, and fails the day the emulator enforces it (then assert the refusal)."""
+    # The four set-up calls (bucket, role, its policy, AssumeRole) go unauthenticated; every later
+    # request is authenticated and authorized by moto.
+    with MotoServer(extra_env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}) as moto:
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        where = {"endpoint_url": moto.endpoint, "region_name": moto.region}
+        boto3.client("s3", **where, **keys).create_bucket(Bucket=BUCKET)
+        iam = boto3.client("iam", **where, **keys)
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}  # fmt: skip
+        arn = iam.create_role(RoleName="hfo-state-access", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        objects = f"arn:aws:s3:::{BUCKET}/state/*"
+        role_policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
+        ]}  # fmt: skip
+        iam.put_role_policy(
+            RoleName="hfo-state-access", PolicyName="state-objects", PolicyDocument=json.dumps(role_policy)
+        )
+        issuer = StsCredentialIssuer(
+            lambda: boto3.client("sts", **where, **keys), StateSettings(BUCKET, arn, 900, moto.region, moto.endpoint)
+        )
+        creds = issuer.issue("primary", 7)
+        s3 = boto3.client(
+            "s3",
+            **where,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+        )
+
+        def put(key: str) -> str:
+            try:
+                s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+            except ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+            return "allowed"
+
+        assert put("state/bot/epochs/000000000007/a.tar.gz") == "allowed"
+        assert put("state/bot/manifest.json") == "allowed"
+        assert put("other/bot.json") == "AccessDenied"
+        with pytest.raises(ClientError) as refused:
+            s3.delete_object(Bucket=BUCKET, Key="state/bot/manifest.json")
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+        # The emulator's gap: the session policy would refuse this on AWS (see the pure test above).
+        assert put("state/bot/epochs/000000000006/a.tar.gz") == "allowed", "moto now enforces session policies"

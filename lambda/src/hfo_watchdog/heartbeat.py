@@ -44,7 +44,7 @@ from hfo_watchdog.core import engine
 from hfo_watchdog.core.model import ControlState, Policy, Site
 from hfo_watchdog.ports import CredentialIssuer
 from hfo_watchdog.state_access import CredentialsUnavailable, refusal_reason
-from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, StoreUnavailable
+from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, RestoredEntry, StoreUnavailable
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
 _SIGNATURE_CODES = {"missing": "unsigned", "malformed": "bad_signature", "mismatch": "bad_signature"}
@@ -59,6 +59,8 @@ class HeartbeatStore(TickStore, Protocol):
     ) -> AcceptedHeartbeat: ...
 
     def load_control(self) -> ControlState: ...
+
+    def record_restored(self, entry: RestoredEntry) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
         return refusal("unavailable", "the watchdog's state store cannot be reached; retry")
     # Recorded: from here on the heartbeat is accepted, whatever happens to the handover.
     state = _complete_handover(deps, accepted, now)
-    _log_restored(log, accepted)
+    _record_restored(deps, accepted, now)
     credentials = _state_credentials(deps, hb, state)
     log.debug(
         "heartbeat_accepted",
@@ -251,21 +253,37 @@ def _state_credentials(deps: HeartbeatDeps, hb: Heartbeat, state: ControlState) 
     return issued
 
 
-def _log_restored(log: Log, accepted: AcceptedHeartbeat) -> None:
-    """A site reported another restored epoch for a workload: the log line that says which epoch's
-    state each site restored (the site's item keeps the latest, for `hfo status`)."""
+def _record_restored(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> None:
+    """A site reported another restored epoch for a workload: a history item and a log line say
+    which epoch's state it restored (the site's item keeps the latest, for `hfo status`). Only the
+    heartbeat whose conditional write replaced the item without it sees the change, so each change
+    is recorded once. Best effort, after the heartbeat is accepted: a failure is logged."""
     before = dict(accepted.previous.state_restored) if accepted.previous is not None else {}
     for workload, epoch in accepted.record.state_restored:
-        if before.get(workload) != epoch:
-            log.info(
-                "state_restored",
-                extra={
-                    "site": accepted.record.site.value,
-                    "workload": workload,
-                    "restored_epoch": epoch,
-                    "previous_epoch": before.get(workload),
-                },
-            )
+        if before.get(workload) == epoch:
+            continue
+        entry = RestoredEntry(
+            at=now,
+            site=accepted.record.site.value,
+            workload=workload,
+            restored_epoch=epoch,
+            previous_epoch=before.get(workload),
+            lease_epoch=accepted.state.lease.epoch,
+        )
+        deps.log.info(
+            "state_restored",
+            extra={
+                "site": entry.site,
+                "workload": workload,
+                "restored_epoch": epoch,
+                "previous_epoch": entry.previous_epoch,
+                "lease_epoch": entry.lease_epoch,
+            },
+        )
+        try:
+            deps.store.record_restored(entry)
+        except StoreUnavailable as exc:
+            deps.log.error("state_restored_not_recorded", extra={"site": entry.site, "why": str(exc)})
 
 
 def _complete_handover(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> ControlState:

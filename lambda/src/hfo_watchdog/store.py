@@ -39,6 +39,9 @@ CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 # DynamoDB reserved word: expressions name it directly.)
 FENCE = "fence"
 HISTORY_PK = "HISTORY"
+# Which epoch's state a site restored, one item per change a site reports (docs/state-handoff.md),
+# apart from the transitions so that history() stays transitions only.
+STATE_HISTORY_PK = "STATE_HISTORY"
 SITE_PK = "SITE"
 _RECORD_ATTEMPTS = 4
 _BATCH_ATTEMPTS = 4
@@ -157,6 +160,18 @@ class HistoryEntry:
     mode: str
     instance: str | None
     writer: str
+
+
+@dataclass(frozen=True)
+class RestoredEntry:
+    """A site reported that a workload restored the state written under `restored_epoch`."""
+
+    at: float
+    site: str
+    workload: str
+    restored_epoch: int
+    previous_epoch: int | None  # what the site reported before for that workload
+    lease_epoch: int  # the lease epoch of the control state the heartbeat was answered with
 
 
 # ----------------------------------------------------------------------------- codec
@@ -424,6 +439,50 @@ class DynamoStateStore:
             instance=_get_s(item, "instance"),
             writer=_get_s(item, "writer") or "",
         )
+
+    def restored_history(self, limit: int = 20) -> list[RestoredEntry]:
+        """The latest `limit` restored-state reports, newest first."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        answer = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(STATE_HISTORY_PK)},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            RestoredEntry(
+                at=float(item["at"]["N"]),
+                site=item["site"]["S"],
+                workload=item["workload"]["S"],
+                restored_epoch=int(item["restored_epoch"]["N"]),
+                previous_epoch=None if _get_f(item, "previous_epoch") is None else _get_i(item, "previous_epoch"),
+                lease_epoch=_get_i(item, "lease_epoch"),
+            )
+            for item in answer.get("Items", [])
+        ]
+
+    def record_restored(self, entry: RestoredEntry) -> None:
+        """One history item for a restored-state report (1 write unit, only when a site reports a
+        new epoch for a workload). A copy already stored is left as it is. StoreUnavailable when
+        DynamoDB cannot be reached: the caller logs it, the heartbeat stays accepted."""
+        item = {
+            "pk": _s(STATE_HISTORY_PK),
+            "sk": _s(f"{format_ts(entry.at)}#{entry.site}#{entry.workload}"),
+            "at": _n(entry.at),
+            "site": _s(entry.site),
+            "workload": _s(entry.workload),
+            "restored_epoch": _n(entry.restored_epoch),
+            "previous_epoch": _opt_n(entry.previous_epoch),
+            "lease_epoch": _n(entry.lease_epoch),
+            "expires_at": _n(int(entry.at + self._history_ttl_s)),
+        }
+        try:
+            self._call("put_item", TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except _ConditionFailed:
+            return
 
     # -- writes
 

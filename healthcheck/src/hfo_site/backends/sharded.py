@@ -74,6 +74,7 @@ class ShardedBackend:
         self.last_reason = ""
         self._want: bool | None = None
         self._lock = asyncio.Lock()
+        self._capped_warned: int | None = None
         self.first_poll = asyncio.Event()  # the refresh loop has asked Discord once (answered or not)
 
     # -- the ConfigMap -------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class ShardedBackend:
         self.first_poll.set()
         if self.recommender.requests != asked:
             self._poll_metrics()
+            self._warn_if_capped()
         async with self._lock:
             running = self._want is True and may_run()
             decision = decide(self.policy, self.plan, self.pending, answer, self._clock(), running)
@@ -173,6 +175,20 @@ class ShardedBackend:
                     self.metrics.reshards.labels("error").inc()
                 raise
             return decision
+
+    def _warn_if_capped(self) -> None:
+        """Fewer shards than Discord recommends works only while no shard holds 2,500 guilds (then Discord
+        refuses the IDENTIFY with close code 4011): say so once per recommendation."""
+        answer = self.recommender.last_good
+        if answer is None or self.recommender.last_error is not None:
+            return
+        allowed = self.policy.bound(answer.shards)
+        if allowed < answer.shards and answer.shards != self._capped_warned:
+            self._capped_warned = answer.shards
+            log.warning(
+                "Discord recommends more shards than HFO_SHARDS_MAX_REPLICAS x HFO_SHARDS_PER_POD allow; running fewer",
+                extra={"recommended": answer.shards, "running": allowed},
+            )
 
     def _poll_metrics(self) -> None:
         if self.metrics is None:
