@@ -292,3 +292,15 @@ def test_a_recommendation_beyond_the_bounds_runs_the_most_allowed_and_says_so_on
     assert site.replicas() == 8 and site.shard_settings() == {"SHARD_COUNT": "16", "SHARDS_PER_POD": "2"}
     capped = [r for r in caplog.records if "recommends more shards" in r.getMessage()]
     assert len(capped) == 1 and (capped[0].recommended, capped[0].running) == (40, 16)  # type: ignore[attr-defined]
+
+
+def test_a_start_that_waited_for_a_reshard_does_not_scale_up_once_the_lease_ran_out(
+    site: Site, discord: FakeGatewayBot
+) -> None:
+    async def steps(backend: ShardedBackend, clock: Clock) -> None:
+        await backend.refresh_once(may_run=lambda: True)
+        backend.follow_lease(lambda: False)  # the lease ran out while the start waited for the lock
+        await backend.start()
+
+    run_sharded(site, discord, steps)
+    assert site.replicas() == 0 and site.agent_writes() == []

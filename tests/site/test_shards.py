@@ -416,3 +416,67 @@ def test_bad_shard_settings_are_refused_naming_the_variable(
 def test_a_loopback_http_api_is_allowed_for_tests(env: dict[str, str]) -> None:
     shards = load_agent_settings({**env, "HFO_DISCORD_API_URL": "http://127.0.0.1:8000/api/v10"}).shards
     assert shards is not None and shards.api_url == "http://127.0.0.1:8000/api/v10"
+
+
+class ScriptedClient:
+    """A stand-in for GatewayClient (the HTTP side is tested above): answers from a script, records when asked."""
+
+    def __init__(self, script: list[tuple[str, float]], clock: Clock) -> None:
+        self.script = list(script)
+        self.clock = clock
+        self.asked: list[float] = []
+
+    async def fetch(self) -> tuple[GatewayBot, float | None]:
+        self.asked.append(self.clock.now)
+        kind, value = self.script.pop(0) if self.script else ("ok", 1.0)
+        if kind == "ok":
+            return answer(int(value)), None
+        if kind == "rate_limited":
+            raise GatewayError(kind, "429", 429, value)
+        raise GatewayError(kind, kind, 500 if kind == "http" else 401 if kind == "unauthorized" else None)
+
+
+answers_script = st.lists(
+    st.one_of(
+        st.tuples(st.just("ok"), st.integers(1, 50).map(float)),
+        st.tuples(st.just("rate_limited"), st.floats(0.0, 5000.0)),
+        st.tuples(st.sampled_from(["http", "timeout", "network", "malformed", "unauthorized"]), st.just(0.0)),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(script=answers_script, refresh=st.sampled_from([1.0, 60.0, 900.0]), ticks=st.lists(st.floats(0.01, 700.0)))
+def test_whatever_discord_answers_the_agent_never_asks_early_and_keeps_the_last_good_count(script, refresh, ticks):
+    """Polled at arbitrary times: no request before a 429's retry_after, none within AUTH_BACKOFF_S of a refused
+    token, at most one per refresh interval after a good answer, and the count returned is always the last good."""
+    clock = Clock()
+    client = ScriptedClient(script, clock)
+    rec = Recommender(client, refresh, clock)  # type: ignore[arg-type]
+    outcomes = list(script)
+    last_good: int | None = None
+
+    async def run() -> None:
+        nonlocal last_good
+        earliest = clock.now
+        for tick in [0.0, *ticks]:
+            clock.now += tick
+            before = len(client.asked)
+            got = await rec.poll()
+            if len(client.asked) > before:
+                assert clock.now >= earliest, f"asked at {clock.now}, not before {earliest}"
+                kind, value = outcomes.pop(0) if outcomes else ("ok", 1.0)
+                if kind == "ok":
+                    last_good = int(value)
+                    earliest = clock.now + refresh
+                elif kind == "rate_limited":
+                    earliest = clock.now + value
+                elif kind == "unauthorized":
+                    earliest = clock.now + max(refresh, AUTH_BACKOFF_S)
+                else:
+                    earliest = clock.now + min(refresh, 5.0)  # at least the first backoff step
+            assert (got.shards if got else None) == last_good
+
+    asyncio.run(run())

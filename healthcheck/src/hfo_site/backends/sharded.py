@@ -75,6 +75,7 @@ class ShardedBackend:
         self._want: bool | None = None
         self._lock = asyncio.Lock()
         self._capped_warned: int | None = None
+        self._may_run: Callable[[], bool] | None = None  # the agent's lease check, once run() follows it
         self.first_poll = asyncio.Event()  # the refresh loop has asked Discord once (answered or not)
 
     # -- the ConfigMap -------------------------------------------------------------------------
@@ -115,8 +116,16 @@ class ShardedBackend:
         assert decision.plan is not None
         return decision.plan
 
+    def follow_lease(self, may_run: Callable[[], bool]) -> None:
+        """Re-check the lease after waiting for the lock: a start requested while a reshard held it (up to
+        the stop grace) must not scale up once the lease has run out meanwhile."""
+        self._may_run = may_run
+
     async def start(self) -> None:
         async with self._lock:
+            if self._may_run is not None and not self._may_run():
+                log.warning("start not done: the lease ran out while a reshard held the workload")
+                return
             self._want = True
             plan = await self._plan_for_start()
             await asyncio.to_thread(self._write_plan_sync, plan)
@@ -228,6 +237,7 @@ class ShardedBackend:
 
     async def run(self, stop: asyncio.Event, may_run: Callable[[], bool]) -> None:
         """Until ``stop``: refresh when due. Errors are logged; the loop never ends on them."""
+        self.follow_lease(may_run)
         while not stop.is_set():
             try:
                 await self.refresh_once(may_run)

@@ -230,6 +230,8 @@ def run_restore(opts: Options) -> int:
     restored file. Never leaves a half-restored directory; never exits 0 on the wrong state."""
     deadline = time.monotonic() + opts.wait_s
     reason = "no attempt made"
+    # A new volume: the directory to adopt or restore into (its parent, the volume, was checked).
+    opts.directory.mkdir(mode=0o755, exist_ok=True)
     while True:
         try:
             credentials = opts.agent.credentials()
