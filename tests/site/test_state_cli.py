@@ -5,6 +5,7 @@ environment: every request they sign uses the credentials the agent hands out.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -483,3 +484,189 @@ def test_the_final_upload_is_bounded_when_the_store_hangs(
     assert took < 6, f"SIGTERM to exit took {took:.1f} s"
     assert "did not finish within 2 s" in sync.output()
     assert [r["detail"] for r in agent.events("failed")] == ["the final upload did not finish within 2 s"]
+
+
+# -- against the real agent ----------------------------------------------------------------------------
+class RealSiteAgent:
+    """The real ``hfo_site.agent.Agent`` of the primary with its real lease server (the state API of
+    docs/protocol.md#state-api) on loopback, in a thread of its own. Lease answers carrying moto-valid
+    credentials go through the agent's own answer path, as verified heartbeat answers do
+    (tests/site/test_state_api.py does the same). Every report the agent accepted is kept in order."""
+
+    def __init__(self, tmp_path: Path, token_file: Path, aws: MotoServer, bucket: str) -> None:
+        from hfo_site.agent import Agent
+        from hfo_site.metrics import AgentMetrics
+        from hfo_site.secrets import SecretFile, parse_token
+        from hfo_site.state_api import StateAccess, StateReport
+
+        accepted: list[dict[str, Any]] = []
+
+        class Recording(StateAccess):
+            def record(self, report: StateReport) -> None:
+                super().record(report)
+                accepted.append({"workload": report.workload, **report.to_doc()})
+
+        class Stopped:
+            name = "test"
+
+            async def start(self) -> None: ...
+            async def stop(self) -> None: ...
+            async def close(self) -> None: ...
+
+            async def observe(self) -> Any:
+                from hfo_site.backends.base import Observation
+
+                return Observation("stopped", True)
+
+        self.reports = accepted
+        self.aws, self.bucket = aws, bucket
+        self.access = Recording(SecretFile(token_file, parse_token, "HFO_STATE_TOKEN_FILE"))
+        self.metrics = AgentMetrics()
+        self.agent = Agent(
+            "primary",
+            Stopped(),
+            None,
+            None,
+            self.metrics,
+            interval_s=10,
+            retries=0,
+            state=self.access,  # type: ignore[arg-type]
+        )
+        self.handed_out: list[str] = []
+        self.epoch = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="real-agent", daemon=True)
+        self.thread.start()
+        self.runner, lease_url = self._call(self._start())
+        self.credentials_url = lease_url.removesuffix("/v1/lease") + "/v1/state/credentials"
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    async def _start(self) -> Any:
+        from hfo_site.agent_main import start_lease_endpoint
+
+        return await start_lease_endpoint(self.agent, "127.0.0.1", 0, self.metrics)
+
+    async def _feed(self, site: str, epoch: int, with_credentials: bool) -> None:
+        from hfo_protocol.heartbeat import LeaseAnswer, StateCredentials
+        from hfo_protocol.nonce import new_nonce
+        from hfo_site.heartbeat_client import BeatKind, BeatResult
+        from hfo_site.lease import lease_clock
+
+        creds = None
+        if with_credentials:
+            secret, session = "SECRET" + uuid.uuid4().hex * 2, "SESSION" + uuid.uuid4().hex * 6
+            self.handed_out += [secret, session]
+            creds = StateCredentials(
+                bucket=self.bucket, region=self.aws.region, endpoint_url=self.aws.endpoint, epoch=epoch, site=site,
+                access_key_id="ASIA" + uuid.uuid4().hex[:16].upper(), secret_access_key=secret,
+                session_token=session, expires_at=int(time.time() + 900),
+            )  # fmt: skip
+        answer = LeaseAnswer(new_nonce(), time.time(), site, epoch, 600, "auto", "healthy", 10, creds)
+        self.agent._record(BeatResult(BeatKind.ACCEPTED, lease_clock(), "", "", 200, answer))
+
+    def grant(self, epoch: int) -> None:
+        """The watchdog's answer: the primary holds ``epoch``, with credentials for it."""
+        self.epoch = epoch
+        self._call(self._feed("primary", epoch, True))
+
+    def move_to_none(self) -> None:
+        """A planned handover: the lease goes to none (epoch + 1); the agent answers 409 from now on."""
+        self.epoch += 1
+        self._call(self._feed("none", self.epoch, False))
+
+    def events(self, event: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.reports if event is None or r["event"] == event]
+
+    def close(self) -> None:
+        self._call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def real_agent(aws: MotoServer, bucket: str, token_file: Path, tmp_path: Path) -> Iterator[RealSiteAgent]:
+    site = RealSiteAgent(tmp_path, token_file, aws, bucket)
+    try:
+        yield site
+    finally:
+        site.close()
+
+
+def real_env(agent: RealSiteAgent, token_file: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HFO_", "AWS_"))}
+    return {
+        **clean,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HFO_STATE_CREDENTIALS_URL": agent.credentials_url,
+        "HFO_STATE_TOKEN_FILE": str(token_file),
+    }
+
+
+def test_with_the_real_agent_a_planned_handover_loses_nothing(
+    real_agent: RealSiteAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The whole pod story against the agent's real state API: no lease (409, restore waits and gives
+    up), adopt under epoch 3, sync, the lease moved to none for a planned handover (the agent refuses
+    credentials from then on), SIGTERM: the final upload under epoch 3 is accepted with the cached
+    credentials, and the holder of epoch 5 restores every byte. The agent validated and kept every
+    report (its status shows the last), and neither side printed a credential or the token."""
+    caplog.set_level("DEBUG")
+    env = real_env(real_agent, token_file)
+    laptop = write_files(tmp_path / "laptop" / "data", {"counter": b"0"})
+    waited = restore(env, laptop, "--wait", "1")
+    assert waited.returncode == 5 and "no_lease" in waited.stderr
+
+    real_agent.grant(3)
+    adopted = restore(env, laptop)
+    assert adopted.returncode == 0, adopted.stderr
+    assert stored_manifest(bucket).epoch == 3
+    sync = Sync(env, laptop, "--interval", "3600")
+    syncs.append(sync)
+    write_files(laptop, {"counter": b"42", "ledger/2026-12-03.json": os.urandom(50_000)})
+    expected = read_files(laptop)
+    real_agent.move_to_none()
+    code, _ = sync.terminate()
+    assert code == 0, sync.output()
+    assert [r["event"] for r in real_agent.reports] == ["restored", "final"]
+    final = real_agent.events("final")[0]
+    assert (final["epoch"], final["detail"]) == (3, "uploaded")
+    assert final["snapshot_key"] == stored_manifest(bucket).snapshot.key
+    status = real_agent.access.status_doc()["workloads"][WORKLOAD]
+    assert (status["event"], status["epoch"]) == ("final", 3)
+
+    real_agent.grant(5)  # back to this site after the handover, as the next holder
+    again = tmp_path / "next" / "data"
+    again.parent.mkdir()
+    restored = restore(env, again)
+    assert restored.returncode == 0, restored.stderr
+    assert read_files(again) == expected
+    assert real_agent.access.restored_epochs() == ((WORKLOAD, 3),)
+    printed = waited.stderr + adopted.stderr + restored.stderr + sync.output() + caplog.text
+    for secret in [*real_agent.handed_out, TOKEN]:
+        assert secret not in printed
+
+
+def test_with_the_real_agent_a_sync_from_an_older_lease_stops(
+    real_agent: RealSiteAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync]
+) -> None:
+    """The agent now holds a later epoch (the site lost the lease and got it back while this pod
+    lived on): the sidecar, started for epoch 4, sees epoch 6 in the agent's credentials, uploads
+    nothing, reports fenced (accepted by the agent) and exits 3 on SIGTERM."""
+    env = real_env(real_agent, token_file)
+    laptop = write_files(tmp_path / "laptop" / "data", {"counter": b"1"})
+    real_agent.grant(4)
+    assert restore(env, laptop).returncode == 0
+    sync = Sync(env, laptop, "--interval", "0.2")
+    syncs.append(sync)
+    real_agent.grant(6)
+    before = puts(bucket)
+    (laptop / "counter").write_bytes(b"2")
+    wait_until(lambda: bool(real_agent.events("fenced")), 20, "the fenced report")
+    assert "epoch 6" in real_agent.events("fenced")[0]["detail"]
+    assert puts(bucket) == before
+    assert sync.terminate()[0] == 3
+    assert real_agent.access.status_doc()["workloads"][WORKLOAD]["event"] == "fenced"
