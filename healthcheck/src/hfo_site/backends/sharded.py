@@ -145,6 +145,7 @@ class ShardedBackend:
             self.inner.set_size(self.workload, plan.replicas)
             self.plan, self.pending = plan, None
             self._plan_gauges()
+            self._warn_if_budget_short(plan)
             await self.inner.start()
 
     async def stop(self) -> None:
@@ -197,6 +198,18 @@ class ShardedBackend:
                     self.metrics.reshards.labels("error").inc()
                 raise
             return decision
+
+    def _warn_if_budget_short(self, plan: ShardPlan) -> None:
+        """A start is never held back (the bot must run), but one that needs more session starts than Discord
+        said are left risks what Discord does at the limit (all sessions ended, the token reset): say so."""
+        answer = self.recommender.last_good
+        if answer is not None and answer.session_start_limit.remaining < plan.shard_count:
+            limit = answer.session_start_limit
+            log.error(
+                "starting more shards than Discord's session start budget has left; at the limit Discord ends "
+                "every session and resets the token",
+                extra={"shards": plan.shard_count, "remaining": limit.remaining, "reset_in_s": limit.reset_after_s},
+            )
 
     def _warn_if_capped(self) -> None:
         """Fewer shards than Discord recommends works only while no shard holds 2,500 guilds (then Discord
