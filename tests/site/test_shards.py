@@ -117,12 +117,16 @@ def test_a_429_is_honoured_no_request_before_retry_after_and_the_last_count_stay
 
 def test_a_429_without_a_usable_delay_backs_off_instead_of_hammering(discord: FakeGatewayBot) -> None:
     discord.then(429, b"<html>slow down</html>")
+    discord.then(429, {"message": "You are being rate limited.", "retry_after": 0, "global": False})
 
     async def steps(rec: Recommender, clock: Clock):
         await rec.poll()
-        return rec.next_at - clock.now
+        first = rec.next_at - clock.now
+        clock.now = rec.next_at
+        await rec.poll()
+        return first, rec.next_at - clock.now
 
-    assert polls(discord, steps) == 5.0
+    assert polls(discord, steps) == (5.0, 1.0)  # the first backoff step; a retry_after of 0 still waits 1 s
 
 
 def test_5xx_garbage_and_oversized_answers_keep_the_last_good_count_and_back_off(discord: FakeGatewayBot) -> None:
