@@ -641,7 +641,7 @@ def test_with_the_real_agent_a_planned_handover_loses_nothing(
     credentials, and the holder of epoch 5 restores every byte. The agent validated and kept every
     report (its status shows the last), and neither side printed a credential or the token."""
     caplog.set_level("DEBUG")
-    env = real_env(real_agent, token_file)
+    env = real_env(real_agent, token_file) | {"HFO_LOG_LEVEL": "DEBUG"}  # the chattiest the containers get
     laptop = write_files(tmp_path / "laptop" / "data", {"counter": b"0"})
     waited = restore(env, laptop, "--wait", "1")
     assert waited.returncode == 5 and "no_lease" in waited.stderr
