@@ -269,6 +269,8 @@ class ShardedBackend:
                 await self.refresh_once(may_run)
             except WorkloadError as exc:
                 log.error("reshard failed", extra={"error": str(exc)})
+            except Exception:  # a bug here must not end shard refreshes silently: logged, retried next round
+                log.exception("shard refresh failed unexpectedly")
             wait = min(MAX_SLEEP_S, max(0.05, self.recommender.next_at - self._clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
