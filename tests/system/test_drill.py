@@ -43,7 +43,7 @@ MILESTONES = [
     "** milestone: Funnel back",
     "== the laptop dies again",
     "** milestone: failing over, the lease still on the laptop: the standby is booting",
-    "== the laptop comes back",
+    "== the laptop comes back before the standby is ready",
     "** milestone: failover called off: the lease never left the laptop (primary#4)",
     "** milestone: the laptop runs the bot again, under the same lease",
     "** milestone: the pre-warmed standby is stopped",
@@ -142,7 +142,7 @@ def test_every_bot_instance_fails_over_then_hands_back_and_never_runs_on_two_sit
         assert [r["site"] for r in runs] == ["primary", "standby", "primary", "primary"], (name, runs)
         first, standby, back, again = runs
         # the called-off failover: killed outright, back on the laptop, never on the standby
-        assert not back["stopped"] and back["last"] <= marks["again"] < again["first"]
+        assert not back["stopped"] and back["last"] < marks["again"] < again["first"]
         assert not first["stopped"] and first["last"] <= marks["killed"]  # killed outright: no stop line
         # A killed bot may have lived one period past its last record; the standby started later.
         assert standby["first"] > first["last"] + PERIOD_S
@@ -249,7 +249,9 @@ def test_the_printed_summary_states_the_measured_figures(outcome: Outcome) -> No
             f"instance      {name}: failover {f['failover_gap_s']:.1f} s, handback {f['handback_gap_s']:.1f} s, "
             "on both sites at once 0.0 s (3 primary, 1 standby runs)"
         ) in outcome.output
-    assert re.search(r"heartbeats    through the Function URL: \d+ x 200\n", outcome.output)
+    # 409: a retry that overtook its slow first attempt (a replay, refused by design) may show up
+    # under load; any other refusal fails the drill itself
+    assert re.search(r"heartbeats    through the Function URL: \d+ x 200(, \d+ x 409)?\n", outcome.output)
 
 
 def test_everything_it_started_is_gone(outcome: Outcome) -> None:

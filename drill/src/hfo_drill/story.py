@@ -390,8 +390,8 @@ class Story:
 
         lease = (r()["lease_site"], r()["lease_epoch"])
         self.extra_boot_s = SLOW_BOOT_S
-        self.marks.again = time.time()
         pids = self.primary.kill()
+        self.marks.again = time.time()  # after the kill: every record of the laptop's bots came before
         self.timeline.say(
             f"== the laptop dies again (pids {pids}); this time the standby's boot is slow (an image pull, "
             f"+{SLOW_BOOT_S:g} s), so the laptop is back before the standby is ready"
@@ -403,7 +403,10 @@ class Story:
         )
         self.marks.again_back = time.time()
         children = self.primary.start()
-        self.timeline.say("== the laptop comes back: " + ", ".join(f"{c.name} pid {c.pid}" for c in children))
+        self.timeline.say(
+            "== the laptop comes back before the standby is ready: "
+            + ", ".join(f"{c.name} pid {c.pid}" for c in children)
+        )
         self.until(
             f"failover called off: the lease never left the laptop ({lease[0]}#{lease[1]})",
             lambda: r()["phase"] in ("healthy", "suspect") and (r()["lease_site"], r()["lease_epoch"]) == lease,
