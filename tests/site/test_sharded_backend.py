@@ -304,3 +304,47 @@ def test_a_start_that_waited_for_a_reshard_does_not_scale_up_once_the_lease_ran_
 
     run_sharded(site, discord, steps)
     assert site.replicas() == 0 and site.agent_writes() == []
+
+
+def test_a_restarted_agent_adopts_the_count_the_running_pods_have_and_changes_it_only_by_a_reshard(
+    site: Site, discord: FakeGatewayBot, kubelet: Any
+) -> None:
+    async def first(backend: ShardedBackend, clock: Clock) -> None:  # the agent before its crash
+        await backend.refresh_once(may_run=lambda: True)
+        await backend.start()
+        await running(backend)
+
+    run_sharded(site, discord, first)
+    before = site.pods()
+    discord.shards = 8
+
+    async def restarted(backend: ShardedBackend, clock: Clock) -> None:  # a new process, the bot still runs
+        await backend.refresh_once(may_run=lambda: True)  # it hears 8 before it holds the lease again
+        await backend.start()
+        assert site.pods() == before and site.shard_settings()["SHARD_COUNT"] == "6", "no pod got another total"
+        assert backend.plan is not None and backend.plan.shard_count == 6
+        clock.now += 900
+        await backend.refresh_once(may_run=lambda: True)
+        await running(backend)
+
+    run_sharded(site, discord, restarted)
+    after = site.pods()
+    assert sorted(after) == ["bot-0", "bot-1", "bot-2", "bot-3"]
+    assert all(after[name] != uid for name, uid in before.items())
+    assert site.shard_settings() == {"SHARD_COUNT": "8", "SHARDS_PER_POD": "2"}
+
+
+def test_a_start_beyond_the_session_budget_still_starts_and_says_why_it_is_risky(
+    site: Site, discord: FakeGatewayBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    discord.remaining = 4  # 6 shards to identify, 4 session starts left today
+
+    async def steps(backend: ShardedBackend, clock: Clock) -> None:
+        await backend.refresh_once(may_run=lambda: True)
+        await backend.start()
+
+    with caplog.at_level("ERROR", logger="hfo_site.shards"):
+        run_sharded(site, discord, steps)
+    assert site.replicas() == 3, "a failover is never held back"
+    (record,) = [r for r in caplog.records if "session start budget" in r.getMessage()]
+    assert (record.shards, record.remaining) == (6, 4)  # type: ignore[attr-defined]

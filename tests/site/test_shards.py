@@ -117,12 +117,16 @@ def test_a_429_is_honoured_no_request_before_retry_after_and_the_last_count_stay
 
 def test_a_429_without_a_usable_delay_backs_off_instead_of_hammering(discord: FakeGatewayBot) -> None:
     discord.then(429, b"<html>slow down</html>")
+    discord.then(429, {"message": "You are being rate limited.", "retry_after": 0, "global": False})
 
     async def steps(rec: Recommender, clock: Clock):
         await rec.poll()
-        return rec.next_at - clock.now
+        first = rec.next_at - clock.now
+        clock.now = rec.next_at
+        await rec.poll()
+        return first, rec.next_at - clock.now
 
-    assert polls(discord, steps) == 5.0
+    assert polls(discord, steps) == (5.0, 1.0)  # the first backoff step; a retry_after of 0 still waits 1 s
 
 
 def test_5xx_garbage_and_oversized_answers_keep_the_last_good_count_and_back_off(discord: FakeGatewayBot) -> None:
@@ -480,3 +484,29 @@ def test_whatever_discord_answers_the_agent_never_asks_early_and_keeps_the_last_
             assert (got.shards if got else None) == last_good
 
     asyncio.run(run())
+
+
+def test_the_refresh_loop_outlives_an_unexpected_error(caplog: pytest.LogCaptureFixture) -> None:
+    from hfo_site.backends.sharded import ShardedBackend
+    from hfo_site.config import ShardSettings, WorkloadRef
+
+    stop = asyncio.Event()
+
+    class Flaky:  # a recommender whose first poll hits a bug
+        next_at, requests, last_good, last_error, calls = 0.0, 0, None, None, 0
+
+        async def poll(self):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("a bug")
+            stop.set()
+
+    settings = ShardSettings(
+        WorkloadRef("statefulset", "bot"), "hfo-bot-shards", 1, 1, 4, 0.0, 60.0, 1.0, Path("/t"), "https://x", 1.0
+    )
+    flaky = Flaky()
+    backend = ShardedBackend(None, None, settings, flaky)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="hfo_site.shards"):
+        asyncio.run(asyncio.wait_for(backend.run(stop, lambda: False), 5))
+    assert flaky.calls == 2
+    assert any(r.getMessage() == "shard refresh failed unexpectedly" for r in caplog.records)

@@ -9,7 +9,11 @@ lease gets no credentials. No credential or token appears in either side's logs.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import signal
+import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +37,7 @@ from hfo_watchdog.state_access import StsCredentialIssuer
 from hfo_watchdog.store import DynamoStateStore
 from testsupport.https import TestCA
 from testsupport.net import free_port, wait_until
-from testsupport.site_helpers import SiteProcess
+from testsupport.site_helpers import HFO_SITE, SiteProcess
 from testsupport.watchdog import KEYRING, SECRET_TEXT, TABLE, JsonLog, create_table
 from watchdog.fakes import FakeStandby
 
@@ -196,3 +200,70 @@ async def _standby_beat(url: str, ca: TestCA) -> Any:
     async with aiohttp.ClientSession() as session:
         client = HeartbeatClient(url, session, lambda: KEYRING, 5.0, make_ssl_context(ca.bundle))
         return await client.send("standby", 1, "stopped", 1, True, state=True)
+
+
+def test_the_state_containers_restore_and_sync_through_the_real_agent(
+    watchdog: tuple[FunctionUrlServer, TestCA, JsonLog, DynamoStateStore], aws: MotoServer, tmp_path: Path
+) -> None:
+    """The contract between the agent (this slice) and the state CLI (hfo-site state restore|sync):
+    both real, as child processes, with nothing between them but the agent's lease server."""
+    server, ca, log, store = watchdog
+    port = free_port()
+    agent = _agent(tmp_path, server, ca, port)
+    directory = tmp_path / "pod" / "state"
+    directory.mkdir(parents=True)
+    (directory / "counter").write_text("41")
+    env = {
+        "HFO_STATE_CREDENTIALS_URL": f"http://127.0.0.1:{port}/v1/state/credentials",
+        "HFO_STATE_TOKEN_FILE": str(tmp_path / "state-token"),
+        "HFO_LOG_LEVEL": "DEBUG",
+    }
+    s3 = boto3.client("s3")
+    try:
+        restore = SiteProcess("state", env, tmp_path / "restore.log")
+        restore.proc = subprocess.Popen(
+            [*HFO_SITE, "state", "restore", "--workload", "bot", "--dir", str(directory), "--wait", "30"],
+            env=restore.env, stdout=restore.log_path.open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert restore.proc.wait(timeout=60) == 0, restore.logs()
+        restored = json.loads((tmp_path / "pod" / "restored.json").read_text())
+        assert (restored["epoch"], restored["site"], restored["adopted"]) == (1, "primary", True)
+
+        def recorded() -> bool:
+            _, primary, _ = store.load()
+            return primary is not None and primary.state_restored == (("bot", 1),)
+
+        wait_until(recorded, timeout=15, interval=0.1, what="the CLI's restored report in the watchdog's record")
+
+        sync = SiteProcess("state", env, tmp_path / "sync.log")
+        sync.proc = subprocess.Popen(
+            [*HFO_SITE, "state", "sync", "--workload", "bot", "--dir", str(directory), "--interval", "0.5"],
+            env=sync.env, stdout=sync.log_path.open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        (directory / "counter").write_text("42")
+
+        def manifest_key() -> str:
+            body = s3.get_object(Bucket=BUCKET, Key="state/bot/manifest.json")["Body"].read()
+            return str(json.loads(body)["snapshot"]["key"])
+
+        wait_until(lambda: manifest_key() != restored["snapshot_key"], timeout=20, what="the sidecar's upload")
+        (directory / "counter").write_text("43")
+        sync.proc.send_signal(signal.SIGTERM)
+        assert sync.proc.wait(timeout=30) == 0, sync.logs()
+        final = manifest_key()
+        assert final.startswith("state/bot/epochs/000000000001/")
+        snapshot = s3.get_object(Bucket=BUCKET, Key=final)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(snapshot), mode="r:gz") as archive:
+            member = archive.extractfile("counter")
+            assert member is not None and member.read() == b"43"  # the final upload on SIGTERM
+        status, creds = _call(f"http://127.0.0.1:{port}/v1/state/credentials")  # the set both CLIs used
+        assert status == 200 and creds is not None
+    finally:
+        agent.terminate()
+    # At HFO_LOG_LEVEL=DEBUG everywhere (the SDK's signed-request debug lines once carried the
+    # session token into the CLIs' logs: hfo_site.logs now keeps them at WARNING).
+    for text in (log.stream.getvalue(), agent.logs(), restore.logs(), sync.logs()):
+        assert TOKEN not in text
+        assert creds["secret_access_key"] not in text
+        assert creds["session_token"] not in text
+        assert creds["session_token"][:40] not in text

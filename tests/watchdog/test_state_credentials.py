@@ -22,7 +22,7 @@ from hfo_watchdog import cli
 from hfo_watchdog.cli import _site_line, _status_doc
 from hfo_watchdog.commit import Effects
 from hfo_watchdog.config import Settings, SettingsError, StateSettings
-from hfo_watchdog.core.model import ControlState, Lease, LeaseSite, Policy
+from hfo_watchdog.core.model import ControlState, Lease, LeaseSite, Mode, Phase, Policy
 from hfo_watchdog.heartbeat import HeartbeatDeps, handle
 from hfo_watchdog.runtime import Runtime
 from hfo_watchdog.state_access import StsCredentialIssuer, refusal_reason, session_name, session_policy
@@ -255,6 +255,29 @@ def test_the_holder_that_asks_gets_sts_credentials_for_its_epoch(setup: dict[str
     issued = setup["log"].records("state_credentials_issued")
     assert [(r["site"], r["epoch"]) for r in issued] == [("primary", 1)]
     _secrets_absent(setup["log"], creds.secret_access_key, creds.session_token, creds.access_key_id)
+
+
+def test_after_a_failover_the_standby_gets_credentials_for_the_stored_epoch_and_the_primary_none(
+    setup: dict[str, Any],
+) -> None:
+    """The epoch is the committed lease's, not the one the agent says it has seen."""
+    state = ControlState(
+        armed_at=1.0,
+        version=1,
+        mode=Mode.AUTO,
+        phase=Phase.ON_STANDBY,
+        lease=Lease(LeaseSite.STANDBY, 5, time.time() - 100),
+    )
+    assert setup["store"].save(0, state, None)
+    fake = FakeCredentialIssuer(time.time)
+    deps = _deps(setup, fake)
+    standby = _answer(handle(signed_heartbeat_event(heartbeat("standby", state=True, epoch_seen=4)), deps))
+    assert standby.state is not None and (standby.state.site, standby.state.epoch) == ("standby", 5)
+    primary = _answer(handle(signed_heartbeat_event(heartbeat("primary", state=True, workload="stopped")), deps))
+    assert (primary.site, primary.epoch, primary.state) == ("standby", 5, None)
+    [(site, epoch, policy)] = fake.issued
+    assert (site, epoch) == ("standby", 5)
+    assert f"arn:aws:s3:::{fake.bucket}/state/*/epochs/000000000005/*" in json.dumps(policy)
 
 
 def test_a_site_that_does_not_hold_the_lease_or_does_not_ask_gets_none(setup: dict[str, Any]) -> None:

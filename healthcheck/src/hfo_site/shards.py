@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from hfo_site import __version__
 from hfo_site.http_body import read_capped
 
 log = logging.getLogger("hfo_site.shards")
@@ -40,7 +41,9 @@ MAX_RETRY_AFTER_S = 24 * 3600.0  # a retry_after beyond a day is read as a day (
 AUTH_BACKOFF_S = 600.0  # after 401/403: at most one invalid request per 10 minutes
 FIRST_BACKOFF_S = 5.0  # after a 5xx/timeout/garbage: 5, 10, 20 ... s, at most the refresh interval
 SESSION_RESERVE_FACTOR = 2  # a reshard to S shards needs S session starts now and S in reserve
-USER_AGENT = "DiscordBot (https://github.com/hybrid-failover/hybrid-failover, 0.1.0) hfo-site-agent"
+MIN_RETRY_S = 1.0  # a 429 saying 0 (or less than this) still waits this long: never a tight loop
+# Discord asks for "DiscordBot ($url, $versionNumber)"; the project has no canonical URL, a fork sets its own.
+USER_AGENT = f"DiscordBot (https://github.com/your-github-user/hybrid-failover, {__version__}) hfo-site-agent"
 
 
 # -- Discord's answer -------------------------------------------------------------------------------
@@ -230,8 +233,8 @@ class Recommender:
         self.failures += 1
         self.last_error = exc
         if exc.kind == "rate_limited":
-            # Honour it exactly; with no usable delay, wait as after any other failure.
-            wait = exc.retry_after_s if exc.retry_after_s is not None else self._backoff()
+            # Honour it (at least MIN_RETRY_S); with no usable delay, wait as after any other failure.
+            wait = max(exc.retry_after_s, MIN_RETRY_S) if exc.retry_after_s is not None else self._backoff()
         elif exc.kind == "unauthorized":
             wait = max(self.refresh_s, AUTH_BACKOFF_S)
         else:

@@ -322,10 +322,11 @@ class ExecBackend:
                 detail = ""
         else:
             detail = ", ".join(f"{name} {text}" for name, (_, text) in states.items())
-        if missing:
-            detail = "; ".join(f"command {c.argv[0]!r} not found or not executable" for c in missing)
-            if len(self._children) > 1:
-                detail = "; ".join(f"{c.name}: command {c.argv[0]!r} not found or not executable" for c in missing)
+        if missing:  # named when there are several
+            prefix = "{name}: " if len(self._children) > 1 else ""
+            detail = "; ".join(
+                f"{prefix.format(name=c.name)}command {c.argv[0]!r} not found or not executable" for c in missing
+            )
         if "stopping" in kinds:
             state = "stopping"
         elif kinds == {"running"}:

@@ -93,6 +93,10 @@ class KubernetesBackend:
         return Observation(state, True, detail)
 
     # -- writes --------------------------------------------------------------------------------
+    def replicas_now(self, ref: WorkloadRef) -> int:
+        """spec.replicas of ``ref`` (scale subresource), read now. Blocking: call it in a thread."""
+        return self._api.read_scale(ref)[0]
+
     def _desired(self, view: WorkloadView) -> int:
         if view.ref in self._sizes:
             return self._sizes[view.ref]

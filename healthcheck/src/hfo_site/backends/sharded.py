@@ -116,6 +116,19 @@ class ShardedBackend:
         assert decision.plan is not None
         return decision.plan
 
+    async def _adopted_plan(self) -> ShardPlan | None:
+        """When this process starts a bot that already runs (an agent restarted after a crash, without its
+        fence on exit), the plan its pods run, which the ConfigMap records: scaling them to a new count
+        would mix two totals. A different count then comes as a reshard, with its hysteresis and budget."""
+        if self.plan is not None:
+            return None
+        if await asyncio.to_thread(self.inner.replicas_now, self.workload) == 0:
+            return None
+        adopted = await asyncio.to_thread(self._read_plan_sync)
+        if adopted is not None:
+            log.info("the bot already runs: keeping its shard count", extra={"plan": adopted.describe()})
+        return adopted
+
     def follow_lease(self, may_run: Callable[[], bool]) -> None:
         """Re-check the lease after waiting for the lock: a start requested while a reshard held it (up to
         the stop grace) must not scale up once the lease has run out meanwhile."""
@@ -127,11 +140,12 @@ class ShardedBackend:
                 log.warning("start not done: the lease ran out while a reshard held the workload")
                 return
             self._want = True
-            plan = await self._plan_for_start()
+            plan = await self._adopted_plan() or await self._plan_for_start()
             await asyncio.to_thread(self._write_plan_sync, plan)
             self.inner.set_size(self.workload, plan.replicas)
             self.plan, self.pending = plan, None
             self._plan_gauges()
+            self._warn_if_budget_short(plan)
             await self.inner.start()
 
     async def stop(self) -> None:
@@ -184,6 +198,18 @@ class ShardedBackend:
                     self.metrics.reshards.labels("error").inc()
                 raise
             return decision
+
+    def _warn_if_budget_short(self, plan: ShardPlan) -> None:
+        """A start is never held back (the bot must run), but one that needs more session starts than Discord
+        said are left risks what Discord does at the limit (all sessions ended, the token reset): say so."""
+        answer = self.recommender.last_good
+        if answer is not None and answer.session_start_limit.remaining < plan.shard_count:
+            limit = answer.session_start_limit
+            log.error(
+                "starting more shards than Discord's session start budget has left; at the limit Discord ends "
+                "every session and resets the token",
+                extra={"shards": plan.shard_count, "remaining": limit.remaining, "reset_in_s": limit.reset_after_s},
+            )
 
     def _warn_if_capped(self) -> None:
         """Fewer shards than Discord recommends works only while no shard holds 2,500 guilds (then Discord
@@ -243,6 +269,8 @@ class ShardedBackend:
                 await self.refresh_once(may_run)
             except WorkloadError as exc:
                 log.error("reshard failed", extra={"error": str(exc)})
+            except Exception:  # a bug here must not end shard refreshes silently: logged, retried next round
+                log.exception("shard refresh failed unexpectedly")
             wait = min(MAX_SLEEP_S, max(0.05, self.recommender.next_at - self._clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
