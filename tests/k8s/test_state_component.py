@@ -7,16 +7,19 @@ the pieces fit together (paths, token, ports, Service, image, stop timings); and
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import kubernetes_validate
 import pytest
+import yaml
 from testsupport.k8s import Doc, container, env_value, find, ident, kustomize_build, load_docs, of_kind, pod_spec
 from testsupport.kube_apiserver import ControlPlane, for_server
-from testsupport.tools import REPO_ROOT
+from testsupport.tools import REPO_ROOT, checkov_bin
 
 pytestmark = pytest.mark.k8s
 
@@ -99,6 +102,8 @@ def test_the_bot_sees_exactly_the_directory_the_state_containers_restore_and_upl
             volume_mount = next(m for m in c["volumeMounts"] if m["name"] == "state")
             assert "subPath" not in volume_mount  # the restore works beside the directory, on the same volume
             assert arg(c, "--dir") == f"{volume_mount['mountPath']}/{bot_mount['subPath']}"
+            if name == "state-restore":  # the files of a bot from before the component are adopted
+                assert arg(c, "--adopt-from") == volume_mount["mountPath"]
             assert arg(c, "--workload") == "$(POD_NAME)"  # one state per pod: bot-0, bot-1, ... on either site
             pod_name = next(e for e in c["env"] if e["name"] == "POD_NAME")
             assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -309,3 +314,31 @@ def test_a_real_api_server_takes_the_component_but_the_sidecar_field(
     accepted = kube_cluster.apply(without_native_sidecar_field(tuple(ours)), dry_run=True)
     lines = [line for line in accepted.stdout.splitlines() if line.strip()]
     assert len(lines) == len(ours) and all("serverside-applied (server dry run)" in line for line in lines)
+
+
+@pytest.mark.checkov
+@pytest.mark.slow
+def test_checkov_finds_nothing_on_the_sites_with_the_component(tmp_path: Path) -> None:
+    """test_checkov.py scans what Argo CD renders, which does not include the component until a site
+    adds it: the same scan, offline, over the four sites with it. Only the two skips declared on the
+    workloads (image digest, pull policy) may appear."""
+    checkov = checkov_bin()
+    scanned = tmp_path / "scan"
+    scanned.mkdir()
+    for site in SITES:
+        (scanned / f"{site}.yaml").write_text(yaml.safe_dump_all(site_with_state(site, tmp_path), sort_keys=False))
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    env.pop("BC_API_KEY", None)
+    proc = subprocess.run(
+        [checkov, "-d", str(scanned), "--framework", "kubernetes", "-o", "json", "--skip-download"],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    data = data if isinstance(data, dict) else next(d for d in data if d["check_type"] == "kubernetes")
+    results = data["results"]
+    assert data["summary"]["parsing_errors"] == 0
+    failed = [f"{c['check_id']} {c['file_path']} {c['resource']}: {c['check_name']}" for c in results["failed_checks"]]
+    assert failed == []
+    assert {c["check_id"] for c in results["skipped_checks"]} <= {"CKV_K8S_43", "CKV_K8S_15"}
+    assert len(results["passed_checks"]) > 1000

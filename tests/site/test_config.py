@@ -230,3 +230,77 @@ def test_exec_named_workload_errors(
         load_agent_settings(env)
     assert info.value.variable == variable
     assert fragment in str(info.value)
+
+
+def test_exec_state_directories_per_workload(files: dict[str, str], tmp_path: Path) -> None:
+    """HFO_EXEC_STATE_DIR (single form) or HFO_EXEC_STATE_DIR_<NAME>: the directory the agent
+    restores before the command starts and syncs while it runs (docs/site.md#exec-state)."""
+    (tmp_path / "state").mkdir()
+    env = _named(
+        files,
+        HFO_STATE_ENABLED="true",
+        HFO_STATE_TOKEN_FILE=files["HFO_DETAILS_TOKEN_FILE"],
+        HFO_EXEC_WORKLOADS="bot-a,bot-b",
+        HFO_EXEC_COMMAND_BOT_A="bot a",
+        HFO_EXEC_COMMAND_BOT_B="bot b",
+        HFO_EXEC_STATE_DIR_BOT_A=str(tmp_path / "state" / "a"),
+        HFO_EXEC_STATE_SYNC_INTERVAL_S="2.5",
+    )
+    backend = load_agent_settings(env).backend
+    assert [(w.name, w.state_dir) for w in backend.exec_workloads] == [
+        ("bot-a", tmp_path / "state" / "a"),
+        ("bot-b", None),  # no state: started and stopped as before
+    ]
+    assert backend.state_sync_interval_s == 2.5
+    single = load_agent_settings(
+        _agent(
+            files,
+            HFO_STATE_ENABLED="true",
+            HFO_STATE_TOKEN_FILE=files["HFO_DETAILS_TOKEN_FILE"],
+            HFO_EXEC_STATE_DIR=str(tmp_path / "state" / "bot"),
+        )
+    ).backend
+    assert single.exec_workloads[0].state_dir == tmp_path / "state" / "bot"
+    assert single.state_sync_interval_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("change", "variable", "fragment"),
+    [
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "state/a"}, "HFO_EXEC_STATE_DIR_BOT_A", "absolute path"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/../a"}, "HFO_EXEC_STATE_DIR_BOT_A", "without '..'"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/missing/a"}, "HFO_EXEC_STATE_DIR_BOT_A", "not an existing directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/file"}, "HFO_EXEC_STATE_DIR_BOT_A", "is not a directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "/"}, "HFO_EXEC_STATE_DIR_BOT_A", "root directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_C": "{tmp}/state/c"}, "HFO_EXEC_STATE_DIR_BOT_C", "names no workload"),
+        ({"HFO_EXEC_STATE_DIR": "{tmp}/state/c"}, "HFO_EXEC_STATE_DIR", "names no workload"),
+        (
+            {"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/a", "HFO_EXEC_STATE_DIR_BOT_B": "{tmp}/state/a"},
+            "HFO_EXEC_STATE_DIR_BOT_B",
+            "overlaps the state directory of workload 'bot-a'",
+        ),
+        (
+            {"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/a", "HFO_STATE_ENABLED": "false"},
+            "HFO_EXEC_STATE_DIR_BOT_A",
+            "needs HFO_STATE_ENABLED=true",
+        ),
+        ({"HFO_EXEC_STATE_SYNC_INTERVAL_S": "0"}, "HFO_EXEC_STATE_SYNC_INTERVAL_S", ""),
+    ],
+)
+def test_exec_state_directory_errors(
+    files: dict[str, str], tmp_path: Path, change: dict[str, str], variable: str, fragment: str
+) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "file").write_text("x")
+    base = {
+        "HFO_STATE_ENABLED": "true",
+        "HFO_STATE_TOKEN_FILE": files["HFO_DETAILS_TOKEN_FILE"],
+        "HFO_EXEC_WORKLOADS": "bot-a,bot-b",
+        "HFO_EXEC_COMMAND_BOT_A": "bot a",
+        "HFO_EXEC_COMMAND_BOT_B": "bot b",
+    }
+    env = _named(files, **{**base, **{k: v.replace("{tmp}", str(tmp_path)) for k, v in change.items()}})
+    with pytest.raises(ConfigError) as info:
+        load_agent_settings(env)
+    assert info.value.variable == variable
+    assert fragment in str(info.value)

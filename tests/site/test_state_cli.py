@@ -200,6 +200,30 @@ def test_restore_on_an_empty_bucket_adopts_the_local_directory(
     assert_no_secret(agent, done.stdout + done.stderr + again.stdout + again.stderr)
 
 
+def test_the_first_restore_adopts_what_the_bot_kept_before_it_had_a_state_directory(
+    agent: StandInStateAgent, token_file: Path, bucket: str, tmp_path: Path
+) -> None:
+    """Migration: the bot kept its files at the volume's root; the component's restore (--adopt-from
+    the volume) moves them into data/ on the very first claim, so they become the first snapshot.
+    On any later claim the bucket is the truth and the option moves nothing."""
+    volume = write_files(tmp_path / "volume", {"start-count": b"7", "commands/sync.json": b"{}"})
+    (volume / "lost+found").mkdir()
+    env = child_env(agent, token_file)
+    agent.grant(1, "primary")
+    first = restore(env, volume / "data", "--adopt-from", str(volume))
+    assert first.returncode == 0, first.stderr
+    assert read_files(volume / "data") == {"start-count": b"7", "commands/sync.json": b"{}"}
+    assert sorted(p.name for p in volume.iterdir()) == ["data", "lost+found", "restored.json"]
+    assert json.loads((volume / "restored.json").read_text())["adopted"] is True
+
+    other = write_files(tmp_path / "other-volume", {"stale": b"x"})
+    agent.grant(2, "standby")
+    second = restore(env, other / "data", "--adopt-from", str(other))
+    assert second.returncode == 0, second.stderr
+    assert read_files(other / "data") == {"start-count": b"7", "commands/sync.json": b"{}"}
+    assert (other / "stale").read_bytes() == b"x"  # a later claim: nothing moved
+
+
 def test_restore_sync_then_sigterm_loses_nothing(
     agent: StandInStateAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync]
 ) -> None:
@@ -407,6 +431,8 @@ BAD_ARGUMENTS: dict[str, tuple[list[str], dict[str, str], str]] = {
     "no token file": ([], {"HFO_STATE_TOKEN_FILE": "{tmp}/missing"}, "TOKEN_FILE: {tmp}/missing cannot be read"),
     "short token": ([], {"HFO_STATE_TOKEN_FILE": "{tmp}/short"}, "at least 16 characters"),
     "bad log level": ([], {"HFO_LOG_LEVEL": "LOUD"}, "HFO_LOG_LEVEL: 'LOUD'"),
+    "adopt from inside dir": (["--adopt-from", "{tmp}/p/data"], {}, "--adopt-from: {tmp}/p/data is inside --dir"),
+    "adopt from a file": (["--adopt-from", "{tmp}/a-file"], {}, "is not an absolute path of a directory"),
 }  # fmt: skip
 
 
@@ -615,7 +641,7 @@ def test_with_the_real_agent_a_planned_handover_loses_nothing(
     credentials, and the holder of epoch 5 restores every byte. The agent validated and kept every
     report (its status shows the last), and neither side printed a credential or the token."""
     caplog.set_level("DEBUG")
-    env = real_env(real_agent, token_file)
+    env = real_env(real_agent, token_file) | {"HFO_LOG_LEVEL": "DEBUG"}  # the chattiest the containers get
     laptop = write_files(tmp_path / "laptop" / "data", {"counter": b"0"})
     waited = restore(env, laptop, "--wait", "1")
     assert waited.returncode == 5 and "no_lease" in waited.stderr

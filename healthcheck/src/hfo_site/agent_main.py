@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hfo_site.agent import Agent, StatusReporter
 from hfo_site.backends.base import WorkloadBackend
-from hfo_site.backends.exec import ExecBackend
+from hfo_site.backends.exec import SYNC_EXIT_MARGIN_S, ExecBackend, StateWiring
 from hfo_site.config import AgentSettings
 from hfo_site.heartbeat_client import HeartbeatClient, make_ssl_context
 from hfo_site.metrics import AgentMetrics
@@ -194,6 +194,15 @@ async def _shard_loop(backend: WorkloadBackend, agent: Agent, stop: asyncio.Even
         await asyncio.gather(task, return_exceptions=True)
 
 
+def exit_timeout_s(settings: AgentSettings, backend: WorkloadBackend) -> float:
+    """How long the exit's stop may take: the command's grace, plus the state sync's final upload
+    (the stop grace again, and its margin to report and exit) when a workload keeps state."""
+    bound = settings.stop_grace_s + 10
+    if isinstance(backend, ExecBackend) and backend.has_state:
+        bound += max(settings.stop_grace_s, 1.0) + SYNC_EXIT_MARGIN_S
+    return bound
+
+
 async def run_agent(settings: AgentSettings) -> None:
     keyring = SecretFile(settings.secret_file, parse_keyring, "HFO_HMAC_SECRET_FILE")
     metrics = AgentMetrics()
@@ -239,6 +248,12 @@ async def run_agent(settings: AgentSettings) -> None:
             )
             if isinstance(backend, ExecBackend):
                 backend.add_env({"HFO_BOT_LEASE_URL": lease_url})
+                if settings.state_token_file is not None:
+                    credentials_url = lease_url.removesuffix(LEASE_PATH) + CREDENTIALS_PATH
+                    wiring = StateWiring(
+                        credentials_url, settings.state_token_file, settings.backend.state_sync_interval_s
+                    )
+                    backend.configure_state(wiring)
             log.info(
                 "agent running",
                 extra={
@@ -249,7 +264,7 @@ async def run_agent(settings: AgentSettings) -> None:
                 },
             )
             async with _shard_loop(backend, agent, stop):
-                await agent.run(stop, settings.fence_on_exit, exit_timeout_s=settings.stop_grace_s + 10)
+                await agent.run(stop, settings.fence_on_exit, exit_timeout_s=exit_timeout_s(settings, backend))
         finally:
             if lease_runner is not None:
                 await lease_runner.cleanup()

@@ -7,8 +7,10 @@ docs/site.md#configuration lists every variable.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
+import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -52,6 +54,9 @@ class ExecWorkload:
 
     name: str
     argv: tuple[str, ...]
+    # The workload's state directory (docs/site.md#exec-state): restored by ``hfo-site state restore``
+    # before the command starts, kept in the bucket by ``hfo-site state sync`` while it runs.
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class BackendSettings:
     workloads: tuple[WorkloadRef, ...] = ()
     command: tuple[str, ...] = ()  # exec, single-command form (HFO_EXEC_COMMAND); empty with HFO_EXEC_WORKLOADS
     exec_workloads: tuple[ExecWorkload, ...] = ()  # exec: every supervised command (one for HFO_EXEC_COMMAND)
+    state_sync_interval_s: float = 30.0  # exec: HFO_EXEC_STATE_SYNC_INTERVAL_S, the sync's --interval
 
 
 @dataclass(frozen=True)
@@ -265,11 +271,13 @@ def _backend(env: _Env, need_command: bool = True) -> BackendSettings:
         return BackendSettings(kind=kind)
     exec_workloads = parse_exec_workloads(env.env)
     single = exec_workloads[0].argv if env.raw("HFO_EXEC_WORKLOADS") is None else ()
-    return BackendSettings(kind=kind, command=single, exec_workloads=exec_workloads)
+    interval = env.number("HFO_EXEC_STATE_SYNC_INTERVAL_S", 30.0, 0.1, 86400.0)
+    return BackendSettings(kind=kind, command=single, exec_workloads=exec_workloads, state_sync_interval_s=interval)
 
 
 EXEC_SINGLE_NAME = "bot"  # the name of the one workload of the single-command form (logs, observe detail)
 _EXEC_COMMAND_PREFIX = "HFO_EXEC_COMMAND_"
+_EXEC_STATE_DIR = "HFO_EXEC_STATE_DIR"
 
 
 def exec_command_variable(name: str) -> str:
@@ -287,6 +295,59 @@ def _split_command(variable: str, text: str) -> tuple[str, ...]:
     return argv
 
 
+def exec_state_dir_variable(name: str | None) -> str:
+    """``bot-a`` -> ``HFO_EXEC_STATE_DIR_BOT_A``; None (the single-command form) -> ``HFO_EXEC_STATE_DIR``."""
+    return _EXEC_STATE_DIR if name is None else f"{_EXEC_STATE_DIR}_{name.upper().replace('-', '_')}"
+
+
+def _state_dir(variable: str, text: str) -> Path:
+    """A workload's state directory: absolute, normalised, its parent an existing directory (the
+    restore unpacks beside it and renames into it, so both must be on one volume)."""
+    path = Path(text)
+    if not path.is_absolute():
+        raise ConfigError(variable, f"must be an absolute path (got {text!r})")
+    if ".." in path.parts or path != Path(os.path.normpath(text)):
+        raise ConfigError(variable, f"must be a normalised path without '..' or '.' (got {text!r})")
+    if path.parent == path:
+        raise ConfigError(variable, "must not be the root directory")
+    if not path.parent.is_dir():
+        raise ConfigError(variable, f"the parent {str(path.parent)!r} is not an existing directory")
+    if path.exists() and (path.is_symlink() or not path.is_dir()):
+        raise ConfigError(variable, f"{text!r} exists and is not a directory")
+    return path
+
+
+def _with_state_dirs(
+    environ: Mapping[str, str], workloads: tuple[ExecWorkload, ...], single: bool
+) -> tuple[ExecWorkload, ...]:
+    """Attach each workload's state directory (HFO_EXEC_STATE_DIR[_<NAME>]); they need
+    HFO_STATE_ENABLED (the agent hands the state containers their credentials) and must not nest."""
+    env = _Env(environ)
+    variables = {exec_state_dir_variable(None if single else w.name): w.name for w in workloads}
+    strays = sorted(k for k in environ if k.startswith(_EXEC_STATE_DIR) and k not in variables)
+    if strays:
+        expected = ", ".join(variables)
+        raise ConfigError(strays[0], f"names no workload (the state directory variables here: {expected})")
+    dirs: dict[str, Path] = {}
+    for variable, name in variables.items():
+        text = env.raw(variable)
+        if text is not None:
+            dirs[name] = _state_dir(variable, text)
+    if dirs and not env.boolean("HFO_STATE_ENABLED", False):
+        first = next(k for k, v in variables.items() if v in dirs)
+        raise ConfigError(first, "needs HFO_STATE_ENABLED=true (the agent serves the state credentials)")
+    seen: dict[Path, str] = {}
+    for name, path in dirs.items():
+        for other_path, other in seen.items():
+            if path == other_path or path.is_relative_to(other_path) or other_path.is_relative_to(path):
+                raise ConfigError(
+                    exec_state_dir_variable(None if single else name),
+                    f"{str(path)!r} overlaps the state directory of workload {other!r} ({str(other_path)!r})",
+                )
+        seen[path] = name
+    return tuple(dataclasses.replace(w, state_dir=dirs.get(w.name)) for w in workloads)
+
+
 def parse_exec_workloads(environ: Mapping[str, str]) -> tuple[ExecWorkload, ...]:
     """The exec backend's commands: either ``HFO_EXEC_COMMAND`` (one workload), or
     ``HFO_EXEC_WORKLOADS=bot-a,bot-b`` with one ``HFO_EXEC_COMMAND_BOT_A=...`` per name. Raises ConfigError."""
@@ -297,7 +358,9 @@ def parse_exec_workloads(environ: Mapping[str, str]) -> tuple[ExecWorkload, ...]
         if strays:
             raise ConfigError(strays[0], "is set but HFO_EXEC_WORKLOADS is not (it lists the named workloads)")
         text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload, or HFO_EXEC_WORKLOADS")
-        return (ExecWorkload(EXEC_SINGLE_NAME, _split_command("HFO_EXEC_COMMAND", text)),)
+        return _with_state_dirs(
+            environ, (ExecWorkload(EXEC_SINGLE_NAME, _split_command("HFO_EXEC_COMMAND", text)),), True
+        )
     if env.raw("HFO_EXEC_COMMAND") is not None:
         raise ConfigError("HFO_EXEC_COMMAND", "set it or HFO_EXEC_WORKLOADS, not both")
     names: list[str] = []
@@ -324,7 +387,7 @@ def parse_exec_workloads(environ: Mapping[str, str]) -> tuple[ExecWorkload, ...]
     for variable, name in variables.items():
         text = env.required(variable, f"the command of workload {name!r} listed in HFO_EXEC_WORKLOADS")
         workloads.append(ExecWorkload(name, _split_command(variable, text)))
-    return tuple(workloads)
+    return _with_state_dirs(environ, tuple(workloads), False)
 
 
 def _networks(env: _Env, name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -58,9 +58,8 @@ EXIT_FENCED = 3
 EXIT_CORRUPT = 4
 EXIT_TIMEOUT = 5
 
-REFRESH_BEFORE_EXPIRY_S = 120.0  # fetch new credentials when these expire within this
 RETRY_PAUSE_S = 2.0
-CREDENTIALS_TICK_S = 10.0  # how often sync makes sure it holds valid credentials
+CREDENTIALS_TICK_S = 10.0  # how often sync asks the agent for its current credentials
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -82,6 +81,12 @@ def add_parser(sub: Any) -> None:
             "--restored-file", type=Path, help="where restore writes, and sync reads, restored.json (default DIR/..)"
         )
     restore.add_argument("--wait", type=float, default=120.0, help="seconds to wait for credentials (default 120)")
+    restore.add_argument(
+        "--adopt-from",
+        type=Path,
+        help="on the very first claim (no state in the bucket) into an empty DIR, move this directory's "
+        "entries into DIR first: the state a workload kept before it had a state directory",
+    )
     sync.add_argument("--interval", type=float, default=30.0, help="seconds between checks for changes (default 30)")
     sync.add_argument(
         "--final-timeout", type=float, default=10.0, help="seconds the upload on SIGTERM may take (default 10)"
@@ -94,6 +99,7 @@ class Options:
     directory: Path
     restored_file: Path
     agent: AgentClient
+    adopt_from: Path | None = None
     wait_s: float = 0.0
     interval_s: float = 0.0
     final_timeout_s: float = 0.0
@@ -141,7 +147,13 @@ def options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
     agent = AgentClient(url, Path(token))
     if command == "restore":
         wait = _number(args.wait, "--wait", 1.0, 3600.0)
-        return Options(workload, directory, restored_file, agent, wait_s=wait)
+        adopt_from: Path | None = args.adopt_from
+        if adopt_from is not None:
+            if not adopt_from.is_absolute() or adopt_from.is_symlink() or not adopt_from.is_dir():
+                raise StateConfigError(f"--adopt-from: {adopt_from} is not an absolute path of a directory")
+            if adopt_from.is_relative_to(directory):
+                raise StateConfigError(f"--adopt-from: {adopt_from} is inside --dir")
+        return Options(workload, directory, restored_file, agent, adopt_from=adopt_from, wait_s=wait)
     interval = _number(args.interval, "--interval", 0.1, 86400.0)
     final = _number(args.final_timeout, "--final-timeout", 1.0, 300.0)
     return Options(workload, directory, restored_file, agent, interval_s=interval, final_timeout_s=final)
@@ -255,8 +267,11 @@ def run_restore(opts: Options) -> int:
 def _restore_once(opts: Options, credentials: Credentials) -> int | str:
     """An exit code, or the reason to try again."""
     workload, epoch = opts.workload, credentials.epoch
+    store = credentials.store()
     try:
-        claimed = claim(credentials.store(), workload, epoch, credentials.site, opts.directory)
+        if opts.adopt_from is not None:
+            _adopt_legacy(opts, store.read_manifest(workload).manifest is None)
+        claimed = claim(store, workload, epoch, credentials.site, opts.directory)
     except Fenced as exc:
         return _fail(opts, "fenced", epoch, str(exc), EXIT_FENCED)
     except (CorruptSnapshot, CorruptManifest) as exc:
@@ -265,6 +280,8 @@ def _restore_once(opts: Options, credentials: Credentials) -> int | str:
         return str(exc)
     except StateError as exc:  # the local directory cannot be adopted (a symlink, a device in it)
         return _fail(opts, "failed", epoch, str(exc), EXIT_FAILED)
+    except OSError as exc:  # --adopt-from on another file system, or not writable
+        return _fail(opts, "failed", epoch, f"cannot move --adopt-from's entries: {exc.strerror}", EXIT_FAILED)
     snapshot = claimed.manifest.snapshot
     write_restored(
         opts.restored_file,
@@ -299,6 +316,25 @@ def _restore_once(opts: Options, credentials: Credentials) -> int | str:
     return EXIT_OK
 
 
+def _adopt_legacy(opts: Options, first_claim: bool) -> None:
+    """The first claim of a workload that kept its state elsewhere on the volume (the bot's files at
+    the volume's root, from before the state component): move them into the empty state directory, so
+    the claim adopts them. Never on a later claim (the bucket is the truth then), never into a
+    directory that already holds something, never the state directory itself, the restored file, a
+    restore's staging directory or ``lost+found``."""
+    source, target = opts.adopt_from, opts.directory
+    if source is None or not first_claim or any(target.iterdir()):
+        return
+    skip = {target.name, opts.restored_file.name, f".{opts.restored_file.name}.tmp", "lost+found"}
+    moved = 0
+    for entry in sorted(source.iterdir()):
+        if entry.name in skip or entry.name.startswith(".restore-") or entry == target:
+            continue
+        os.replace(entry, target / entry.name)
+        moved += 1
+    log.info("adopting the state kept before the state directory", extra={"from": str(source), "entries": moved})
+
+
 def _fail(opts: Options, event: str, epoch: int, reason: str, code: int) -> int:
     print(f"hfo-site state restore: {reason}", file=sys.stderr)
     log.error("state restore refused", extra={"workload": opts.workload, "epoch": epoch, "reason": reason})
@@ -320,13 +356,12 @@ class _Sync:
         self.uploads = 0
 
     def current_credentials(self) -> Credentials:
-        """Cached credentials, refreshed when they expire within 120 s. A refresh that fails
-        (the lease moved to none during a planned handover: 409) keeps the cached set while it is
-        valid: the final upload under the old epoch is what makes the handover lossless, and the
-        manifest's fencing, not the credentials, decides whether it is accepted."""
+        """The agent's current credentials, asked at every tick and before every upload (a local
+        request), so a changed epoch is seen at once. When the agent has none to give (the lease
+        moved to none for a planned handover: 409) or cannot be reached, the cached set serves while
+        it is valid: the final upload under the old epoch is what makes the handover lossless, and
+        the manifest's fencing, not the credentials, decides whether it is accepted."""
         cached = self.credentials
-        if cached is not None and not cached.expires_within(REFRESH_BEFORE_EXPIRY_S):
-            return cached
         try:
             fresh = self.opts.agent.credentials()
         except (NoCredentials, AgentUnavailable):
@@ -396,13 +431,18 @@ def run_sync(opts: Options, stop: threading.Event) -> int:
     one final upload, bounded by ``--final-timeout``. Exit 0 after it, 3 when fenced, 1 when the
     final upload failed or timed out."""
     sync = _Sync(opts)
-    log.info(
-        "state sync started",
-        extra={"workload": opts.workload, "epoch": sync.epoch, "interval_s": opts.interval_s},
-    )
     # Credentials are fetched at start and kept fresh on their own cadence, whatever the interval:
     # the final upload must find a valid set even after the lease has moved on (409 from the agent).
     sync.refresh()
+    log.info(
+        "state sync started",
+        extra={
+            "workload": opts.workload,
+            "epoch": sync.epoch,
+            "interval_s": opts.interval_s,
+            "credentials": sync.credentials is not None,
+        },
+    )
     next_check = time.monotonic() + opts.interval_s
     while not stop.wait(max(0.0, min(CREDENTIALS_TICK_S, next_check - time.monotonic()))):
         if sync.fenced is None:
