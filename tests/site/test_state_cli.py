@@ -258,6 +258,39 @@ def test_restore_sync_then_sigterm_loses_nothing(
     assert_no_secret(agent, sync.output())
 
 
+def test_a_pod_that_crashed_keeps_its_newer_writes_under_the_same_lease(
+    agent: StandInStateAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync]
+) -> None:
+    """A crash (SIGKILL: no final upload) and a restart on the same volume under the same lease: the
+    restore keeps the directory, which holds the last upload and the writes made after it, and the
+    new sidecar uploads them; restoring the manifest's older snapshot over them would lose them."""
+    laptop = write_files(tmp_path / "laptop" / "data", {"counter": b"1"})
+    env = child_env(agent, token_file)
+    agent.grant(4, "primary")
+    assert restore(env, laptop).returncode == 0
+    crashed = Sync(env, laptop, "--interval", "3600")
+    syncs.append(crashed)
+    replace_file(laptop / "counter", b"2-never-uploaded-before-the-crash")
+    crashed.kill()
+    before = stored_manifest(bucket)
+
+    again = restore(env, laptop)
+    assert again.returncode == 0, again.stderr
+    assert (laptop / "counter").read_bytes() == b"2-never-uploaded-before-the-crash"
+    assert stored_manifest(bucket) == before  # nothing re-stamped: the same lease
+    assert agent.events("restored")[-1]["detail"] == "kept the local directory: restarted under the same lease"
+    restarted = Sync(env, laptop, "--interval", "0.2")
+    syncs.append(restarted)
+    wait_until(lambda: len(agent.events("uploaded")) == 1, 20, "the upload of the writes the crash left")
+    assert restarted.terminate()[0] == 0
+
+    agent.grant(5, "standby")
+    ec2 = tmp_path / "ec2" / "data"
+    ec2.parent.mkdir()
+    assert restore(env, ec2).returncode == 0
+    assert (ec2 / "counter").read_bytes() == b"2-never-uploaded-before-the-crash"
+
+
 def test_a_superseded_sync_stops_uploading_and_its_upload_is_refused(
     aws: MotoServer, agent: StandInStateAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync]
 ) -> None:

@@ -278,3 +278,56 @@ def test_a_crash_loss_over_its_bound_or_no_counter_fails_it(tmp_path: Path) -> N
     failures = rpo_verdict(tmp_path, plain).failures
     assert "bot-a: no counter carried over in the failover" in failures
     assert "bot-a: no counter carried over in the handback" in failures
+
+
+# -- the called-off failover (the second death, docs/demo.md step 10)
+
+P4 = {"site": "primary", "epoch": 4}
+CALLED_OFF = [
+    *GOOD_HISTORY,
+    {"from": "suspect", "to": "failing_over", "lease_from": P4, "lease_to": P4},
+    {"from": "failing_over", "to": "healthy", "lease_from": P4, "lease_to": P4},
+]
+# the laptop killed again at 85.5 (its last record at 85), its bot back at 99
+BEFORE_AGAIN = rows("primary", 10, 0, 10, stop=False) + rows("standby", 20, 24, 40, stop=True)
+BEFORE_AGAIN += rows("primary", 30, 41, 85, stop=False)
+AGAIN_LEDGER = BEFORE_AGAIN + rows("primary", 50, 99, 110, stop=False)
+
+
+def called_off_story(tmp_path: Path, ledger: str = AGAIN_LEDGER) -> Story:
+    s = story(tmp_path, ledger, FakeStore(ControlState(start_count=0, prewarm_starts=(T0 + 3, T0 + 88))))
+    s.marks.again = T0 + 85.5
+    s.ec2_starts_seen = 2
+    return s
+
+
+def with_moves(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    first = {"from": "failing_over", "to": "failing_over", "lease_from": P4 | {"epoch": 1},
+             "lease_to": {"site": "standby", "epoch": 2}}  # fmt: skip
+    return [first, *({"lease_from": P4, "lease_to": P4} | h for h in history)]
+
+
+def test_a_called_off_failover_passes_with_its_gap_and_the_lease_it_kept(tmp_path: Path) -> None:
+    v = verdict(called_off_story(tmp_path), with_moves(CALLED_OFF))
+    assert v.passed, v.failures
+    assert v.called_off_lease == "primary#4"
+    assert v.called_off_gap_s == pytest.approx(14.0)
+    assert v.ec2_starts_state == 2 and v.ec2_prewarm_starts == 2
+
+
+def test_a_second_death_that_moved_the_lease_or_was_not_called_off_fails_it(tmp_path: Path) -> None:
+    s5 = {"site": "standby", "epoch": 5}
+    moved = [*GOOD_HISTORY, {"from": "suspect", "to": "failing_over", "lease_from": P4, "lease_to": s5}]
+    v = verdict(called_off_story(tmp_path), with_moves(moved))
+    assert "expected one called-off failover in the watchdog's history, found 0" in v.failures
+    assert "the lease went to the standby 2 times; only the first death may move it" in v.failures
+    # the laptop's bot never came back after the second death
+    v = verdict(called_off_story(tmp_path, BEFORE_AGAIN), with_moves(CALLED_OFF))
+    assert "no bot of the laptop after the called-off failover in the ledger" in v.failures
+    # one start for two deaths
+    s = called_off_story(tmp_path)
+    s.ec2_starts_seen = 1
+    assert (
+        "expected exactly 2 EC2 starts, got 2 (state), 2 (history), 1 (seen in moto)"
+        in verdict(s, with_moves(CALLED_OFF)).failures
+    )

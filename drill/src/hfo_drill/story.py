@@ -4,7 +4,9 @@
     stop and the probe fails: EC2 starts in moto, the standby's agent boots, no lease yet) ->
     failover (the lease goes to the warm standby once the laptop is fenced; its agent runs the
     bot) -> the laptop comes back -> handback (EC2 stopped) -> a Funnel-only outage that must NOT
-    fail over -> Funnel back
+    fail over -> Funnel back -> the laptop dies again and comes back while the standby still boots
+    (a slow boot: an image pull): the failover is called off, the lease never leaves the laptop,
+    the pre-warmed standby stops
 
 Every step has a bounded wait. The story drives the tick handler on the accelerated schedule,
 prints one timeline line per tick, keeps the standby's agent in step with the instance in moto,
@@ -35,7 +37,11 @@ DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
 _GAP_NAMES: dict[tuple[str | None, str | None], str] = {
     ("primary", "standby"): "failover",
     ("standby", "primary"): "handback",
+    ("primary", "primary"): "called off",
 }
+# The second death's standby boot is this much slower (an image pull), so the laptop is back
+# before the standby could take the lease: the failover is called off (docs/demo.md).
+SLOW_BOOT_S = 30.0
 
 
 class StoryFailed(Exception):
@@ -132,6 +138,8 @@ class Marks:
     back: float | None = None
     dark: float | None = None
     light: float | None = None
+    again: float | None = None  # the laptop's second death (the called-off failover)
+    again_back: float | None = None
     end: float | None = None
 
 
@@ -165,6 +173,10 @@ class Verdict:
     heartbeats: dict[str, int]
     funnel: dict[str, Any]
     leases: list[str]
+    # The called-off failover: the bot's gap from the second death to the laptop's bot again, and
+    # the lease the call-off kept (None when the story did not get there).
+    called_off_gap_s: float | None = None
+    called_off_lease: str | None = None
     # Per bot instance (several gated bots, docs/demo.md): its failover and handback gaps, its overlap
     # (the instance on both sites at once), its runs per site.
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -218,6 +230,7 @@ class Story:
         self.marks = Marks()
         self.funnel_check = FunnelCheck()
         self._in_outage = False
+        self.extra_boot_s = 0.0  # added to the next standby boot (the call-off scene's slow boot)
 
     # -- one tick of the story
 
@@ -257,10 +270,11 @@ class Story:
             self.ec2_starts_seen += 1
         self.ec2_state = state
         if state == "running" and not self.standby.up and self.boot_at is None:
-            self.boot_at = time.monotonic() + self.t.boot_delay_s
+            boot = self.t.boot_delay_s + self.extra_boot_s
+            self.boot_at = time.monotonic() + boot
+            slow = f", {self.extra_boot_s:g} s of it an image pull" if self.extra_boot_s else ""
             self.timeline.say(
-                f"== the standby instance is running in moto: it boots ({self.t.boot_delay_s:g} s here), "
-                "then its agent starts"
+                f"== the standby instance is running in moto: it boots ({boot:g} s here{slow}), then its agent starts"
             )
         if self.boot_at is not None and time.monotonic() >= self.boot_at and state == "running":
             self.boot_at = None
@@ -367,7 +381,45 @@ class Story:
         )
         self._funnel_outage()
         self.until("Funnel back: the probe passes again", self._healthy_for(3), 40)
+        self._called_off()
         self.marks.end = time.time()
+
+    def _called_off(self) -> None:
+        """The laptop dies again and is back before the standby could take the lease: the watchdog
+        calls the failover off (docs/state-machine.md#calling-a-failover-off). The lease never
+        leaves the laptop (same site, same epoch), its agent starts its bot again, and the
+        pre-warmed standby stops once its hold ends."""
+
+        def r() -> dict[str, Any]:
+            return self.report
+
+        lease = (r()["lease_site"], r()["lease_epoch"])
+        self.extra_boot_s = SLOW_BOOT_S
+        pids = self.primary.kill()
+        self.marks.again = time.time()  # after the kill: every record of the laptop's bots came before
+        self.timeline.say(
+            f"== the laptop dies again (pids {pids}); this time the standby's boot is slow (an image pull, "
+            f"+{SLOW_BOOT_S:g} s), so the laptop is back before the standby is ready"
+        )
+        self.until(
+            "failing over, the lease still on the laptop: the standby is booting",
+            lambda: r()["phase"] == "failing_over" and (r()["lease_site"], r()["lease_epoch"]) == lease,
+            60,
+        )
+        self.marks.again_back = time.time()
+        children = self.primary.start()
+        self.timeline.say(
+            "== the laptop comes back before the standby is ready: "
+            + ", ".join(f"{c.name} pid {c.pid}" for c in children)
+        )
+        self.until(
+            f"failover called off: the lease never left the laptop ({lease[0]}#{lease[1]})",
+            lambda: r()["phase"] in ("healthy", "suspect") and (r()["lease_site"], r()["lease_epoch"]) == lease,
+            30,
+        )
+        self.until("the laptop runs the bot again, under the same lease", lambda: self.all_on("primary"), 30)
+        self.until("the pre-warmed standby is stopped", lambda: self.ec2_state == "stopped" and not self.standby.up, 60)
+        self.extra_boot_s = 0.0
 
     def _healthy_for_now(self) -> bool:
         r = self.report
@@ -537,15 +589,19 @@ class Story:
             failures.append(f"two bots ran at once for {summary.overlap_s:.1f}s")
         if funnel_gap > 0:
             failures.append(f"the bot was down {funnel_gap:.1f}s during the Funnel-only outage")
+        called_off_gap, called_off_lease = self._call_off_verdict(history, gaps, failures)
         state = self.store.load_control()
         # A failover enters failing_over once; the lease moving to the standby later is a
         # failing_over -> failing_over transition of the same failover, not a second start.
         history_starts = sum(1 for h in history if h["to"] == "failing_over" and h["from"] != "failing_over")
         # The start is the pre-warm's when the watchdog started the standby on suspicion (the
-        # failover then finds it running) and the failover's otherwise: one either way.
-        if not ec2_starts(state) == history_starts == self.ec2_starts_seen == 1:
+        # failover then finds it running) and the failover's otherwise: one either way, per death
+        # of the laptop (the called-off failover's is a pre-warm that was not needed).
+        deaths = 1 + (m.again is not None)
+        if not ec2_starts(state) == history_starts == self.ec2_starts_seen == deaths:
+            expected = "one EC2 start" if deaths == 1 else f"{deaths} EC2 starts"
             failures.append(
-                f"expected exactly one EC2 start, got {ec2_starts(state)} (state), {history_starts} (history), "
+                f"expected exactly {expected}, got {ec2_starts(state)} (state), {history_starts} (history), "
                 f"{self.ec2_starts_seen} (seen in moto)"
             )
         instance_figures, instance_failures = self.instance_verdicts(per_instance or {})
@@ -578,9 +634,38 @@ class Story:
                 "alert": self.funnel_check.alert,
             },
             leases=list(self.leases_seen),
+            called_off_gap_s=called_off_gap,
+            called_off_lease=called_off_lease,
             instances=instance_figures,
             rpo=rpo_figures,
         )
+
+    def _call_off_verdict(
+        self, history: list[dict[str, Any]], gaps: tuple[Gap, ...], failures: list[str]
+    ) -> tuple[float | None, str | None]:
+        """After the second death: one failover called off with the lease unchanged, the lease never
+        on the standby again, and the laptop's own bot back (a primary -> primary gap in the ledger)."""
+        m = self.marks
+        if m.again is None:
+            return None, None
+        transitions = [h for h in history if "to" in h and "from" in h]
+        calls = [
+            h
+            for h in transitions
+            if h["from"] == "failing_over" and h["to"] in ("healthy", "suspect") and h["lease_from"] == h["lease_to"]
+        ]
+        lease = None
+        if len(calls) != 1:
+            failures.append(f"expected one called-off failover in the watchdog's history, found {len(calls)}")
+        else:
+            lease = f"{calls[0]['lease_to']['site']}#{calls[0]['lease_to']['epoch']}"
+        moves = [h for h in transitions if (h["lease_from"]["site"], h["lease_to"]["site"]) == ("primary", "standby")]
+        if len(moves) != 1:
+            failures.append(f"the lease went to the standby {len(moves)} times; only the first death may move it")
+        gap = next((g for g in gaps if g.end >= m.again and (g.before, g.after) == ("primary", "primary")), None)
+        if gap is None:
+            failures.append("no bot of the laptop after the called-off failover in the ledger")
+        return (None if gap is None else round(gap.seconds, 3)), lease
 
 
 def ec2_starts(state: ControlState) -> int:
@@ -625,6 +710,11 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
     beats = ", ".join(f"{n} x {s}" for s, n in v.heartbeats.items())
     w(f"heartbeats    through the Function URL: {beats or 'none'}\n")
     w(f"leases        {' -> '.join(v.leases)}\n")
+    if v.called_off_gap_s is not None:
+        w(
+            f"called off    the second death's failover: the lease stayed {v.called_off_lease}, "
+            f"the laptop's bot back after {v.called_off_gap_s:.1f} s\n"
+        )
     print_instances(out, v)
     print_rpo(out, v)
     out.flush()

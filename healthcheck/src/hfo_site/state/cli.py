@@ -47,7 +47,7 @@ from hfo_site.state.errors import (
     StoreUnavailable,
 )
 from hfo_site.state.handoff import claim, publish
-from hfo_site.state.manifest import check_workload
+from hfo_site.state.manifest import Manifest, check_workload
 
 log = logging.getLogger("hfo_site.state")
 
@@ -269,8 +269,12 @@ def _restore_once(opts: Options, credentials: Credentials) -> int | str:
     workload, epoch = opts.workload, credentials.epoch
     store = credentials.store()
     try:
+        observed = store.read_manifest(workload)
+        kept = _kept_under_the_same_lease(opts, epoch, observed.manifest)
+        if kept is not None:
+            return kept
         if opts.adopt_from is not None:
-            _adopt_legacy(opts, store.read_manifest(workload).manifest is None)
+            _adopt_legacy(opts, observed.manifest is None)
         claimed = claim(store, workload, epoch, credentials.site, opts.directory)
     except Fenced as exc:
         return _fail(opts, "fenced", epoch, str(exc), EXIT_FENCED)
@@ -312,6 +316,32 @@ def _restore_once(opts: Options, credentials: Credentials) -> int | str:
             "adopted": claimed.adopted,
             "snapshot_key": snapshot.key,
         },
+    )
+    return EXIT_OK
+
+
+def _kept_under_the_same_lease(opts: Options, epoch: int, stored: Manifest | None) -> int | None:
+    """A pod restarted under the lease it restored for (a crash, a node reboot: no final upload),
+    with its volume: this directory was restored under ``epoch``, the manifest is still at ``epoch``,
+    and only this pod's sidecar wrote under it from this very directory, so the directory holds the
+    last upload and possibly newer writes. Keep it (restoring the manifest's snapshot would throw the
+    newer writes away); the sidecar uploads the difference. None: claim as usual."""
+    previous = read_restored(opts.restored_file, opts.workload)
+    if previous is None or previous.epoch != epoch or stored is None or stored.epoch != epoch:
+        return None
+    if not opts.directory.is_dir():
+        return None
+    log.info(
+        "state kept: restarted under the lease it was restored for",
+        extra={"workload": opts.workload, "epoch": epoch, "snapshot_key": stored.snapshot.key},
+    )
+    opts.agent.report(
+        opts.workload,
+        "restored",
+        epoch,
+        snapshot_key=stored.snapshot.key,
+        restored_epoch=stored.snapshot_epoch,
+        detail="kept the local directory: restarted under the same lease",
     )
     return EXIT_OK
 
