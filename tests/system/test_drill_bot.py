@@ -203,3 +203,42 @@ def test_a_stop_that_arrives_with_the_thaw_does_not_extend_the_run(tmp_path: Pat
     assert bot.returncode == 0
     assert lines(ledger) == before and before[-1][2] == "run"
     assert "stopped after a pause: no stop line" in err
+
+
+def test_with_a_state_directory_the_counter_continues_across_processes(tmp_path: Path) -> None:
+    """The counter a bot keeps in HFO_STATE_DIR: saved before each line, every start/run line adds one
+    and carries it, the stop line carries the last one; the next bot on that directory goes on from it."""
+    ledger, state = tmp_path / "ledger", tmp_path / "state"
+    state.mkdir()
+    env = {**os.environ, "HFO_STATE_DIR": str(state)}
+    env.pop("HFO_BOT_LEASE_URL", None)
+    first = subprocess.Popen([*BOT, "--site", "primary", "--ledger", str(ledger), "--period", "0.05"], env=env)
+    wait_until(lambda: len(lines(ledger)) >= 5, timeout=20, what="five lines")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0
+    counts = [r.count for r in parse(ledger.read_text())]
+    assert counts[:-1] == list(range(1, len(counts)))  # one per line, from 1
+    assert counts[-1] == counts[-2] == int((state / "counter").read_text())  # the stop line adds none
+    second = subprocess.Popen([*BOT, "--site", "standby", "--ledger", str(ledger), "--period", "0.05"], env=env)
+    wait_until(lambda: len(lines(ledger)) >= len(counts) + 2, timeout=20, what="the second bot's lines")
+    second.kill()
+    second.wait(timeout=10)
+    after = [r for r in parse(ledger.read_text()) if r.pid == second.pid]
+    assert after[0].event == "start" and after[0].count == counts[-1] + 1
+
+
+def test_a_bad_counter_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "counter").write_text("twelve")
+    env = {**os.environ, "HFO_STATE_DIR": str(tmp_path)}
+    env.pop("HFO_BOT_LEASE_URL", None)
+    done = subprocess.run(
+        [*BOT, "--site", "primary", "--ledger", str(tmp_path / "ledger")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot read its counter" in done.stderr and "'twelve'" in done.stderr
+    assert not (tmp_path / "ledger").exists() or not (tmp_path / "ledger").read_text()

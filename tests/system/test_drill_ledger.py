@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hfo_drill.ledger import LedgerError, LedgerTail, Run, by_instance, parse, runs, summarize
+from hfo_drill.ledger import LedgerError, LedgerTail, Run, by_instance, moves, parse, runs, summarize
 from testsupport.net import wait_until
 
 BOT = [sys.executable, "-m", "hfo_drill.bot"]
@@ -37,8 +37,11 @@ def beats(site: str, pid: int, start: float, end: float, *, stop: bool) -> list[
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("1.0 primary start", "ledger line 1: expected '<time> <site> <event> <pid> [<instance>]'"),
-        ("1.0 primary start 12 bot-a extra", "ledger line 1: expected '<time> <site> <event> <pid> [<instance>]'"),
+        ("1.0 primary start", "ledger line 1: expected '<time> <site> <event> <pid> [<instance>] [count=<n>]'"),
+        (
+            "1.0 primary start 12 bot-a extra",
+            "ledger line 1: expected '<time> <site> <event> <pid> [<instance>] [count=<n>]'",
+        ),
         ("1.0 primary start 12 Bot_A", "ledger line 1: instance 'Bot_A' is not a lowercase DNS label"),
         ("soon primary start 12", "ledger line 1: time 'soon' is not a number"),
         ("1.0 laptop start 12", "ledger line 1: site 'laptop' is not one of primary, standby"),
@@ -212,3 +215,47 @@ def test_the_tail_tells_which_instance_runs_where(tmp_path: Path) -> None:
     tail = LedgerTail(str(path))
     tail.poll()
     assert tail.running_instances(3.5, 1.0) == {("primary", "bot-a")}
+
+
+# --- the counter (state handoff)
+
+
+def test_counts_are_read_and_a_bad_count_is_refused() -> None:
+    records = parse("1.0 primary start 12 bot-a count=7\n2.0 primary run 12 count=8\n")
+    assert [(r.instance, r.count) for r in records] == [("bot-a", 7), ("", 8)]
+    with pytest.raises(LedgerError, match=re.escape("ledger line 1: count 'x' is not a non-negative integer")):
+        parse("1.0 primary start 12 bot-a count=x\n")
+
+
+def _counted(site: str, pid: int, start: float, end: float, first: int, *, stop: bool) -> str:
+    """A run of instance bot-a, one line a second, counting from ``first``."""
+    out, count, t = [], first, start
+    while t <= end:
+        out.append(f"{t:.3f} {site} {'start' if t == start else 'run'} {pid} bot-a count={count}")
+        count, t = count + 1, t + 1
+    if stop:
+        out.append(f"{end + 0.2:.3f} {site} stop {pid} bot-a count={count - 1}")
+    return "\n".join(out) + "\n"
+
+
+def test_moves_measure_what_each_handoff_carried() -> None:
+    """The laptop killed at count 11 (t=10) whose last upload held 8 (t=7): 3 counts, 3 s lost.
+    The standby stopped in order at count 23: the laptop goes on from 23, nothing lost."""
+    text = (
+        _counted("primary", 10, 0, 10, 1, stop=False)
+        + _counted("standby", 20, 24, 38, 9, stop=True)  # restored 8, counts 9..23
+        + _counted("primary", 30, 40, 45, 24, stop=False)
+    )
+    failover, handback = moves(parse(text))
+    assert (failover.before, failover.after, failover.planned) == ("primary", "standby", False)
+    assert (failover.last, failover.restored, failover.lost) == (11, 8, 3)
+    assert failover.lost_s == pytest.approx(3.0)
+    assert (handback.before, handback.after, handback.planned) == ("standby", "primary", True)
+    assert (handback.last, handback.restored, handback.lost, handback.lost_s) == (23, 23, 0, 0.0)
+
+
+def test_a_count_saved_but_not_yet_written_is_no_loss_and_bots_without_counts_have_no_moves() -> None:
+    text = _counted("primary", 10, 0, 3, 1, stop=False) + _counted("standby", 20, 10, 12, 6, stop=False)
+    (move,) = moves(parse(text))
+    assert (move.last, move.restored, move.lost) == (4, 5, 0)  # killed between saving 5 and its line
+    assert moves(parse("1.0 primary start 12 bot-a\n5.0 standby start 13 bot-a\n")) == []

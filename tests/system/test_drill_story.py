@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from hfo_drill.function_url import UrlCounters
-from hfo_drill.ledger import LedgerTail, by_instance, parse, summarize
-from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings, print_instances
+from hfo_drill.ledger import LedgerTail, by_instance, moves, parse, summarize
+from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings, print_instances, print_rpo
 from hfo_watchdog.core.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0
@@ -209,6 +209,75 @@ def test_the_story_waits_for_every_instance(tmp_path: Path) -> None:
         boot_delay_s=1,
     )  # every line counts as recent
     assert s.all_on("standby") and not s.all_on("primary")
+
+
+# --- the counter's RPO (state handoff on)
+
+
+def counted(site: str, pid: int, start: float, end: float, first: int, *, stop: bool) -> str:
+    """A run of bot-a whose lines carry its counter, one line a second from ``first``."""
+    out, count, t = [], first, start
+    while t <= end:
+        out.append(f"{T0 + t:.3f} {site} {'start' if t == start else 'run'} {pid} bot-a count={count}")
+        count, t = count + 1, t + 1
+    if stop:
+        out.append(f"{T0 + end + 0.2:.3f} {site} stop {pid} bot-a count={count - 1}")
+    return "\n".join(out) + "\n"
+
+
+def rpo_verdict(tmp_path: Path, text: str, sync_s: float = 2.0) -> Any:
+    s = story(tmp_path, text)
+    s.instances = ("bot-a",)
+    s.state_sync_s = sync_s
+    records = parse(text)
+    return s.verdict(GOOD_HISTORY, summarize(records, period_s=1.0), by_instance(records, period_s=1.0), moves(records))
+
+
+def test_the_counter_continuing_passes_and_prints_each_moves_rpo(tmp_path: Path) -> None:
+    """Killed at count 11, the last upload held 9: 2 counts lost on the failover, within the crash
+    bound (sync 2 s + upload 1 s + period 1 s); the orderly handback loses none."""
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 10, stop=True)  # restored 9; counts 10..26
+        + counted("primary", 30, 41, 80, 27, stop=False)
+    )
+    v = rpo_verdict(tmp_path, text)
+    assert v.passed, v.failures
+    assert [(f["move"], f["lost"], f["lost_s"], f["planned"]) for f in v.rpo] == [
+        ("failover", 2, 2.0, False),
+        ("handback", 0, 0.0, True),
+    ]
+    out = io.StringIO()
+    print_rpo(out, v)
+    assert out.getvalue().splitlines() == [
+        "rpo           bot-a failover: count 11 -> restored 9, 2 lost (2.0 s of work; crash, bound 4.0 s)",
+        "rpo           bot-a handback: count 26 -> restored 26, 0 lost (0.0 s of work; orderly stop, RPO 0 promised)",
+    ]
+
+
+def test_a_count_lost_where_rpo_0_is_promised_fails_it(tmp_path: Path) -> None:
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 12, stop=True)  # counts 12..28, stopped in order
+        + counted("primary", 30, 41, 80, 28, stop=False)  # restored 27: the final upload missed one
+    )
+    v = rpo_verdict(tmp_path, text)
+    assert "bot-a: the handback after an orderly stop lost 1 counts (1.2 s of work) where RPO 0 is promised" in (
+        v.failures
+    )
+
+
+def test_a_crash_loss_over_its_bound_or_no_counter_fails_it(tmp_path: Path) -> None:
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 2, stop=True)  # restored 1: 10 s lost, bound 4 s
+        + counted("primary", 30, 41, 80, 19, stop=False)
+    )
+    assert "bot-a: the failover after a crash lost 10.0 s, over its bound 4.0 s" in rpo_verdict(tmp_path, text).failures
+    plain = named("bot-a", GOOD_LEDGER)  # the state handoff on, but no counter in the ledger
+    failures = rpo_verdict(tmp_path, plain).failures
+    assert "bot-a: no counter carried over in the failover" in failures
+    assert "bot-a: no counter carried over in the handback" in failures
 
 
 # -- the called-off failover (the second death, docs/demo.md step 10)

@@ -11,6 +11,13 @@ of its own; docs/demo.md):
 - `start` as soon as it runs, `run` every `--period` seconds while it runs,
 - `stop` when it is told to stop (SIGTERM or SIGINT), then it exits 0.
 
+With a state directory (`HFO_STATE_DIR`, which the exec backend gives a workload that declares one,
+docs/site.md#exec-state) it keeps a counter there, in the file `counter`: it reads it at start (0
+when missing), adds one for every `start` and `run` line, saves it (write and rename) *before* the
+line, and ends each line with ` count=<n>`; a `stop` line carries the count without adding one. So
+the count a bot starts from after a move shows how many of the old site's counts the state handoff
+carried over (`hfo_drill.ledger.moves`).
+
 A bot killed outright (SIGKILL, the machine dying) writes nothing more: its last line bounds
 when it was last seen alive. Each line is one `write()` on a file opened with O_APPEND, so lines
 of the two sites' bots never interleave, and nothing sits in a buffer when the bot dies.
@@ -54,9 +61,37 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def ledger_line(at: float, site: str, event: str, pid: int, instance: str = "") -> bytes:
+COUNTER_FILE = "counter"
+
+
+def ledger_line(at: float, site: str, event: str, pid: int, instance: str = "", count: int | None = None) -> bytes:
     tail = f" {instance}" if instance else ""
+    if count is not None:
+        tail += f" count={count}"
     return f"{at:.3f} {site} {event} {pid}{tail}\n".encode("ascii")
+
+
+class Counter:
+    """The counter in the state directory: read once at start, saved before every line that counts."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, COUNTER_FILE)
+        try:
+            with open(self.path, encoding="ascii") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            text = "0"
+        if not text.isdigit():
+            raise ValueError(f"the counter {self.path!r} holds {text[:20]!r}, not a count")
+        self.value = int(text)
+
+    def add(self) -> int:
+        self.value += 1
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(str(self.value))
+        os.replace(tmp, self.path)
+        return self.value
 
 
 def _instance(text: str) -> str:
@@ -145,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"drill_bot: {exc}", file=sys.stderr)
         return 2
+    counter: Counter | None = None
+    if os.environ.get("HFO_STATE_DIR"):
+        try:
+            counter = Counter(os.environ["HFO_STATE_DIR"])
+        except (OSError, ValueError) as exc:
+            print(f"drill_bot: cannot read its counter: {exc}", file=sys.stderr)
+            return 1
     lease = LeaseCheck(settings, args.site, args.period) if settings.url is not None else None
     if lease is None:
         print(
@@ -164,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         next_at = time.monotonic()
         while True:
             if lease is None or lease.may_write(serving):
-                os.write(
-                    fd, ledger_line(time.time(), args.site, "run" if serving else "start", pid, args.instance or "")
-                )
+                count = counter.add() if counter is not None else None
+                event = "run" if serving else "start"
+                os.write(fd, ledger_line(time.time(), args.site, event, pid, args.instance or "", count))
                 serving = True
             else:
                 serving = False
@@ -176,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop line, even if signalled twice
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if serving and (lease is None or lease.served_until_now()):
-            os.write(fd, ledger_line(time.time(), args.site, "stop", pid, args.instance or ""))
+            count = counter.value if counter is not None else None
+            os.write(fd, ledger_line(time.time(), args.site, "stop", pid, args.instance or "", count))
         elif serving:
             print("drill_bot: stopped after a pause: no stop line, the run ended at its last line", file=sys.stderr)
     finally:

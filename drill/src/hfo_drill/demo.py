@@ -87,7 +87,7 @@ def run(out: TextIO, opts: Options) -> int:
     from hfo_drill.function_url import FunctionUrlServer
     from hfo_drill.funnel import FunnelProxy
     from hfo_drill.inbox import AlertInbox
-    from hfo_drill.ledger import LedgerTail, by_instance, read, summarize
+    from hfo_drill.ledger import LedgerTail, by_instance, moves, read, summarize
     from hfo_drill.moto_server import MotoServer
     from hfo_drill.net import free_port
     from hfo_drill.proc import Child, alive
@@ -295,7 +295,7 @@ def run(out: TextIO, opts: Options) -> int:
         history = json.loads(history_json)
         records = read(str(files.ledger))
         summary = summarize(records, period_s=BOT_PERIOD_S)
-        verdict = story.verdict(history, summary, by_instance(records, period_s=BOT_PERIOD_S))
+        verdict = story.verdict(history, summary, by_instance(records, period_s=BOT_PERIOD_S), moves(records))
         out.write("\nhfo history (what the watchdog recorded, newest first):\n")
         hfo(["--table", aws.table, "history", "--limit", "12"], out=out)
         print_summary(out, verdict, summary, story.marks, str(files.ledger))

@@ -19,7 +19,7 @@ instance's state changes the drill saw in moto).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -30,7 +30,7 @@ from hfo_drill.aws_setup import AwsSide, instance_state
 from hfo_drill.function_url import FunctionUrlServer
 from hfo_drill.funnel import FunnelProxy
 from hfo_drill.inbox import AlertInbox
-from hfo_drill.ledger import Gap, LedgerTail, Summary, summarize
+from hfo_drill.ledger import Gap, LedgerTail, Move, Summary, summarize
 from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
@@ -180,6 +180,8 @@ class Verdict:
     # Per bot instance (several gated bots, docs/demo.md): its failover and handback gaps, its overlap
     # (the instance on both sites at once), its runs per site.
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The counter's moves (state handoff on): per instance and move, the counts and seconds lost.
+    rpo: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,6 +206,9 @@ class Story:
     ) -> None:
         self.timeline = timeline
         self.instances = instances  # the bot instances each site runs; () for one unnamed bot
+        # With the state handoff on (each bot keeps a counter, docs/demo.md#the-counter): the sync's
+        # interval, whose crash bound the failover's loss is judged by; None when it is off.
+        self.state_sync_s: float | None = None
         self._tick = tick
         self.session = session
         self.aws = aws
@@ -515,8 +520,58 @@ class Story:
             }
         return figures, failures
 
+    def crash_bound_s(self) -> float:
+        """What a crash may lose: the sync's interval, one upload (a second, generously, on a loaded
+        machine) and one bot period (the counter is saved before its line is written)."""
+        assert self.state_sync_s is not None
+        return self.state_sync_s + 1.0 + self.t.bot_period_s
+
+    def rpo_verdicts(self, state_moves: Sequence[Move]) -> tuple[list[dict[str, Any]], list[str]]:
+        """RPO 0 where it is promised (a move after an orderly stop: the handback), the crash bound
+        on the failover from the killed laptop, and a counter that moved with every instance."""
+        failures: list[str] = []
+        figures: list[dict[str, Any]] = []
+        if self.state_sync_s is None:
+            return figures, failures
+        bound = self.crash_bound_s()
+        for name in self.instances or ("",):
+            label = name or "(unnamed)"
+            mine = [mv for mv in state_moves if mv.instance == name]
+            for kind, sites in (("failover", ("primary", "standby")), ("handback", ("standby", "primary"))):
+                if not any((mv.before, mv.after) == sites for mv in mine):
+                    failures.append(f"{label}: no counter carried over in the {kind}")
+        for mv in state_moves:
+            label = mv.instance or "(unnamed)"
+            kind = _MOVE_NAMES.get((mv.before, mv.after), "restart")
+            if mv.planned and mv.lost:
+                failures.append(
+                    f"{label}: the {kind} after an orderly stop lost {mv.lost} counts ({mv.lost_s:.1f} s of work)"
+                    " where RPO 0 is promised"
+                )
+            elif not mv.planned and mv.lost_s > bound:
+                failures.append(
+                    f"{label}: the {kind} after a crash lost {mv.lost_s:.1f} s, over its bound {bound:.1f} s"
+                )
+            figures.append(
+                {
+                    "instance": mv.instance,
+                    "move": kind,
+                    "planned": mv.planned,
+                    "last": mv.last,
+                    "restored": mv.restored,
+                    "lost": mv.lost,
+                    "lost_s": round(mv.lost_s, 3),
+                    "bound_s": 0.0 if mv.planned else round(bound, 3),
+                }
+            )
+        return figures, failures
+
     def verdict(
-        self, history: list[dict[str, Any]], summary: Summary, per_instance: Mapping[str, Summary] | None = None
+        self,
+        history: list[dict[str, Any]],
+        summary: Summary,
+        per_instance: Mapping[str, Summary] | None = None,
+        state_moves: Sequence[Move] = (),
     ) -> Verdict:
         failures: list[str] = []
         m = self.marks
@@ -551,6 +606,8 @@ class Story:
             )
         instance_figures, instance_failures = self.instance_verdicts(per_instance or {})
         failures += instance_failures
+        rpo_figures, rpo_failures = self.rpo_verdicts(state_moves)
+        failures += rpo_failures
         c = self.url_server.counters
         return Verdict(
             passed=not failures,
@@ -580,6 +637,7 @@ class Story:
             called_off_gap_s=called_off_gap,
             called_off_lease=called_off_lease,
             instances=instance_figures,
+            rpo=rpo_figures,
         )
 
     def _call_off_verdict(
@@ -658,7 +716,21 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
             f"the laptop's bot back after {v.called_off_gap_s:.1f} s\n"
         )
     print_instances(out, v)
+    print_rpo(out, v)
     out.flush()
+
+
+_MOVE_NAMES = {("primary", "standby"): "failover", ("standby", "primary"): "handback"}
+
+
+def print_rpo(out: TextIO, v: Verdict) -> None:
+    """One line per instance and move of its counter: what the state handoff carried over."""
+    for f in v.rpo:
+        how = "orderly stop, RPO 0 promised" if f["planned"] else f"crash, bound {f['bound_s']:.1f} s"
+        out.write(
+            f"rpo           {f['instance'] or '(unnamed)'} {f['move']}: count {f['last']} -> restored {f['restored']},"
+            f" {f['lost']} lost ({f['lost_s']:.1f} s of work; {how})\n"
+        )
 
 
 def print_instances(out: TextIO, v: Verdict) -> None:

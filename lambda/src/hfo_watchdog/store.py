@@ -404,19 +404,24 @@ class DynamoStateStore:
         item = answer.get("Item")
         return ControlState() if item is None else control_from_item(item)
 
-    def history(self, limit: int = 20) -> list[HistoryEntry]:
-        """The latest `limit` transitions, newest first."""
+    def _latest(self, pk: str, limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` items of one history partition, newest first."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         answer = self._call(
             "query",
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(HISTORY_PK)},
+            ExpressionAttributeValues={":pk": _s(pk)},
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [self._history_entry(item) for item in answer.get("Items", [])]
+        items: list[dict[str, Any]] = answer.get("Items", [])
+        return items
+
+    def history(self, limit: int = 20) -> list[HistoryEntry]:
+        """The latest `limit` transitions, newest first."""
+        return [self._history_entry(item) for item in self._latest(HISTORY_PK, limit)]
 
     @staticmethod
     def _history_entry(item: Mapping[str, Any]) -> HistoryEntry:
@@ -442,16 +447,6 @@ class DynamoStateStore:
 
     def restored_history(self, limit: int = 20) -> list[RestoredEntry]:
         """The latest `limit` restored-state reports, newest first."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        answer = self._call(
-            "query",
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(STATE_HISTORY_PK)},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
         return [
             RestoredEntry(
                 at=float(item["at"]["N"]),
@@ -461,7 +456,7 @@ class DynamoStateStore:
                 previous_epoch=None if _get_f(item, "previous_epoch") is None else _get_i(item, "previous_epoch"),
                 lease_epoch=_get_i(item, "lease_epoch"),
             )
-            for item in answer.get("Items", [])
+            for item in self._latest(STATE_HISTORY_PK, limit)
         ]
 
     def record_restored(self, entry: RestoredEntry) -> None:
