@@ -170,6 +170,15 @@ def test_the_state_role_reads_and_writes_state_objects_only(root: Root, applied:
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/state/bot/manifest.json")
     for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketPolicy", "s3:PutObjectAcl"):
         assert not allowed(policy, action, f"{bucket}/state/bot/manifest.json")
+    # Tagging the snapshot a manifest write replaced (hfo-state=superseded): snapshots only.
+    assert allowed(policy, "s3:PutObjectTagging", f"{bucket}/state/bot/epochs/000000000003/x.tar.gz")
+    assert not allowed(policy, "s3:PutObjectTagging", f"{bucket}/state/bot/manifest.json")
+    assert {a for s in _statements(policy) for a in _listed(s["Action"])} == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+        "s3:ListBucket",
+    }
     assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []
     # With an epoch's session policy (the intersection is what a set of credentials may do):
     # manifests and that epoch's snapshots, never another epoch's prefix.
@@ -182,6 +191,8 @@ def test_the_state_role_reads_and_writes_state_objects_only(root: Root, applied:
     assert effective("s3:PutObject", f"{bucket}/state/bot/manifest.json")
     assert not effective("s3:PutObject", f"{bucket}/state/bot/epochs/000000000006/x.tar.gz")
     assert effective("s3:GetObject", f"{bucket}/state/bot/epochs/000000000006/x.tar.gz")
+    assert effective("s3:PutObjectTagging", f"{bucket}/state/bot/epochs/000000000006/x.tar.gz")
+    assert not effective("s3:PutObjectTagging", f"{bucket}/state/bot/manifest.json")
 
 
 def test_only_the_heartbeat_role_may_assume_it(root: Root, applied: dict[str, Any]) -> None:

@@ -85,12 +85,20 @@ def test_the_session_policy_lets_a_holder_write_only_its_own_epoch_and_manifests
     assert allowed(policy, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}")
     for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl", "s3:PutBucketPolicy", "s3:*"):
         assert not allowed(policy, action, obj("state/bot/manifest.json")), action
+    # Tagging: the snapshot an accepted manifest write replaced, of any epoch (the first publish
+    # after a claim replaces the previous holder's); never a manifest, nothing outside state/.
+    for key in ("state/bot/epochs/000000000006/x.tar.gz", "state/bot/epochs/000000000007/x.tar.gz"):
+        assert allowed(policy, "s3:PutObjectTagging", obj(key)), key
+    for key in ("state/bot/manifest.json", "other/bot/epochs/000000000006/x.tar.gz"):
+        assert not allowed(policy, "s3:PutObjectTagging", obj(key)), key
+    assert not allowed(policy, "s3:PutObjectVersionTagging", obj("state/bot/epochs/000000000006/x.tar.gz"))
     assert {
         a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     } == {
         "s3:GetObject",
         "s3:PutObject",
         "s3:ListBucket",
+        "s3:PutObjectTagging",
     }
 
 
@@ -371,6 +379,7 @@ def test_with_iam_enforced_the_emulator_applies_the_role_policy_but_not_the_sess
         objects = f"arn:aws:s3:::{BUCKET}/state/*"
         role_policy = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+            {"Effect": "Allow", "Action": "s3:PutObjectTagging", "Resource": f"arn:aws:s3:::{BUCKET}/state/*/epochs/*"},
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
         ]}  # fmt: skip
         iam.put_role_policy(
@@ -398,6 +407,16 @@ def test_with_iam_enforced_the_emulator_applies_the_role_policy_but_not_the_sess
         assert put("state/bot/epochs/000000000007/a.tar.gz") == "allowed"
         assert put("state/bot/manifest.json") == "allowed"
         assert put("other/bot.json") == "AccessDenied"
+
+        def tag(key: str) -> str:
+            try:
+                s3.put_object_tagging(Bucket=BUCKET, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+            except ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+            return "allowed"
+
+        assert tag("state/bot/epochs/000000000007/a.tar.gz") == "allowed"  # superseded snapshots only
+        assert tag("state/bot/manifest.json") == "AccessDenied"
         with pytest.raises(ClientError) as refused:
             s3.delete_object(Bucket=BUCKET, Key="state/bot/manifest.json")
         assert refused.value.response["Error"]["Code"] == "AccessDenied"

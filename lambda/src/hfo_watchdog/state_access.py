@@ -59,14 +59,19 @@ def partition(role_arn: str) -> str:
 
 def session_policy(bucket: str, epoch: int, arn_partition: str = "aws") -> dict[str, Any]:
     """The session policy of one epoch's credentials. The effective permissions are the
-    intersection with the role's own policy (GetObject/PutObject on state/*, ListBucket).
+    intersection with the role's own policy (GetObject/PutObject on state/*, ListBucket,
+    PutObjectTagging on state/*/epochs/*).
 
     - GetObject on every state object: a claim reads the manifest and the snapshot it names,
       whatever epoch wrote them;
     - PutObject on manifests (the conditional write that fences older epochs) and on snapshots
       under this epoch's prefix only: a site never creates an object under another epoch's prefix;
     - ListBucket on the bucket: without it S3 answers a GET of a missing key (the first claim of a
-      workload finds no manifest) with 403 instead of 404.
+      workload finds no manifest) with 403 instead of 404;
+    - PutObjectTagging on snapshots of any epoch (never a manifest): after its manifest write was
+      accepted, the writer tags the snapshot it replaced ``hfo-state=superseded`` so the bucket's
+      lifecycle expires it; that snapshot is often an older epoch's (the first publish after a
+      claim replaces the previous holder's).
 
     Nothing else: no DeleteObject, no version or ACL operations."""
     if not 1 <= epoch < 10**EPOCH_DIGITS:
@@ -82,6 +87,12 @@ def session_policy(bucket: str, epoch: int, arn_partition: str = "aws") -> dict[
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
                 "Resource": [f"{root}/state/*/manifest.json", f"{root}/state/*/epochs/{epoch:0{EPOCH_DIGITS}d}/*"],
+            },
+            {
+                "Sid": "TagSupersededSnapshots",
+                "Effect": "Allow",
+                "Action": "s3:PutObjectTagging",
+                "Resource": f"{root}/state/*/epochs/*",
             },
         ],
     }

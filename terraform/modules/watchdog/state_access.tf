@@ -1,7 +1,8 @@
 # State handoff (docs/state-handoff.md#credentials): the role whose short-lived credentials the
 # heartbeat handler hands the lease holder, created only when state_bucket_name is set. Only the
 # heartbeat function's role may assume it; it may only read and write the bucket's state/ objects
-# (and list the bucket, so that a missing manifest reads as 404, not 403). Each set the handler
+# (and list the bucket, so that a missing manifest reads as 404, not 403), and tag snapshots (the
+# writer tags the one its manifest write replaced hfo-state=superseded). Each set the handler
 # hands out is narrowed further by a session policy to the holder's own epoch prefix
 # (hfo_watchdog.state_access.session_policy): the effective rights are the intersection.
 
@@ -39,6 +40,15 @@ data "aws_iam_policy_document" "state_access" {
     sid       = "ReadAndWriteStateObjects"
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = ["${local.state_bucket_arn}/state/*"]
+  }
+
+  statement {
+    # After an accepted manifest write the writer tags the snapshot it replaced
+    # hfo-state=superseded, so the state bucket's lifecycle expires it (docs/state-handoff.md#bucket).
+    # Snapshots only, never a manifest.
+    sid       = "TagSupersededSnapshots"
+    actions   = ["s3:PutObjectTagging"]
+    resources = ["${local.state_bucket_arn}/state/*/epochs/*"]
   }
 
   statement {
