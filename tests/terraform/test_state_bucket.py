@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hfo_drill.moto_server import MotoServer
-from hfo_site.state import S3StateStore, StoreUnavailable
+from hfo_site.state import SUPERSEDED_TAG_KEY, SUPERSEDED_TAG_VALUE, S3StateStore, StoreUnavailable
 from testsupport.terraform import TerraformEnv, working_copy
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto]
@@ -141,7 +141,9 @@ def test_the_lifecycle_expires_old_versions_and_superseded_snapshots_only(bucket
     assert "Days" not in noncurrent.get("Expiration", {})  # current objects are never expired by age
     superseded = rules["expire-superseded-snapshots"]
     assert superseded["Expiration"]["Days"] == 30
-    assert superseded["Filter"] == {"Tag": {"Key": "hfo-state", "Value": "superseded"}}
+    # The very tag the writer puts on a replaced snapshot (hfo_site.state.handoff): one constant pair.
+    assert superseded["Filter"] == {"Tag": {"Key": SUPERSEDED_TAG_KEY, "Value": SUPERSEDED_TAG_VALUE}}
+    assert (SUPERSEDED_TAG_KEY, SUPERSEDED_TAG_VALUE) == ("hfo-state", "superseded")  # the documented tag
 
 
 def test_a_request_without_tls_is_refused_by_the_bucket_policy(
