@@ -227,7 +227,16 @@ class _Supervised:
             self.name,
             "--dir",
             str(self.state_dir),
+            "--restored-file",
+            str(self.restored_file),
         ]
+
+    @property
+    def restored_file(self) -> Path:
+        """``<dir>.restored.json`` beside the directory: one per workload, so two workloads whose
+        directories share a parent never share the file (the CLI's default is ``<dir>/../restored.json``)."""
+        assert self.state_dir is not None
+        return self.state_dir.with_name(self.state_dir.name + ".restored.json")
 
     def _state_env(self) -> dict[str, str]:
         if self.wiring is None:
