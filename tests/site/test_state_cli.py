@@ -290,6 +290,11 @@ def test_a_pod_that_crashed_keeps_its_newer_writes_under_the_same_lease(
     assert restore(env, ec2).returncode == 0
     assert (ec2 / "counter").read_bytes() == b"2-never-uploaded-before-the-crash"
 
+    # A directory found empty, which it was not when restored, is restored, not kept (and not uploaded).
+    (ec2 / "counter").unlink()
+    assert restore(env, ec2).returncode == 0
+    assert (ec2 / "counter").read_bytes() == b"2-never-uploaded-before-the-crash"
+
 
 def test_a_superseded_sync_stops_uploading_and_its_upload_is_refused(
     aws: MotoServer, agent: StandInStateAgent, token_file: Path, bucket: str, tmp_path: Path, syncs: list[Sync]

@@ -331,6 +331,8 @@ def _kept_under_the_same_lease(opts: Options, epoch: int, stored: Manifest | Non
         return None
     if not opts.directory.is_dir():
         return None
+    if not any(opts.directory.iterdir()) and previous.content_sha256 != content_digest(opts.directory):
+        return None  # emptied since (not by the bot's own writes): restore what the manifest names
     log.info(
         "state kept: restarted under the lease it was restored for",
         extra={"workload": opts.workload, "epoch": epoch, "snapshot_key": stored.snapshot.key},
