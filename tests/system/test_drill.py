@@ -214,8 +214,10 @@ def test_the_history_records_a_failover_a_handback_by_heartbeat_and_a_called_off
     into = next(i for i, h in enumerate(later) if h["to"] == "failing_over")  # the second death
     funnel, again = later[:into], later[into:]
     assert funnel and {(h["from"], h["to"]) for h in funnel} <= {("healthy", "suspect"), ("suspect", "healthy")}
-    dark = next(h for h in funnel if h["to"] == "suspect")
-    assert any("connect_refused" in reason for reason in dark["reasons"])
+    # The Funnel's outage among them (before it, the laptop's probe may flap not_pass for the second its
+    # bots take to restore their state after the handback: docs/demo.md#the-summary)
+    darks = [h for h in funnel if h["to"] == "suspect"]
+    assert any("connect_refused" in reason for h in darks for reason in h["reasons"])
     # The second death: failing over with the lease kept on the laptop, then called off without
     # the lease ever moving (same site, same epoch), and nothing after it but flaps.
     primary4 = {"site": "primary", "epoch": 4}
