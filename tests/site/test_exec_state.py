@@ -35,7 +35,7 @@ BOT = textwrap.dedent(
     state = os.environ["HFO_STATE_DIR"]
     path = os.path.join(state, "counter")
     count = int(open(path).read()) if os.path.exists(path) else 0
-    restored = os.path.exists(os.path.join(os.path.dirname(state), "restored.json"))
+    restored = os.path.exists(state + ".restored.json")
     def log(text):
         with open(out, "a") as f:
             f.write(text + "\\n")
@@ -131,7 +131,7 @@ def test_the_counter_survives_a_planned_move_with_rpo_0(agent: StandInStateAgent
         await laptop.start()
         await _wait(lambda: len(_lines(laptop_out)) >= 1)
         assert _lines(laptop_out)[:1] == ["start 0 restored=True"]  # restored.json was there before it ran
-        restored = json.loads((tmp_path / "laptop" / "restored.json").read_text())
+        restored = json.loads((tmp_path / "laptop" / "data.restored.json").read_text())
         assert restored["epoch"] == 1
         syncs = laptop.sync_pids()
         assert set(syncs) == {"bot-a"} and syncs["bot-a"] is not None

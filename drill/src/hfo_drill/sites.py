@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfo_site.config import exec_command_variable
+from hfo_site.config import exec_command_variable, exec_state_dir_variable
 
 from hfo_drill.net import answers_ok, free_port
 from hfo_drill.proc import Child, kill_together, spawn
@@ -52,6 +52,7 @@ class SiteFiles:
     ca_bundle: Path  # the throwaway CA the heartbeat URL's certificate comes from
     ledger: Path
     logs: Path  # directory
+    state_token: Path | None = None  # the state containers' bearer token: state handoff on (docs/demo.md)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SiteTiming:
     stop_grace_s: float
     bot_period_s: float = 1.0
     check_interval_s: float = 0.5  # health: background check period (5 s in production)
+    state_sync_s: float = 2.0  # the state sync's interval (30 s in production): the crash RPO's bound
 
 
 class Site:
@@ -116,6 +118,22 @@ class Site:
             **{exec_command_variable(name): self.bot_command(name) for name in self.instances},
         }
 
+    def state_dir(self, instance: str) -> Path:
+        """Where this site keeps an instance's state (the bot's counter): the site's own disk."""
+        return self.files.logs.parent / f"{self.name}-state" / instance
+
+    def state_env(self) -> dict[str, str]:
+        """With a state token: every instance keeps a state directory (docs/site.md#exec-state)."""
+        if self.files.state_token is None or not self.instances:
+            return {}
+        (self.files.logs.parent / f"{self.name}-state").mkdir(exist_ok=True)
+        return {
+            "HFO_STATE_ENABLED": "true",
+            "HFO_STATE_TOKEN_FILE": str(self.files.state_token),
+            "HFO_EXEC_STATE_SYNC_INTERVAL_S": f"{self.timing.state_sync_s:g}",
+            **{exec_state_dir_variable(name): str(self.state_dir(name)) for name in self.instances},
+        }
+
     def _common(self) -> dict[str, str]:
         return {
             **clean_env(),
@@ -151,6 +169,7 @@ class Site:
             "HFO_AGENT_STATUS_URL": f"http://127.0.0.1:{self.status_port}/agent-status",
             "HFO_AGENT_BIND": "127.0.0.1",
             "HFO_AGENT_METRICS_PORT": str(self.agent_port),
+            **self.state_env(),
         }
 
     # -- lifecycle

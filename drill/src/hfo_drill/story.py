@@ -182,6 +182,7 @@ class Verdict:
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The counter's moves (state handoff on): per instance and move, the counts and seconds lost.
     rpo: list[dict[str, Any]] = field(default_factory=list)
+    fenced_uploads: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +210,8 @@ class Story:
         # With the state handoff on (each bot keeps a counter, docs/demo.md#the-counter): the sync's
         # interval, whose crash bound the failover's loss is judged by; None when it is off.
         self.state_sync_s: float | None = None
+        # instance -> the answer to an upload under the laptop's epoch of before the failover
+        self.fenced_uploads: dict[str, str] = {}
         self._tick = tick
         self.session = session
         self.aws = aws
@@ -540,6 +543,9 @@ class Story:
             for kind, sites in (("failover", ("primary", "standby")), ("handback", ("standby", "primary"))):
                 if not any((mv.before, mv.after) == sites for mv in mine):
                     failures.append(f"{label}: no counter carried over in the {kind}")
+        for name, answer in sorted(self.fenced_uploads.items()):
+            if not answer.startswith("refused"):
+                failures.append(f"{name}: an upload under the laptop's fenced epoch was {answer}")
         for mv in state_moves:
             label = mv.instance or "(unnamed)"
             kind = _MOVE_NAMES.get((mv.before, mv.after), "restart")
@@ -638,6 +644,7 @@ class Story:
             called_off_lease=called_off_lease,
             instances=instance_figures,
             rpo=rpo_figures,
+            fenced_uploads=dict(self.fenced_uploads),
         )
 
     def _call_off_verdict(
@@ -731,6 +738,8 @@ def print_rpo(out: TextIO, v: Verdict) -> None:
             f"rpo           {f['instance'] or '(unnamed)'} {f['move']}: count {f['last']} -> restored {f['restored']},"
             f" {f['lost']} lost ({f['lost_s']:.1f} s of work; {how})\n"
         )
+    for name, answer in v.fenced_uploads.items():
+        out.write(f"fenced        {name}: an upload under the laptop's epoch 1 after the failover: {answer}\n")
 
 
 def print_instances(out: TextIO, v: Verdict) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hfo_site.agent import Agent, StatusReporter
 from hfo_site.backends.base import WorkloadBackend
-from hfo_site.backends.exec import SYNC_EXIT_MARGIN_S, ExecBackend, StateWiring
+from hfo_site.backends.exec import SYNC_EXIT_MARGIN_S, SYNC_MIN_FINAL_S, ExecBackend, StateWiring
 from hfo_site.config import AgentSettings
 from hfo_site.heartbeat_client import HeartbeatClient, make_ssl_context
 from hfo_site.metrics import AgentMetrics
@@ -199,7 +199,7 @@ def exit_timeout_s(settings: AgentSettings, backend: WorkloadBackend) -> float:
     (the stop grace again, and its margin to report and exit) when a workload keeps state."""
     bound = settings.stop_grace_s + 10
     if isinstance(backend, ExecBackend) and backend.has_state:
-        bound += max(settings.stop_grace_s, 1.0) + SYNC_EXIT_MARGIN_S
+        bound += min(max(settings.stop_grace_s, SYNC_MIN_FINAL_S), 300.0) + SYNC_EXIT_MARGIN_S
     return bound
 
 

@@ -43,6 +43,7 @@ _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.02
 RESTORE_WAIT_S = 30.0  # the restore's --wait: credentials come with the heartbeat that granted the lease
 SYNC_EXIT_MARGIN_S = 5.0  # after its final upload, the sync reports (2-3 s bound) and exits
+SYNC_MIN_FINAL_S = 5.0  # the final upload's least bound, whatever the stop grace
 SYNC_READY_S = 30.0  # the sync's start (Python and boto3 importing) on a loaded machine
 SYNC_READY_LINE = b'"msg":"state sync started"'
 # What ``hfo-site state restore`` exits with (docs/state-handoff.md), for the start's error.
@@ -227,7 +228,16 @@ class _Supervised:
             self.name,
             "--dir",
             str(self.state_dir),
+            "--restored-file",
+            str(self.restored_file),
         ]
+
+    @property
+    def restored_file(self) -> Path:
+        """``<dir>.restored.json`` beside the directory: one per workload, so two workloads whose
+        directories share a parent never share the file (the CLI's default is ``<dir>/../restored.json``)."""
+        assert self.state_dir is not None
+        return self.state_dir.with_name(self.state_dir.name + ".restored.json")
 
     def _state_env(self) -> dict[str, str]:
         if self.wiring is None:
@@ -243,7 +253,9 @@ class _Supervised:
         }
 
     def _final_timeout(self) -> float:
-        return min(max(self._grace, 1.0), 300.0)  # the sync's --final-timeout range is 1-300 s
+        """The sync's --final-timeout: the stop grace, at least SYNC_MIN_FINAL_S (an upload is a few
+        requests; the command is already gone, so this wait never overlaps two bots), at most 300."""
+        return min(max(self._grace, SYNC_MIN_FINAL_S), 300.0)
 
     async def _restore(self) -> None:
         env = self._state_env()
