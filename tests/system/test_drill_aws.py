@@ -135,7 +135,10 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
     assert {r for st in policy["Statement"] for r in [st["Resource"]]} == {
         f"arn:aws:s3:::{side.state_bucket}/state/*",
         f"arn:aws:s3:::{side.state_bucket}",
+        f"arn:aws:s3:::{side.state_bucket}/state/*/epochs/*",
     }
+    tagging = [st for st in policy["Statement"] if st["Action"] == "s3:PutObjectTagging"]
+    assert [st["Resource"] for st in tagging] == [f"arn:aws:s3:::{side.state_bucket}/state/*/epochs/*"]
     assert side.configs["tick"]["Handler"] == "hfo_watchdog.handlers.tick"
     assert side.configs["heartbeat"]["Handler"] == "hfo_watchdog.handlers.heartbeat"
     module = watchdog_defaults(REPO_ROOT)

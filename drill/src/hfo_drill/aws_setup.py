@@ -254,6 +254,8 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str, *, repo
                 "Resource": f"arn:aws:s3:::{bucket}/state/*",
             },
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            # the replaced snapshot is tagged for the lifecycle, as the Terraform role allows
+            {"Effect": "Allow", "Action": "s3:PutObjectTagging", "Resource": f"arn:aws:s3:::{bucket}/state/*/epochs/*"},
         ],
     }
     iam.put_role_policy(RoleName=f"{name}-state-drill", PolicyName="state", PolicyDocument=json.dumps(state_policy))
