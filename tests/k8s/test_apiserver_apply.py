@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.kube, pytest.mark.network]
 
 SOURCES = (*KUSTOMIZATIONS, "bootstrap")
 # Both sites render into namespace hfo; on one API server the second site goes to its own namespace.
-REAL_NAMESPACE = {"aws": "hfo-aws"}
+REAL_NAMESPACE = {"aws": "hfo-aws", "laptop-multi": "hfo-laptop-multi", "aws-multi": "hfo-aws-multi"}
 
 
 def docs_of(source: str) -> tuple[Doc, ...]:

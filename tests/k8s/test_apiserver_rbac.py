@@ -20,12 +20,15 @@ NS = "hfo-rbac"
 OTHER_NS = "hfo-rbac-other"
 
 # What the agent calls (hfo_site.k8s.WorkloadApi): get the StatefulSet (status, annotations), patch it
-# (the hfo.dev/desired-replicas annotation), get and patch its scale subresource. That is all.
+# (the hfo.dev/desired-replicas annotation), get and patch its scale subresource; and (ConfigMapApi, shard-aware
+# scaling) get and patch the bot's shard settings in ConfigMap hfo-bot-shards. That is all.
 AGENT_NEEDS = {
     ("get", "statefulsets", "bot"),
     ("patch", "statefulsets", "bot"),
     ("get", "statefulsets/scale", "bot"),
     ("patch", "statefulsets/scale", "bot"),
+    ("get", "configmaps", "hfo-bot-shards"),
+    ("patch", "configmaps", "hfo-bot-shards"),
 }
 # What the health service calls: get the StatefulSet (readyReplicas).
 HEALTH_NEEDS = {("get", "statefulsets", "bot")}
@@ -42,6 +45,14 @@ CORE = (
     ("get", "secrets", "hfo-site-health-token"),
     ("list", "secrets", ""),
     ("get", "configmaps", "hfo-site"),
+    ("patch", "configmaps", "hfo-site"),
+    ("get", "configmaps", "hfo-bot-shards"),
+    ("patch", "configmaps", "hfo-bot-shards"),
+    ("update", "configmaps", "hfo-bot-shards"),
+    ("delete", "configmaps", "hfo-bot-shards"),
+    ("create", "configmaps", ""),
+    ("list", "configmaps", ""),
+    ("watch", "configmaps", ""),
     ("create", "serviceaccounts/token", "hfo-site"),
     ("get", "events", ""),
     ("create", "events", ""),
@@ -129,6 +140,10 @@ def test_kubectl_auth_can_i_list_shows_nothing_beyond_the_role(site: ControlPlan
     agent = rules(site, token_of(site, "hfo-site"), tmp_path, "agent") - baseline
     health = rules(site, token_of(site, "hfo-site-health"), tmp_path, "health") - baseline
     bot = rules(site, token_of(site, "hfo-bot"), tmp_path, "bot") - baseline
-    assert agent == {"statefulsets.apps/scale [] [bot] [get patch]", "statefulsets.apps [] [bot] [get patch]"}
+    assert agent == {
+        "statefulsets.apps/scale [] [bot] [get patch]",
+        "statefulsets.apps [] [bot] [get patch]",
+        "configmaps [] [hfo-bot-shards] [get patch]",
+    }
     assert health == {"statefulsets.apps [] [bot] [get]"}
     assert bot == set()

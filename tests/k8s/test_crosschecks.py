@@ -15,6 +15,7 @@ import yaml
 from testsupport.k8s import (
     BOOTSTRAP_DIR,
     KUSTOMIZATIONS,
+    SITE_OVERLAYS,
     Doc,
     bootstrap_docs,
     container,
@@ -45,7 +46,43 @@ def workloads(overlay: str) -> set[tuple[str, str]]:
     return parse_workloads(env_value(agent_c, "HFO_K8S_WORKLOADS", docs))
 
 
+def sharding_enabled(overlay: str) -> bool:
+    agent_c, docs = agent(overlay)
+    return env_value(agent_c, "HFO_SHARDS_ENABLED", docs) == "true"
+
+
+def shards_configmap(overlay: str) -> str:
+    """The ConfigMap the agent writes the bot's shard settings into (it must have sharding on)."""
+    agent_c, docs = agent(overlay)
+    assert env_value(agent_c, "HFO_SHARDS_ENABLED", docs) == "true"
+    names = [v.get("value") for v in agent_c["env"] if v["name"] == "HFO_SHARDS_CONFIGMAP"]
+    return names[0] if names else "hfo-bot-shards"  # hfo_site.config.SHARDS_CONFIGMAP
+
+
 @pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_bot_reads_its_shard_settings_from_the_configmap_the_agent_writes(overlay: str) -> None:
+    agent_c, docs = agent(overlay)
+    name = shards_configmap(overlay)
+    bot = container(find(docs, "StatefulSet", "bot"), "bot")
+    for key in ("SHARD_COUNT", "SHARDS_PER_POD"):
+        (var,) = [v for v in bot["env"] if v["name"] == key]
+        assert var["valueFrom"]["configMapKeyRef"] == {"name": name, "key": key}
+    configmap = find(docs, "ConfigMap", name)
+    assert set(configmap["data"]) == {"SHARD_COUNT", "SHARDS_PER_POD"}, "the agent owns all of /data"
+    # The agent reads the bot's own token (mounted into the agent container only) for GET /gateway/bot.
+    token_path = env_value(agent_c, "HFO_DISCORD_TOKEN_FILE", docs)
+    site = pod_spec(find(docs, "Deployment", "hfo-site"))
+    assert site is not None
+    volumes = {v["name"]: v for v in site["volumes"]}
+    (mount,) = [m for m in agent_c["volumeMounts"] if token_path.startswith(m["mountPath"] + "/")]
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "hfo-bot-token" and mount["readOnly"] is True
+    assert [i["path"] for i in secret["items"]] == [token_path.rsplit("/", 1)[1]]
+    health = container(find(docs, "Deployment", "hfo-site"), "health")
+    assert mount["name"] not in {m["name"] for m in health["volumeMounts"]}, "the health service faces the internet"
+
+
+@pytest.mark.parametrize("overlay", SITE_OVERLAYS)
 def test_scaled_workloads_exist_start_at_zero_and_carry_their_desired_size(overlay: str) -> None:
     docs = render(overlay)
     for kind, name in workloads(overlay):
@@ -55,22 +92,37 @@ def test_scaled_workloads_exist_start_at_zero_and_carry_their_desired_size(overl
         assert int(desired) >= 1
 
 
-@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+@pytest.mark.parametrize("overlay", SITE_OVERLAYS)
 def test_agent_role_names_exactly_the_scaled_workloads(overlay: str) -> None:
     docs = render(overlay)
     names = {name for _, name in workloads(overlay)}
     plural = {kind.lower() + "s" for kind, _ in workloads(overlay)}
     role = find(docs, "Role", "hfo-site-agent")
-    by_resource = {tuple(r["resources"]): r for r in role["rules"]}
-    assert set(by_resource) == {(f"{p}/scale",) for p in plural} | {(p,) for p in plural}
-    for resources, rule in by_resource.items():
+    rules = list(role["rules"])
+    # Shard-aware scaling: the ConfigMap the agent writes, by that name only (shards_configmap below). The
+    # -multi overlays turn it off (one token per instance), and then the agent may not touch a ConfigMap.
+    configmap_rules = [r for r in rules if r["resources"] == ["configmaps"]]
+    if sharding_enabled(overlay):
+        assert configmap_rules == [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [shards_configmap(overlay)],
+             "verbs": ["get", "patch"]}
+        ]  # fmt: skip
+    else:
+        assert configmap_rules == []
+    # One rule per resource (k8s/base) or one rule for both (k8s/instances, one list of names to keep)
+    granted: dict[str, set[str]] = {}
+    for rule in (r for r in rules if r not in configmap_rules):
         assert rule["apiGroups"] == ["apps"]
-        assert set(rule["resourceNames"]) == names, f"{resources}: {rule['resourceNames']} != {names}"
         assert set(rule["verbs"]) == {"get", "patch"}  # what hfo_site.k8s calls: reads and merge patches
+        assert set(rule["resourceNames"]) == names, f"{rule['resources']}: {rule['resourceNames']} != {names}"
+        for resource in rule["resources"]:
+            assert resource not in granted, f"{resource} in two rules"
+            granted[resource] = set(rule["resourceNames"])
+    assert set(granted) == {f"{p}/scale" for p in plural} | plural
     health_role = find(docs, "Role", "hfo-site-health")
-    assert health_role["rules"] == [
-        {"apiGroups": ["apps"], "resources": sorted(plural), "resourceNames": sorted(names), "verbs": ["get"]}
-    ]
+    (health_rule,) = health_role["rules"]
+    assert health_rule["apiGroups"] == ["apps"] and health_rule["verbs"] == ["get"]
+    assert (set(health_rule["resources"]), set(health_rule["resourceNames"])) == (plural, names)
     site_doc = find(docs, "Deployment", "hfo-site")
     health_env = parse_workloads(env_value(container(site_doc, "health"), "HFO_K8S_WORKLOADS", docs))
     assert health_env == workloads(overlay), "health and agent must watch the same workloads"
@@ -83,15 +135,20 @@ def test_agent_role_names_exactly_the_scaled_workloads(overlay: str) -> None:
 
 @pytest.mark.parametrize("cluster", ["laptop", "aws"])
 def test_argocd_ignores_exactly_the_replicas_the_agent_owns(cluster: str) -> None:
+    """Argo CD ignores /spec/replicas of every StatefulSet of the Application (no name: a new bot instance
+    needs no change there). That is exactly what the agent owns as long as every StatefulSet the overlay
+    renders is one the agent scales, in the single-bot overlay and in the one with several instances."""
     app = find(render(CLUSTERS[cluster]), "Application", "hfo")
     assert app["spec"]["source"]["path"] == KUSTOMIZATIONS[cluster]
-    ignored = {
-        (d["kind"], d["name"])
-        for d in app["spec"]["ignoreDifferences"]
-        if d.get("jsonPointers") == ["/spec/replicas"] and d.get("group") == "apps" and d.get("namespace") == "hfo"
-    }
-    assert ignored == workloads(cluster)
-    assert len(app["spec"]["ignoreDifferences"]) == len(ignored), "ignore only what the agent owns"
+    assert app["spec"]["ignoreDifferences"] == [
+        {"group": "apps", "kind": "StatefulSet", "namespace": "hfo", "jsonPointers": ["/spec/replicas"]},
+        # the shard settings the agent writes
+        {"group": "", "kind": "ConfigMap", "name": shards_configmap(cluster), "namespace": "hfo",
+         "jsonPointers": ["/data"]},
+    ]  # fmt: skip
+    for overlay in (cluster, f"{cluster}-multi"):
+        statefulsets = {("StatefulSet", d["metadata"]["name"]) for d in of_kind(render(overlay), "StatefulSet")}
+        assert statefulsets == workloads(overlay), f"{overlay}: Argo CD would leave a StatefulSet's replicas alone"
     assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
 
 
@@ -137,7 +194,7 @@ def test_workload_ready_url_points_at_the_bot_readiness_endpoint(overlay: str) -
     assert container(bot, "bot")["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
-@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+@pytest.mark.parametrize("overlay", SITE_OVERLAYS)
 def test_the_lease_service_reaches_the_agents_lease_port(overlay: str) -> None:
     docs = render(overlay)
     agent_c, _ = agent(overlay)
@@ -308,6 +365,41 @@ def test_aws_is_sized_smaller_than_the_laptop() -> None:
         ]
     )
     assert limits <= mem(quota["limits.memory"]), "the quota must admit one bot pod and the site pod"
+
+
+def _quantity(value: str | int) -> float:
+    """A Kubernetes quantity (``50m``, ``96Mi``, ``1Gi``, ``2``) as a plain number (cores, bytes, count)."""
+    text = str(value)
+    for suffix, factor in (("m", 1e-3), ("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30)):
+        if text.endswith(suffix):
+            return float(text.removesuffix(suffix)) * factor
+    return float(text)
+
+
+@pytest.mark.parametrize("overlay", ["laptop", "aws"])
+def test_the_quota_admits_the_most_bot_pods_the_agent_may_run(overlay: str) -> None:
+    """HFO_SHARDS_MAX_REPLICAS bot pods (each with its containers and its volume claims) and the site Pod must fit
+    the namespace's ResourceQuota on each site: a pod or claim over the quota is refused, and a shard whose pod
+    cannot exist never connects. The standby must be able to run what the primary runs."""
+    agent_c, docs = agent(overlay)
+    pods = int(env_value(agent_c, "HFO_SHARDS_MAX_REPLICAS", docs))
+    hard = find(docs, "ResourceQuota", "hfo")["spec"]["hard"]
+    bot, site = find(docs, "StatefulSet", "bot"), find(docs, "Deployment", "hfo-site")
+    need: dict[str, float] = {"pods": pods + 1}
+    for doc, count in ((bot, pods), (site, 1)):
+        spec = pod_spec(doc)
+        assert spec is not None
+        for c in spec["containers"]:
+            for kind in ("requests", "limits"):
+                for resource, value in c["resources"][kind].items():
+                    key = f"{kind}.{resource}"
+                    need[key] = need.get(key, 0.0) + count * _quantity(value)
+    claims = bot["spec"].get("volumeClaimTemplates", [])
+    need["persistentvolumeclaims"] = pods * len(claims)
+    need["requests.storage"] = pods * sum(_quantity(t["spec"]["resources"]["requests"]["storage"]) for t in claims)
+    for key, amount in need.items():
+        if key in hard:
+            assert amount <= _quantity(hard[key]), f"{overlay}: {pods} bot pods need {key} {amount:g} > {hard[key]}"
 
 
 def test_images_come_from_the_one_kustomize_images_entry() -> None:

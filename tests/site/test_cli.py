@@ -48,6 +48,27 @@ def test_a_bad_secret_file_is_a_configuration_error_without_the_secret(tmp_path:
     assert "tooshort-but-secret" not in result.stderr + result.stdout
 
 
+def test_a_mistyped_exec_workload_command_stops_the_agent_naming_the_variable(tmp_path: Path) -> None:
+    """Several exec workloads (HFO_EXEC_WORKLOADS): a command variable that names no listed workload (BOTB for
+    bot-b, which would leave bot-b without its command) is refused at start, before anything runs."""
+    (tmp_path / "secret").write_text("s" * 40)
+    env = {
+        "HFO_SITE": "primary",
+        "HFO_HMAC_SECRET_FILE": str(tmp_path / "secret"),
+        "HFO_HEARTBEAT_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
+        "HFO_BACKEND": "exec",
+        "HFO_EXEC_WORKLOADS": "bot-a,bot-b",
+        "HFO_EXEC_COMMAND_BOT_A": "sleep 60",
+        "HFO_EXEC_COMMAND_BOTB": "sleep 60",
+    }
+    result = _run(["agent"], env)
+    assert result.returncode == 2
+    assert (
+        "hfo-site agent: configuration error: HFO_EXEC_COMMAND_BOTB: names no workload of HFO_EXEC_WORKLOADS "
+        "(bot-a, bot-b)" in result.stderr
+    )
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = _run(["dance"], {})
     assert result.returncode == 2

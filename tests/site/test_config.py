@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hfo_site.config import ConfigError, WorkloadRef, load_agent_settings, load_health_settings, parse_workloads
+from hfo_site.config import (
+    ConfigError,
+    WorkloadRef,
+    exec_command_variable,
+    load_agent_settings,
+    load_health_settings,
+    parse_workloads,
+)
 
 
 @pytest.fixture
@@ -153,3 +160,147 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
     with pytest.raises(SecretError) as info:
         parse_token(tmp_path / "token")
     assert "tiny" not in str(info.value) and "at least 16 characters" in str(info.value)
+
+
+def _named(files: dict[str, str], **env: str) -> dict[str, str]:
+    """The exec backend's named form: HFO_EXEC_WORKLOADS and one HFO_EXEC_COMMAND_<NAME> per name."""
+    base = {k: v for k, v in _agent(files).items() if k != "HFO_EXEC_COMMAND"}
+    return {**base, **env}
+
+
+def test_exec_named_workloads_keep_their_order_and_quoting(files: dict[str, str]) -> None:
+    env = _named(
+        files,
+        HFO_EXEC_WORKLOADS="bot-a, bot-b,2nd",
+        HFO_EXEC_COMMAND_BOT_A="python -m mybot --config '/etc/bots/a b.yaml'",
+        HFO_EXEC_COMMAND_BOT_B="python -m mybot --config /etc/bots/b.yaml",
+        HFO_EXEC_COMMAND_2ND="/usr/local/bin/other",
+    )
+    backend = load_agent_settings(env).backend
+    assert [(w.name, w.argv) for w in backend.exec_workloads] == [
+        ("bot-a", ("python", "-m", "mybot", "--config", "/etc/bots/a b.yaml")),
+        ("bot-b", ("python", "-m", "mybot", "--config", "/etc/bots/b.yaml")),
+        ("2nd", ("/usr/local/bin/other",)),
+    ]
+    assert backend.command == ()  # the single-command form is not in use
+    assert exec_command_variable("bot-a") == "HFO_EXEC_COMMAND_BOT_A"
+
+
+def test_exec_single_command_is_one_workload_named_bot(files: dict[str, str]) -> None:
+    backend = load_agent_settings(_agent(files, HFO_EXEC_COMMAND="python -m mybot")).backend
+    assert backend.command == ("python", "-m", "mybot")
+    assert [(w.name, w.argv) for w in backend.exec_workloads] == [("bot", ("python", "-m", "mybot"))]
+
+
+@pytest.mark.parametrize(
+    ("change", "variable", "fragment"),
+    [
+        ({"HFO_EXEC_WORKLOADS": "bot-a", "HFO_EXEC_COMMAND": "bot"}, "HFO_EXEC_COMMAND", "not both"),
+        ({"HFO_EXEC_WORKLOADS": "bot-a"}, "HFO_EXEC_COMMAND_BOT_A", "the command of workload 'bot-a'"),
+        ({"HFO_EXEC_WORKLOADS": "Bot_A", "HFO_EXEC_COMMAND_BOT_A": "x"}, "HFO_EXEC_WORKLOADS", "DNS label"),
+        ({"HFO_EXEC_WORKLOADS": "a,a", "HFO_EXEC_COMMAND_A": "x"}, "HFO_EXEC_WORKLOADS", "listed twice"),
+        ({"HFO_EXEC_WORKLOADS": " , "}, "HFO_EXEC_WORKLOADS", "lists no workload"),
+        (
+            {
+                "HFO_EXEC_WORKLOADS": ",".join(f"b{i}" for i in range(17)),
+                **{f"HFO_EXEC_COMMAND_B{i}": "x" for i in range(17)},
+            },
+            "HFO_EXEC_WORKLOADS",
+            "at most 16",
+        ),
+        (
+            {"HFO_EXEC_WORKLOADS": "bot-a", "HFO_EXEC_COMMAND_BOT_A": "x", "HFO_EXEC_COMMAND_BOT_AA": "y"},
+            "HFO_EXEC_COMMAND_BOT_AA",
+            "names no workload of HFO_EXEC_WORKLOADS (bot-a)",
+        ),
+        (
+            {"HFO_EXEC_WORKLOADS": "bot-a", "HFO_EXEC_COMMAND_BOT_A": "x 'open"},
+            "HFO_EXEC_COMMAND_BOT_A",
+            "cannot be split",
+        ),
+        ({"HFO_EXEC_COMMAND_BOT_A": "x"}, "HFO_EXEC_COMMAND_BOT_A", "HFO_EXEC_WORKLOADS is not"),
+        ({}, "HFO_EXEC_COMMAND", "or HFO_EXEC_WORKLOADS"),
+    ],
+)
+def test_exec_named_workload_errors(
+    files: dict[str, str], change: dict[str, str], variable: str, fragment: str
+) -> None:
+    env = _named(files, **change)
+    with pytest.raises(ConfigError) as info:
+        load_agent_settings(env)
+    assert info.value.variable == variable
+    assert fragment in str(info.value)
+
+
+def test_exec_state_directories_per_workload(files: dict[str, str], tmp_path: Path) -> None:
+    """HFO_EXEC_STATE_DIR (single form) or HFO_EXEC_STATE_DIR_<NAME>: the directory the agent
+    restores before the command starts and syncs while it runs (docs/site.md#exec-state)."""
+    (tmp_path / "state").mkdir()
+    env = _named(
+        files,
+        HFO_STATE_ENABLED="true",
+        HFO_STATE_TOKEN_FILE=files["HFO_DETAILS_TOKEN_FILE"],
+        HFO_EXEC_WORKLOADS="bot-a,bot-b",
+        HFO_EXEC_COMMAND_BOT_A="bot a",
+        HFO_EXEC_COMMAND_BOT_B="bot b",
+        HFO_EXEC_STATE_DIR_BOT_A=str(tmp_path / "state" / "a"),
+        HFO_EXEC_STATE_SYNC_INTERVAL_S="2.5",
+    )
+    backend = load_agent_settings(env).backend
+    assert [(w.name, w.state_dir) for w in backend.exec_workloads] == [
+        ("bot-a", tmp_path / "state" / "a"),
+        ("bot-b", None),  # no state: started and stopped as before
+    ]
+    assert backend.state_sync_interval_s == 2.5
+    single = load_agent_settings(
+        _agent(
+            files,
+            HFO_STATE_ENABLED="true",
+            HFO_STATE_TOKEN_FILE=files["HFO_DETAILS_TOKEN_FILE"],
+            HFO_EXEC_STATE_DIR=str(tmp_path / "state" / "bot"),
+        )
+    ).backend
+    assert single.exec_workloads[0].state_dir == tmp_path / "state" / "bot"
+    assert single.state_sync_interval_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("change", "variable", "fragment"),
+    [
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "state/a"}, "HFO_EXEC_STATE_DIR_BOT_A", "absolute path"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/../a"}, "HFO_EXEC_STATE_DIR_BOT_A", "without '..'"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/missing/a"}, "HFO_EXEC_STATE_DIR_BOT_A", "not an existing directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/file"}, "HFO_EXEC_STATE_DIR_BOT_A", "is not a directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_A": "/"}, "HFO_EXEC_STATE_DIR_BOT_A", "root directory"),
+        ({"HFO_EXEC_STATE_DIR_BOT_C": "{tmp}/state/c"}, "HFO_EXEC_STATE_DIR_BOT_C", "names no workload"),
+        ({"HFO_EXEC_STATE_DIR": "{tmp}/state/c"}, "HFO_EXEC_STATE_DIR", "names no workload"),
+        (
+            {"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/a", "HFO_EXEC_STATE_DIR_BOT_B": "{tmp}/state/a"},
+            "HFO_EXEC_STATE_DIR_BOT_B",
+            "overlaps the state directory of workload 'bot-a'",
+        ),
+        (
+            {"HFO_EXEC_STATE_DIR_BOT_A": "{tmp}/state/a", "HFO_STATE_ENABLED": "false"},
+            "HFO_EXEC_STATE_DIR_BOT_A",
+            "needs HFO_STATE_ENABLED=true",
+        ),
+        ({"HFO_EXEC_STATE_SYNC_INTERVAL_S": "0"}, "HFO_EXEC_STATE_SYNC_INTERVAL_S", ""),
+    ],
+)
+def test_exec_state_directory_errors(
+    files: dict[str, str], tmp_path: Path, change: dict[str, str], variable: str, fragment: str
+) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "file").write_text("x")
+    base = {
+        "HFO_STATE_ENABLED": "true",
+        "HFO_STATE_TOKEN_FILE": files["HFO_DETAILS_TOKEN_FILE"],
+        "HFO_EXEC_WORKLOADS": "bot-a,bot-b",
+        "HFO_EXEC_COMMAND_BOT_A": "bot a",
+        "HFO_EXEC_COMMAND_BOT_B": "bot b",
+    }
+    env = _named(files, **{**base, **{k: v.replace("{tmp}", str(tmp_path)) for k, v in change.items()}})
+    with pytest.raises(ConfigError) as info:
+        load_agent_settings(env)
+    assert info.value.variable == variable
+    assert fragment in str(info.value)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hfo_site.backends.base import WorkloadError
 from hfo_site.backends.exec import ExecBackend, group_members
+from hfo_site.config import ExecWorkload
 from testsupport.net import wait_until
 
 CHILD = textwrap.dedent(
@@ -235,3 +236,121 @@ def test_the_child_dies_with_a_killed_agent(child: Path, tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# -- several named workloads (HFO_EXEC_WORKLOADS) ------------------------------------------------
+
+
+def _named(child: Path, tmp_path: Path, modes: dict[str, str], **kw: float) -> tuple[ExecBackend, dict[str, Path]]:
+    outs = {name: tmp_path / f"out-{name}" for name in modes}
+    workloads = [
+        ExecWorkload(name, (sys.executable, str(child), mode, str(outs[name]))) for name, mode in modes.items()
+    ]
+    return ExecBackend(workloads, **kw), outs  # type: ignore[arg-type]
+
+
+def test_named_workloads_start_together_and_stop_together_within_one_grace(child: Path, tmp_path: Path) -> None:
+    """Two children that ignore SIGTERM, grace 0.8 s: both are killed after one grace, not one after the
+    other (which would take 1.6 s)."""
+
+    async def main() -> tuple[float, dict[str, int | None]]:
+        backend, outs = _named(child, tmp_path, {"bot-a": "ignore", "bot-b": "ignore"}, grace_s=0.8)
+        assert backend.names == ("bot-a", "bot-b")
+        await backend.start()
+        await _wait(lambda: all(_lines(out) for out in outs.values()))
+        pids = backend.pids()
+        assert all(pids.values()) and len(set(pids.values())) == 2
+        for pid in pids.values():
+            assert pid is not None and os.getpgid(pid) == pid  # each in its own process group
+        observed = await backend.observe()
+        assert observed.state == "running" and observed.ready
+        assert observed.detail == f"bot-a pid {pids['bot-a']}, bot-b pid {pids['bot-b']}"
+        started = time.monotonic()
+        stopping = asyncio.create_task(backend.stop())
+        await asyncio.sleep(0.2)
+        assert (await backend.observe()).state == "stopping"
+        await stopping
+        elapsed = time.monotonic() - started
+        assert not any(_alive(pid) for pid in pids.values() if pid is not None)
+        assert (await backend.observe()).state == "stopped"
+        return elapsed, pids
+
+    elapsed, _ = asyncio.run(main())
+    assert 0.8 <= elapsed < 1.5
+
+
+def test_a_crashing_workload_restarts_on_its_own_backoff_and_leaves_the_others_alone(
+    child: Path, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        backend, outs = _named(
+            child, tmp_path, {"bot-a": "polite", "bot-b": "crash"}, grace_s=2.0, backoff_s=0.1, backoff_max_s=0.2
+        )
+        await backend.start()
+        await _wait(lambda: backend.spawns_of("bot-b") >= 4)
+        steady = backend.pids()["bot-a"]
+        assert steady is not None and _alive(steady)
+        assert backend.spawns_of("bot-a") == 1
+        assert _lines(outs["bot-a"]) == [f"start {steady}"]  # never signalled, never restarted
+        assert backend.last_exit_of("bot-b") == 3 and backend.last_exit_of("bot-a") is None
+        deadline = time.monotonic() + 3
+        while True:  # bot-b is between two runs most of the time, and says so
+            observed = await backend.observe()
+            if observed.state == "starting" and "bot-b exited with 3; restarting" in observed.detail:
+                break
+            assert time.monotonic() < deadline, observed
+            await asyncio.sleep(0.005)
+        assert f"bot-a pid {steady}" in observed.detail
+        await backend.stop()
+        crashed = backend.spawns_of("bot-b")
+        await asyncio.sleep(0.4)
+        assert backend.spawns_of("bot-b") == crashed  # no restart once stopped
+        assert _lines(outs["bot-a"])[-1] == "term"
+        assert (await backend.observe()).state == "stopped"
+
+    asyncio.run(main())
+
+
+def test_a_workload_that_cannot_start_is_named_and_the_others_run(child: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out-b"
+
+    async def main() -> None:
+        backend = ExecBackend(
+            [
+                ExecWorkload("bot-a", (str(tmp_path / "no-such-bot"),)),
+                ExecWorkload("bot-b", (sys.executable, str(child), "polite", str(out))),
+            ],
+            grace_s=1.0,
+        )
+        observed = await backend.observe()
+        assert observed.ready is False and observed.detail.startswith("bot-a: command")
+        with pytest.raises(WorkloadError, match=r"cannot start bot-a .*no-such-bot") as info:
+            await backend.start()
+        assert "bot-b" not in str(info.value)
+        await _wait(lambda: bool(_lines(out)))
+        assert backend.pids()["bot-a"] is None and backend.pids()["bot-b"] is not None
+        assert (await backend.observe()).state == "starting"  # not all of them run
+        await backend.stop()
+        assert (await backend.observe()).state == "stopped"
+        assert _lines(out)[-1] == "term"
+
+    asyncio.run(main())
+
+
+def test_every_named_workload_gets_the_lease_url(tmp_path: Path) -> None:
+    script = tmp_path / "env.py"
+    script.write_text(
+        "import os, sys, time\nopen(sys.argv[1], 'w').write(os.environ['HFO_BOT_LEASE_URL'])\ntime.sleep(30)\n"
+    )
+
+    async def main() -> None:
+        backend = ExecBackend(
+            [ExecWorkload(n, (sys.executable, str(script), str(tmp_path / n))) for n in ("a", "b")], grace_s=1.0
+        )
+        backend.add_env({"HFO_BOT_LEASE_URL": "http://127.0.0.1:1/v1/lease"})
+        await backend.start()
+        await _wait(lambda: all((tmp_path / n).exists() and (tmp_path / n).read_text() for n in ("a", "b")))
+        await backend.stop()
+
+    asyncio.run(main())
+    assert {(tmp_path / n).read_text() for n in ("a", "b")} == {"http://127.0.0.1:1/v1/lease"}

@@ -4,6 +4,7 @@ requests, and tampered snapshots. Every refusal leaves the manifest and the dire
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 from hfo_drill.moto_server import CREDENTIALS, MotoServer
 from hfo_site.state import (
+    SUPERSEDED_TAG_KEY,
+    SUPERSEDED_TAG_VALUE,
     Conflict,
     CorruptManifest,
     CorruptSnapshot,
@@ -23,11 +26,13 @@ from hfo_site.state import (
     NotClaimed,
     Observed,
     S3StateStore,
+    SnapshotRef,
     StoreUnavailable,
     claim,
     commit,
     manifest_key,
     publish,
+    restore,
 )
 
 pytestmark = pytest.mark.moto
@@ -282,3 +287,119 @@ def test_a_presigned_put_carries_an_unsigned_if_match_and_the_store_honours_it(b
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"v2"
     assert put(current) == 200
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"v3"
+
+
+# ----------------------------------------------------------------------------- superseded snapshots
+
+
+def tags(bucket: str, key: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in boto3.client("s3").get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+
+
+SUPERSEDED = {SUPERSEDED_TAG_KEY: SUPERSEDED_TAG_VALUE}
+
+
+def test_each_accepted_upload_tags_the_snapshot_it_replaced_and_never_the_current_one(
+    store: S3StateStore, bucket: str, tmp_path: Path
+) -> None:
+    """The bucket's lifecycle expires only objects tagged hfo-state=superseded: without the tag a
+    bot uploading every 30 s keeps every snapshot forever. A claim's re-stamp keeps the pointer, so
+    it tags nothing; the first publish after it tags the previous holder's snapshot."""
+    assert SUPERSEDED == {"hfo-state": "superseded"}
+    laptop = write_files(tmp_path / "laptop", {"counter": "0"})
+    keys = [claim(store, WORKLOAD, 1, "primary", laptop).manifest.snapshot.key]
+    assert tags(bucket, keys[0]) == {}
+    for n in range(1, 4):
+        (laptop / "counter").write_text(str(n))
+        keys.append(publish(store, WORKLOAD, 1, "primary", laptop).manifest.snapshot.key)
+        assert tags(bucket, keys[-1]) == {}, "the snapshot the manifest names was tagged"
+    assert [tags(bucket, key) for key in keys] == [SUPERSEDED, SUPERSEDED, SUPERSEDED, {}]
+
+    restamped = claim(store, WORKLOAD, 2, "standby", tmp_path / "ec2")
+    assert restamped.manifest.snapshot.key == keys[-1]
+    assert tags(bucket, keys[-1]) == {}  # the re-stamp names the same snapshot: nothing tagged
+    assert restore_and_read(store, tmp_path / "check") == {"counter": "3"}
+    newest = publish(store, WORKLOAD, 2, "standby", tmp_path / "ec2").manifest.snapshot.key
+    assert (tags(bucket, keys[-1]), tags(bucket, newest)) == (SUPERSEDED, {})  # epoch 1's, by epoch 2
+
+
+def restore_and_read(store: S3StateStore, directory: Path) -> dict[str, str]:
+    observed = store.read_manifest(WORKLOAD)
+    assert observed.manifest is not None
+    restore(store, observed.manifest, directory)
+    return read_files(directory)
+
+
+def test_a_fenced_or_losing_writer_tags_nothing_whenever_its_write_arrives(
+    store: S3StateStore, bucket: str, tmp_path: Path
+) -> None:
+    """A stale site read the manifest (naming the current snapshot) before the new holder's claim:
+    its write is refused, so it never tags the snapshot the new holder restored and still names.
+    The same for a loser of a same-epoch race."""
+    laptop = write_files(tmp_path / "laptop", {"counter": "1"})
+    claim(store, WORKLOAD, 1, "primary", laptop)
+    current = publish(store, WORKLOAD, 1, "primary", laptop).manifest.snapshot.key
+    paused = store.read_manifest(WORKLOAD)  # a stale primary, frozen after its read
+    claim(store, WORKLOAD, 2, "standby", tmp_path / "ec2")
+
+    fresh = f"state/{WORKLOAD}/epochs/{1:012d}/{uuid.uuid4().hex}.tar.gz"
+    store.put_snapshot(fresh, b"late")
+    stale = Manifest(WORKLOAD, 1, SnapshotRef(fresh, "0" * 64, 4), "primary", "t", uuid.uuid4().hex)
+    with pytest.raises(Fenced):
+        commit(store, paused, stale)
+    (laptop / "counter").write_text("999")
+    with pytest.raises(Fenced):
+        publish(store, WORKLOAD, 1, "primary", laptop)
+    assert tags(bucket, current) == {}
+
+    racing = store.read_manifest(WORKLOAD)
+    publish(store, WORKLOAD, 2, "standby", tmp_path / "ec2")  # wins: tags `current`
+    winner = store.read_manifest(WORKLOAD)
+    assert winner.manifest is not None
+    loser = Manifest(WORKLOAD, 2, SnapshotRef(fresh, "0" * 64, 4), "standby", "t", uuid.uuid4().hex)
+    with pytest.raises(Conflict):
+        commit(store, racing, loser)  # read before the winner's write: refused, tags nothing
+    assert (tags(bucket, current), tags(bucket, winner.manifest.snapshot.key)) == (SUPERSEDED, {})
+    assert tags(bucket, fresh) == {}
+
+
+class FailingTags(S3StateStore):
+    def __init__(self, bucket: str, error: Exception) -> None:
+        super().__init__(bucket)
+        self.error = error
+        self.attempts: list[str] = []
+
+    def tag_superseded(self, key: str) -> None:
+        self.attempts.append(key)
+        raise self.error
+
+
+@pytest.mark.parametrize("how", ["store", "unexpected", "object-gone"])
+def test_a_tagging_failure_is_logged_and_the_upload_stays_accepted(
+    store: S3StateStore, bucket: str, tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tagging is best effort: the manifest write was accepted, so the upload succeeded; the
+    leftover snapshot only costs storage. The log names the key and the error code, no secret."""
+    laptop = write_files(tmp_path / "laptop", {"counter": "1"})
+    previous = claim(store, WORKLOAD, 1, "primary", laptop).manifest.snapshot.key
+    writer: S3StateStore
+    if how == "store":
+        writer = FailingTags(bucket, StoreUnavailable(f"could not tag {previous!r}: AccessDenied (HTTP 403)"))
+    elif how == "unexpected":
+        writer = FailingTags(bucket, RuntimeError(f"token={CREDENTIALS['AWS_SECRET_ACCESS_KEY']}"))
+    else:  # a real store error: the object is gone (deleted by hand), S3 answers NoSuchKey
+        writer = store
+        boto3.client("s3").delete_object(Bucket=bucket, Key=previous)
+    (laptop / "counter").write_text("2")
+    with caplog.at_level(logging.WARNING, logger="hfo_site.state"):
+        published = publish(writer, WORKLOAD, 1, "primary", laptop)
+    assert store.read_manifest(WORKLOAD) == Observed(published.manifest, published.etag)
+    assert restore_and_read(store, tmp_path / "check") == {"counter": "2"}
+    if isinstance(writer, FailingTags):
+        assert writer.attempts == [previous]
+    [record] = [r for r in caplog.records if "not tagged" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.__dict__["snapshot_key"] == previous
+    reason = str(record.__dict__["reason"])
+    assert {"store": "AccessDenied", "unexpected": "RuntimeError", "object-gone": "NoSuchKey"}[how] in reason
+    for secret in CREDENTIALS.values():
+        assert secret not in caplog.text and secret not in reason

@@ -119,7 +119,26 @@ def test_the_fallback_creates_the_resources_and_functions_hold_the_module_enviro
         "HFO_HEALTH_URL": "https://127.0.0.1:9/healthz",
         "HFO_HMAC_SECRET_ARN": side.secret_arn,
         "HFO_SNS_TOPIC_ARN": side.topic_arn,
+        # the state handoff, as modules/watchdog sets it with a state bucket
+        "HFO_STATE_BUCKET": side.state_bucket,
+        "HFO_STATE_ROLE_ARN": side.state_role_arn,
+        "HFO_STATE_CREDENTIALS_TTL_S": "900",
     }
+    s3 = session.client("s3")
+    assert s3.get_bucket_versioning(Bucket=side.state_bucket)["Status"] == "Enabled"
+    # the functions' role may assume the state role, which may touch state/* only
+    iam = session.client("iam")
+    role_name = side.state_role_arn.rsplit("/", 1)[1]
+    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    assert [st["Principal"]["AWS"] for st in trust["Statement"]] == [side.configs["tick"]["Role"]]
+    policy = iam.get_role_policy(RoleName=role_name, PolicyName="state")["PolicyDocument"]
+    assert {r for st in policy["Statement"] for r in [st["Resource"]]} == {
+        f"arn:aws:s3:::{side.state_bucket}/state/*",
+        f"arn:aws:s3:::{side.state_bucket}",
+        f"arn:aws:s3:::{side.state_bucket}/state/*/epochs/*",
+    }
+    tagging = [st for st in policy["Statement"] if st["Action"] == "s3:PutObjectTagging"]
+    assert [st["Resource"] for st in tagging] == [f"arn:aws:s3:::{side.state_bucket}/state/*/epochs/*"]
     assert side.configs["tick"]["Handler"] == "hfo_watchdog.handlers.tick"
     assert side.configs["heartbeat"]["Handler"] == "hfo_watchdog.handlers.heartbeat"
     module = watchdog_defaults(REPO_ROOT)

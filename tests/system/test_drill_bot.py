@@ -63,6 +63,21 @@ def test_sigterm_writes_a_stop_line_and_exits_0(tmp_path: Path) -> None:
     assert len(lines(ledger)) == count  # nothing written after the stop
 
 
+def test_a_named_instance_writes_its_name_on_every_line(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    bot = subprocess.Popen(
+        [*BOT, "--site", "standby", "--ledger", str(ledger), "--period", "0.1", "--instance", "bot-b"]
+    )
+    wait_until(lambda: len(lines(ledger)) >= 3, timeout=20, what="bot running")
+    bot.send_signal(signal.SIGTERM)
+    assert bot.wait(timeout=10) == 0
+    records = lines(ledger)
+    assert records[0][1:] == ["standby", "start", str(bot.pid), "bot-b"]
+    assert records[-1][1:] == ["standby", "stop", str(bot.pid), "bot-b"]
+    assert {r[4] for r in records} == {"bot-b"}
+    assert {r.instance for r in parse(ledger.read_text())} == {"bot-b"}
+
+
 def test_sigkill_leaves_no_stop_line(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     bot = start(ledger)
@@ -78,6 +93,7 @@ def test_sigkill_leaves_no_stop_line(tmp_path: Path) -> None:
         (["--site", "laptop"], "invalid choice: 'laptop'"),
         (["--site", "primary", "--period", "0"], "--period: must be from 0.05 to 60 seconds, got 0"),
         (["--site", "primary", "--period", "soon"], "--period: must be a number of seconds from 0.05 to 60"),
+        (["--site", "primary", "--instance", "Bot A"], "--instance: must be a lowercase DNS label"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(tmp_path: Path, args: list[str], message: str) -> None:
@@ -187,3 +203,42 @@ def test_a_stop_that_arrives_with_the_thaw_does_not_extend_the_run(tmp_path: Pat
     assert bot.returncode == 0
     assert lines(ledger) == before and before[-1][2] == "run"
     assert "stopped after a pause: no stop line" in err
+
+
+def test_with_a_state_directory_the_counter_continues_across_processes(tmp_path: Path) -> None:
+    """The counter a bot keeps in HFO_STATE_DIR: saved before each line, every start/run line adds one
+    and carries it, the stop line carries the last one; the next bot on that directory goes on from it."""
+    ledger, state = tmp_path / "ledger", tmp_path / "state"
+    state.mkdir()
+    env = {**os.environ, "HFO_STATE_DIR": str(state)}
+    env.pop("HFO_BOT_LEASE_URL", None)
+    first = subprocess.Popen([*BOT, "--site", "primary", "--ledger", str(ledger), "--period", "0.05"], env=env)
+    wait_until(lambda: len(lines(ledger)) >= 5, timeout=20, what="five lines")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0
+    counts = [r.count for r in parse(ledger.read_text())]
+    assert counts[:-1] == list(range(1, len(counts)))  # one per line, from 1
+    assert counts[-1] == counts[-2] == int((state / "counter").read_text())  # the stop line adds none
+    second = subprocess.Popen([*BOT, "--site", "standby", "--ledger", str(ledger), "--period", "0.05"], env=env)
+    wait_until(lambda: len(lines(ledger)) >= len(counts) + 2, timeout=20, what="the second bot's lines")
+    second.kill()
+    second.wait(timeout=10)
+    after = [r for r in parse(ledger.read_text()) if r.pid == second.pid]
+    assert after[0].event == "start" and after[0].count == counts[-1] + 1
+
+
+def test_a_bad_counter_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "counter").write_text("twelve")
+    env = {**os.environ, "HFO_STATE_DIR": str(tmp_path)}
+    env.pop("HFO_BOT_LEASE_URL", None)
+    done = subprocess.run(
+        [*BOT, "--site", "primary", "--ledger", str(tmp_path / "ledger")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot read its counter" in done.stderr and "'twelve'" in done.stderr
+    assert not (tmp_path / "ledger").exists() or not (tmp_path / "ledger").read_text()

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hfo_drill.sites import Site, SiteFiles, SiteTiming, site_command
+from hfo_drill.sites import INSTANCES, Site, SiteFiles, SiteTiming, site_command
 from hfo_site.config import load_agent_settings, load_health_settings
 
 
@@ -43,21 +43,37 @@ def test_the_primary_processes_accept_their_configuration(files: SiteFiles, monk
     assert agent.ca_bundle == files.ca_bundle
 
 
-def test_the_bot_command_is_the_drill_bot_on_the_shared_ledger(files: SiteFiles) -> None:
+def test_each_site_runs_the_same_named_bot_instances_on_the_shared_ledger(files: SiteFiles) -> None:
     standby = site(files, "standby", with_health=False)
     assert standby.health_port is None
-    argv = shlex.split(standby.agent_env()["HFO_EXEC_COMMAND"])
-    assert argv[1:] == [
-        "-m",
-        "hfo_drill.bot",
-        "--site",
-        "standby",
-        "--ledger",
-        str(files.ledger),
-        "--period",
-        "1",
-    ]
-    assert load_agent_settings(standby.agent_env()).backend.command == tuple(argv)
+    env = standby.agent_env()
+    assert env["HFO_EXEC_WORKLOADS"] == "bot-a,bot-b" and "HFO_EXEC_COMMAND" not in env
+    workloads = load_agent_settings(env).backend.exec_workloads
+    assert [w.name for w in workloads] == list(INSTANCES) == list(site(files, "primary", True).instances)
+    for w in workloads:
+        assert w.argv == tuple(shlex.split(env[f"HFO_EXEC_COMMAND_{w.name.upper().replace('-', '_')}"]))
+        assert list(w.argv[1:]) == [
+            "-m",
+            "hfo_drill.bot",
+            "--site",
+            "standby",
+            "--ledger",
+            str(files.ledger),
+            "--period",
+            "1",
+            "--instance",
+            w.name,
+        ]
+
+
+def test_a_site_without_named_instances_uses_the_single_command(files: SiteFiles) -> None:
+    timing = SiteTiming(heartbeat_interval_s=1, stop_grace_s=1)
+    one = Site(
+        "primary", files, timing, "https://127.0.0.1:4443/", with_health=False, register=lambda c: None, instances=()
+    )
+    env = one.agent_env()
+    assert "HFO_EXEC_WORKLOADS" not in env
+    assert load_agent_settings(env).backend.command == tuple(shlex.split(env["HFO_EXEC_COMMAND"]))
 
 
 def test_the_site_command_runs_hfo_site() -> None:

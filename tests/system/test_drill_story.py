@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from hfo_drill.function_url import UrlCounters
-from hfo_drill.ledger import LedgerTail, parse, summarize
-from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings
+from hfo_drill.ledger import LedgerTail, by_instance, moves, parse, summarize
+from hfo_drill.story import Marks, Story, StoryFailed, Timeline, Timings, print_instances, print_rpo
 from hfo_watchdog.core.model import ControlState, Lease, LeaseSite
 
 T0 = 1_800_000_000.0
@@ -144,3 +144,190 @@ def test_during_the_funnel_outage_a_lease_move_or_an_ec2_start_stops_the_story(t
     s.ec2_state = "running"
     with pytest.raises(StoryFailed, match="EC2 is running during a Funnel-only outage"):
         s._check_funnel_tick()
+
+
+# -- several bot instances (docs/demo.md): each must move both ways, none on both sites at once
+
+
+def named(instance: str, text: str) -> str:
+    return "".join(f"{line} {instance}\n" for line in text.splitlines())
+
+
+def instance_verdict(s: Story) -> Any:
+    records = parse(Path(s.ledger.path).read_text())
+    return s.verdict(GOOD_HISTORY, summarize(records, period_s=1.0), by_instance(records, period_s=1.0))
+
+
+def test_two_instances_that_both_move_pass_with_their_own_figures(tmp_path: Path) -> None:
+    late = rows("primary", 11, 0, 10, stop=False) + rows("standby", 21, 25, 40, stop=True)
+    late += rows("primary", 31, 41, 80, stop=False)
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", late))
+    s.instances = ("bot-a", "bot-b")
+    v = instance_verdict(s)
+    assert v.passed, v.failures
+    assert v.instances["bot-a"]["failover_gap_s"] == pytest.approx(14.0)
+    assert v.instances["bot-b"]["failover_gap_s"] == pytest.approx(15.0)
+    assert v.instances["bot-b"]["runs"] == {"primary": 2, "standby": 1}
+    out = io.StringIO()
+    print_instances(out, v)
+    assert "instance      bot-b: failover 15.0 s, handback 0.8 s, on both sites at once 0.0 s" in out.getvalue()
+
+
+def test_an_instance_left_behind_or_missing_fails_it(tmp_path: Path) -> None:
+    stays = rows("primary", 11, 0, 80, stop=False)  # bot-b never moved
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", stays))
+    s.instances = ("bot-a", "bot-b", "bot-c")
+    v = instance_verdict(s)
+    assert "bot instances never ran: bot-c" in v.failures
+    assert "bot-b: no failover in the ledger" in v.failures and "bot-b: no handback in the ledger" in v.failures
+    # bot-a on the standby while bot-b stayed on the laptop: two sites serving at once
+    assert "two bots ran at once for 16.2s" in v.failures
+    assert v.instances["bot-b"]["runs"] == {"primary": 1, "standby": 0}
+    assert not any(f.startswith("bot-a") for f in v.failures)
+
+
+def test_one_instance_on_both_sites_at_once_is_named(tmp_path: Path) -> None:
+    early = rows("primary", 11, 0, 10, stop=False) + rows("standby", 21, 10.5, 40, stop=True)
+    early += rows("primary", 31, 41, 80, stop=False)
+    s = story(tmp_path, named("bot-a", GOOD_LEDGER) + named("bot-b", early))
+    s.instances = ("bot-a", "bot-b")
+    assert "bot-b ran on both sites at once for 0.5s" in instance_verdict(s).failures
+
+
+def test_the_story_waits_for_every_instance(tmp_path: Path) -> None:
+    s = story(tmp_path, named("bot-a", rows("standby", 20, 0, 3, stop=False)))
+    s.instances = ("bot-a", "bot-b")
+    assert not s.all_on("standby")
+    s.instances = ("bot-a",)
+    s.t = Timings(
+        tick_s=1,
+        down_probes=3,
+        down_heartbeat_s=10,
+        lease_ttl_s=5,
+        start_cooldown_s=15,
+        bot_period_s=1e9,
+        boot_delay_s=1,
+    )  # every line counts as recent
+    assert s.all_on("standby") and not s.all_on("primary")
+
+
+# --- the counter's RPO (state handoff on)
+
+
+def counted(site: str, pid: int, start: float, end: float, first: int, *, stop: bool) -> str:
+    """A run of bot-a whose lines carry its counter, one line a second from ``first``."""
+    out, count, t = [], first, start
+    while t <= end:
+        out.append(f"{T0 + t:.3f} {site} {'start' if t == start else 'run'} {pid} bot-a count={count}")
+        count, t = count + 1, t + 1
+    if stop:
+        out.append(f"{T0 + end + 0.2:.3f} {site} stop {pid} bot-a count={count - 1}")
+    return "\n".join(out) + "\n"
+
+
+def rpo_verdict(tmp_path: Path, text: str, sync_s: float = 2.0) -> Any:
+    s = story(tmp_path, text)
+    s.instances = ("bot-a",)
+    s.state_sync_s = sync_s
+    records = parse(text)
+    return s.verdict(GOOD_HISTORY, summarize(records, period_s=1.0), by_instance(records, period_s=1.0), moves(records))
+
+
+def test_the_counter_continuing_passes_and_prints_each_moves_rpo(tmp_path: Path) -> None:
+    """Killed at count 11, the last upload held 9: 2 counts lost on the failover, within the crash
+    bound (sync 2 s + upload 1 s + period 1 s); the orderly handback loses none."""
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 10, stop=True)  # restored 9; counts 10..26
+        + counted("primary", 30, 41, 80, 27, stop=False)
+    )
+    v = rpo_verdict(tmp_path, text)
+    assert v.passed, v.failures
+    assert [(f["move"], f["lost"], f["lost_s"], f["planned"]) for f in v.rpo] == [
+        ("failover", 2, 2.0, False),
+        ("handback", 0, 0.0, True),
+    ]
+    out = io.StringIO()
+    print_rpo(out, v)
+    assert out.getvalue().splitlines() == [
+        "rpo           bot-a failover: count 11 -> restored 9, 2 lost (2.0 s of work; crash, bound 4.0 s)",
+        "rpo           bot-a handback: count 26 -> restored 26, 0 lost (0.0 s of work; orderly stop, RPO 0 promised)",
+    ]
+
+
+def test_a_count_lost_where_rpo_0_is_promised_fails_it(tmp_path: Path) -> None:
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 12, stop=True)  # counts 12..28, stopped in order
+        + counted("primary", 30, 41, 80, 28, stop=False)  # restored 27: the final upload missed one
+    )
+    v = rpo_verdict(tmp_path, text)
+    assert "bot-a: the handback after an orderly stop lost 1 counts (1.2 s of work) where RPO 0 is promised" in (
+        v.failures
+    )
+
+
+def test_a_crash_loss_over_its_bound_or_no_counter_fails_it(tmp_path: Path) -> None:
+    text = (
+        counted("primary", 10, 0, 10, 1, stop=False)
+        + counted("standby", 20, 24, 40, 2, stop=True)  # restored 1: 10 s lost, bound 4 s
+        + counted("primary", 30, 41, 80, 19, stop=False)
+    )
+    assert "bot-a: the failover after a crash lost 10.0 s, over its bound 4.0 s" in rpo_verdict(tmp_path, text).failures
+    plain = named("bot-a", GOOD_LEDGER)  # the state handoff on, but no counter in the ledger
+    failures = rpo_verdict(tmp_path, plain).failures
+    assert "bot-a: no counter carried over in the failover" in failures
+    assert "bot-a: no counter carried over in the handback" in failures
+
+
+# -- the called-off failover (the second death, docs/demo.md step 10)
+
+P4 = {"site": "primary", "epoch": 4}
+CALLED_OFF = [
+    *GOOD_HISTORY,
+    {"from": "suspect", "to": "failing_over", "lease_from": P4, "lease_to": P4},
+    {"from": "failing_over", "to": "healthy", "lease_from": P4, "lease_to": P4},
+]
+# the laptop killed again at 85.5 (its last record at 85), its bot back at 99
+BEFORE_AGAIN = rows("primary", 10, 0, 10, stop=False) + rows("standby", 20, 24, 40, stop=True)
+BEFORE_AGAIN += rows("primary", 30, 41, 85, stop=False)
+AGAIN_LEDGER = BEFORE_AGAIN + rows("primary", 50, 99, 110, stop=False)
+
+
+def called_off_story(tmp_path: Path, ledger: str = AGAIN_LEDGER) -> Story:
+    s = story(tmp_path, ledger, FakeStore(ControlState(start_count=0, prewarm_starts=(T0 + 3, T0 + 88))))
+    s.marks.again = T0 + 85.5
+    s.ec2_starts_seen = 2
+    return s
+
+
+def with_moves(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    first = {"from": "failing_over", "to": "failing_over", "lease_from": P4 | {"epoch": 1},
+             "lease_to": {"site": "standby", "epoch": 2}}  # fmt: skip
+    return [first, *({"lease_from": P4, "lease_to": P4} | h for h in history)]
+
+
+def test_a_called_off_failover_passes_with_its_gap_and_the_lease_it_kept(tmp_path: Path) -> None:
+    v = verdict(called_off_story(tmp_path), with_moves(CALLED_OFF))
+    assert v.passed, v.failures
+    assert v.called_off_lease == "primary#4"
+    assert v.called_off_gap_s == pytest.approx(14.0)
+    assert v.ec2_starts_state == 2 and v.ec2_prewarm_starts == 2
+
+
+def test_a_second_death_that_moved_the_lease_or_was_not_called_off_fails_it(tmp_path: Path) -> None:
+    s5 = {"site": "standby", "epoch": 5}
+    moved = [*GOOD_HISTORY, {"from": "suspect", "to": "failing_over", "lease_from": P4, "lease_to": s5}]
+    v = verdict(called_off_story(tmp_path), with_moves(moved))
+    assert "expected one called-off failover in the watchdog's history, found 0" in v.failures
+    assert "the lease went to the standby 2 times; only the first death may move it" in v.failures
+    # the laptop's bot never came back after the second death
+    v = verdict(called_off_story(tmp_path, BEFORE_AGAIN), with_moves(CALLED_OFF))
+    assert "no bot of the laptop after the called-off failover in the ledger" in v.failures
+    # one start for two deaths
+    s = called_off_story(tmp_path)
+    s.ec2_starts_seen = 1
+    assert (
+        "expected exactly 2 EC2 starts, got 2 (state), 2 (history), 1 (seen in moto)"
+        in verdict(s, with_moves(CALLED_OFF)).failures
+    )

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hfo_drill.moto_server import MotoServer
-from hfo_site.state import S3StateStore, StoreUnavailable
+from hfo_site.state import SUPERSEDED_TAG_KEY, SUPERSEDED_TAG_VALUE, S3StateStore, StoreUnavailable
 from testsupport.terraform import TerraformEnv, working_copy
 
 pytestmark = [pytest.mark.terraform, pytest.mark.moto]
@@ -141,7 +141,9 @@ def test_the_lifecycle_expires_old_versions_and_superseded_snapshots_only(bucket
     assert "Days" not in noncurrent.get("Expiration", {})  # current objects are never expired by age
     superseded = rules["expire-superseded-snapshots"]
     assert superseded["Expiration"]["Days"] == 30
-    assert superseded["Filter"] == {"Tag": {"Key": "hfo-state", "Value": "superseded"}}
+    # The very tag the writer puts on a replaced snapshot (hfo_site.state.handoff): one constant pair.
+    assert superseded["Filter"] == {"Tag": {"Key": SUPERSEDED_TAG_KEY, "Value": SUPERSEDED_TAG_VALUE}}
+    assert (SUPERSEDED_TAG_KEY, SUPERSEDED_TAG_VALUE) == ("hfo-state", "superseded")  # the documented tag
 
 
 def test_a_request_without_tls_is_refused_by_the_bucket_policy(
@@ -200,3 +202,11 @@ def test_the_composite_module_creates_the_bucket_only_when_enabled(
         "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls", "aws_s3_bucket_policy",
         "aws_s3_bucket_lifecycle_configuration",
     )} <= planned  # fmt: skip
+    # With it, the watchdog's role for the lease holder's state credentials (docs/state-handoff.md#credentials;
+    # applied and read back in tests/terraform/test_state_access.py).
+    watchdog = set(re.findall(r"# (module\.hfo\.module\.watchdog\.\S+) will be created", result.stdout))
+    assert {
+        "module.hfo.module.watchdog.aws_iam_role.state_access[0]",
+        "module.hfo.module.watchdog.aws_iam_role_policy.state_access[0]",
+        "module.hfo.module.watchdog.aws_iam_role_policy.heartbeat_state_access[0]",
+    } <= watchdog

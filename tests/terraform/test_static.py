@@ -187,10 +187,13 @@ def test_the_watchdog_modules_defaults_are_the_watchdogs_own() -> None:
     env = _Reading({**environment, **resources})
     from_terraform = Settings.from_env(env)
     # By name: the module sets nothing the watchdog does not read, and leaves out only what is off
-    # by default (Discord alerts off in this module, fallback types) and the test-only CA bundle.
+    # by default (Discord alerts off in this module, fallback types, the state handoff's bucket,
+    # role and credentials lifetime, set only by the composite with state_bucket_enabled) and the
+    # test-only CA bundle.
     assert set(env) - env.read == set()
     assert env.read - set(env) == {
         "HFO_DISCORD_WEBHOOK_SECRET_ARN", "HFO_FALLBACK_INSTANCE_TYPES", "HFO_PROBE_CA_BUNDLE",
+        "HFO_STATE_BUCKET", "HFO_STATE_ROLE_ARN", "HFO_STATE_CREDENTIALS_TTL_S",
     }  # fmt: skip
     assert from_terraform.policy == Policy()
     # The one deliberate difference: custom metrics cost money, so Terraform turns them off unless

@@ -28,8 +28,13 @@ KUSTOMIZATIONS: dict[str, str] = {
     "argocd-laptop": "argocd/clusters/laptop/apps",
     "argocd-aws": "argocd/clusters/aws/apps",
     "argocd-projects": "argocd/projects",
+    # Several gated bot instances (k8s/instances, docs/kubernetes.md#several-bot-instances).
+    "laptop-multi": "k8s/overlays/laptop-multi",
+    "aws-multi": "k8s/overlays/aws-multi",
 }
 OVERLAYS = ("laptop", "aws")
+MULTI_OVERLAYS = ("laptop-multi", "aws-multi")
+SITE_OVERLAYS = (*OVERLAYS, *MULTI_OVERLAYS)
 BOOTSTRAP_DIR = REPO_ROOT / "argocd" / "bootstrap"
 SCHEMA_DIR = REPO_ROOT / "k8s" / "schemas"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}

@@ -5,10 +5,12 @@ and driven by the current state) so code that works with them works with the rea
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hfo_protocol.heartbeat import StateCredentials
 from hfo_watchdog.core.model import (
     Ec2Outcome,
     InstanceState,
@@ -18,6 +20,7 @@ from hfo_watchdog.core.model import (
     Renewal,
     RenewOutcome,
 )
+from hfo_watchdog.state_access import CredentialsUnavailable, session_policy
 
 
 class FakeClock:
@@ -153,3 +156,33 @@ class BrokenNotifier:
     def notify(self, notification: Notification) -> bool:
         self.attempts += 1
         raise ConnectionError("webhook exploded")
+
+
+class FakeCredentialIssuer:
+    """ports.CredentialIssuer without STS: credentials with random keys for (site, epoch), expiring
+    `ttl_s` after the clock, each issue recorded with the session policy the real issuer would send.
+    `fail_with` makes every issue raise CredentialsUnavailable with that code, as STS refusing
+    (AccessDenied) or being unreachable would."""
+
+    def __init__(self, clock: Callable[[], float], bucket: str = "hfo-state-test", ttl_s: int = 900) -> None:
+        self.clock = clock
+        self.bucket = bucket
+        self.ttl_s = ttl_s
+        self.fail_with: str | None = None
+        self.issued: list[tuple[str, int, dict[str, object]]] = []
+
+    def issue(self, site: str, epoch: int) -> StateCredentials:
+        if self.fail_with is not None:
+            raise CredentialsUnavailable(self.fail_with)
+        self.issued.append((site, epoch, session_policy(self.bucket, epoch)))
+        return StateCredentials(
+            bucket=self.bucket,
+            region="us-east-1",
+            endpoint_url=None,
+            epoch=epoch,
+            site=site,
+            access_key_id="ASIA" + secrets.token_hex(8).upper(),
+            secret_access_key=secrets.token_urlsafe(30),
+            session_token=secrets.token_urlsafe(300),
+            expires_at=int(self.clock() + self.ttl_s),
+        )

@@ -55,6 +55,9 @@ class AwsSide:
     seconds: float
     detail: str = ""
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # GetFunctionConfiguration
+    state_bucket: str = ""  # the bots' state bucket (docs/state-handoff.md), "" when state handoff is off
+    state_note: str = ""  # what the drill changed on it for the emulator, and why
+    state_role_arn: str = ""  # the role the heartbeat handler hands the holder's credentials from
 
     @property
     def url_id(self) -> str:
@@ -88,6 +91,7 @@ def with_terraform(
         "lambda_zip_path": str(zip_path),
         "secret_values_version": 1,  # Terraform writes the keyring (write-only, never in state)
         "discord_alerts": False,  # no webhook here: alerts go to the SNS topic
+        "state_bucket_enabled": True,  # the bots' state bucket and the role of the holder's credentials
     }
     secrets = {
         "TF_VAR_hmac_keyring": keyring_text,
@@ -96,6 +100,7 @@ def with_terraform(
     }
     applied = apply_example(tf, variables, aws_env, secrets, register)
     o = applied.outputs
+    bucket = str(o["state_bucket_name"])
     return AwsSide(
         how="terraform",
         note=f"terraform apply of terraform/examples/complete (checkout {tf.repo}); Lambda code: {zip_note}",
@@ -107,6 +112,22 @@ def with_terraform(
         function_url=str(o["heartbeat_url"]),
         seconds=applied.seconds,
         detail=applied.resources,
+        state_bucket=bucket,
+        state_role_arn=str(o["state_access_role_arn"]),
+        state_note=relax_state_bucket_policy(session, bucket),
+    )
+
+
+def relax_state_bucket_policy(session: Any, bucket: str) -> str:
+    """Remove the bucket policy Terraform gave the state bucket: on the emulator it refuses every
+    request (its TLS-only statement refuses moto's plain HTTP, and moto does not know the
+    s3:if-match / s3:if-none-match keys of the conditional-write statements, so it treats them as
+    absent: docs/state-handoff.md#bucket). The fencing never relied on it: the manifest's
+    conditional write is the store's own."""
+    session.client("s3").delete_bucket_policy(Bucket=bucket)
+    return (
+        f"state bucket {bucket}: its bucket policy removed for the emulator (TLS-only and conditional-write "
+        "statements moto cannot evaluate); fencing is the manifest's conditional write"
     )
 
 
@@ -209,8 +230,40 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str, *, repo
     role = session.client("iam").create_role(
         RoleName=f"{name}-watchdog", AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST)
     )["Role"]["Arn"]
+    # The state bucket and the role the heartbeat handler hands the holder's credentials from
+    # (modules/state-bucket, modules/watchdog/state_access.tf): versioned, no policy (as the
+    # Terraform path leaves it on the emulator), the role trusting the functions' role.
+    bucket = f"{name}-state-drill"
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    iam = session.client("iam")
+    state_trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": role}, "Action": "sts:AssumeRole"}],
+    }
+    state_role = iam.create_role(
+        RoleName=f"{name}-state-drill", AssumeRolePolicyDocument=json.dumps(state_trust), MaxSessionDuration=3600
+    )["Role"]["Arn"]
+    state_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/state/*",
+            },
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            # the replaced snapshot is tagged for the lifecycle, as the Terraform role allows
+            {"Effect": "Allow", "Action": "s3:PutObjectTagging", "Resource": f"arn:aws:s3:::{bucket}/state/*/epochs/*"},
+        ],
+    }
+    iam.put_role_policy(RoleName=f"{name}-state-drill", PolicyName="state", PolicyDocument=json.dumps(state_policy))
     env = {
         **module.environment,
+        "HFO_STATE_BUCKET": bucket,
+        "HFO_STATE_ROLE_ARN": state_role,
+        "HFO_STATE_CREDENTIALS_TTL_S": "900",
         "HFO_TABLE_NAME": table,
         "HFO_INSTANCE_ID": instance,
         "HFO_HEALTH_URL": health_url,
@@ -245,4 +298,7 @@ def directly(session: Any, keyring_text: str, health_url: str, why: str, *, repo
         functions=functions,
         function_url=url,
         seconds=time.monotonic() - started,
+        state_bucket=bucket,
+        state_role_arn=state_role,
+        state_note=f"state bucket {bucket} (versioned, no bucket policy, as the Terraform path leaves it here)",
     )

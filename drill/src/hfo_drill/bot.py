@@ -2,12 +2,21 @@
 the lease. It does one thing a real bot's users would notice: it is running or it is not, and it
 writes that down.
 
-    python -m hfo_drill.bot --site primary --ledger /path/to/ledger [--period 1]
+    python -m hfo_drill.bot --site primary --ledger /path/to/ledger [--period 1] [--instance bot-a]
 
-Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`:
+Every line it appends to the ledger is `<unix time, ms> <site> <event> <pid>`, followed by
+` <instance>` when `--instance` names the bot instance (the drill runs two, each an exec workload
+of its own; docs/demo.md):
 
 - `start` as soon as it runs, `run` every `--period` seconds while it runs,
 - `stop` when it is told to stop (SIGTERM or SIGINT), then it exits 0.
+
+With a state directory (`HFO_STATE_DIR`, which the exec backend gives a workload that declares one,
+docs/site.md#exec-state) it keeps a counter there, in the file `counter`: it reads it at start (0
+when missing), adds one for every `start` and `run` line, saves it (write and rename) *before* the
+line, and ends each line with ` count=<n>`; a `stop` line carries the count without adding one. So
+the count a bot starts from after a move shows how many of the old site's counts the state handoff
+carried over (`hfo_drill.ledger.moves`).
 
 A bot killed outright (SIGKILL, the machine dying) writes nothing more: its last line bounds
 when it was last seen alive. Each line is one `write()` on a file opened with O_APPEND, so lines
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -40,6 +50,7 @@ from hfo_bot.lease import LeaseBook, LeaseRefused, PauseDetector, fetch_lease, l
 
 SITES = ("primary", "standby")
 EVENTS = ("start", "run", "stop")
+INSTANCE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class _Stop(Exception):
@@ -50,8 +61,43 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def ledger_line(at: float, site: str, event: str, pid: int) -> bytes:
-    return f"{at:.3f} {site} {event} {pid}\n".encode("ascii")
+COUNTER_FILE = "counter"
+
+
+def ledger_line(at: float, site: str, event: str, pid: int, instance: str = "", count: int | None = None) -> bytes:
+    tail = f" {instance}" if instance else ""
+    if count is not None:
+        tail += f" count={count}"
+    return f"{at:.3f} {site} {event} {pid}{tail}\n".encode("ascii")
+
+
+class Counter:
+    """The counter in the state directory: read once at start, saved before every line that counts."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, COUNTER_FILE)
+        try:
+            with open(self.path, encoding="ascii") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            text = "0"
+        if not text.isdigit():
+            raise ValueError(f"the counter {self.path!r} holds {text[:20]!r}, not a count")
+        self.value = int(text)
+
+    def add(self) -> int:
+        self.value += 1
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(str(self.value))
+        os.replace(tmp, self.path)
+        return self.value
+
+
+def _instance(text: str) -> str:
+    if not INSTANCE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"must be a lowercase DNS label (a-z, 0-9, '-', e.g. bot-a), got {text!r}")
+    return text
 
 
 def _period(text: str) -> float:
@@ -125,12 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", required=True, choices=SITES, help="the site this bot runs on")
     parser.add_argument("--ledger", required=True, help="the file to append to (created if missing)")
     parser.add_argument("--period", type=_period, default=1.0, help="seconds between two `run` lines (default 1)")
+    parser.add_argument(
+        "--instance", type=_instance, default=None, help="the bot instance's name, written on every line (default none)"
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_lease(dict(os.environ))
     except ConfigError as exc:
         print(f"drill_bot: {exc}", file=sys.stderr)
         return 2
+    counter: Counter | None = None
+    if os.environ.get("HFO_STATE_DIR"):
+        try:
+            counter = Counter(os.environ["HFO_STATE_DIR"])
+        except (OSError, ValueError) as exc:
+            print(f"drill_bot: cannot read its counter: {exc}", file=sys.stderr)
+            return 1
     lease = LeaseCheck(settings, args.site, args.period) if settings.url is not None else None
     if lease is None:
         print(
@@ -150,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         next_at = time.monotonic()
         while True:
             if lease is None or lease.may_write(serving):
-                os.write(fd, ledger_line(time.time(), args.site, "run" if serving else "start", pid))
+                count = counter.add() if counter is not None else None
+                event = "run" if serving else "start"
+                os.write(fd, ledger_line(time.time(), args.site, event, pid, args.instance or "", count))
                 serving = True
             else:
                 serving = False
@@ -160,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop line, even if signalled twice
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if serving and (lease is None or lease.served_until_now()):
-            os.write(fd, ledger_line(time.time(), args.site, "stop", pid))
+            count = counter.value if counter is not None else None
+            os.write(fd, ledger_line(time.time(), args.site, "stop", pid, args.instance or "", count))
         elif serving:
             print("drill_bot: stopped after a pause: no stop line, the run ended at its last line", file=sys.stderr)
     finally:

@@ -87,7 +87,7 @@ def run(out: TextIO, opts: Options) -> int:
     from hfo_drill.function_url import FunctionUrlServer
     from hfo_drill.funnel import FunnelProxy
     from hfo_drill.inbox import AlertInbox
-    from hfo_drill.ledger import LedgerTail, read, summarize
+    from hfo_drill.ledger import LedgerTail, by_instance, moves, read, summarize
     from hfo_drill.moto_server import MotoServer
     from hfo_drill.net import free_port
     from hfo_drill.proc import Child, alive
@@ -138,6 +138,9 @@ def run(out: TextIO, opts: Options) -> int:
             ca_bundle=ca_path,
             ledger=(opts.out_dir / "ledger.txt") if opts.out_dir else tmp / "ledger.txt",
             logs=logs,
+            # The state containers' bearer token (docs/state-handoff.md#credentials-in-the-pod): the
+            # agents serve the holder's state credentials to the restore and sync they run.
+            state_token=_private_file(tmp / "state-token", secrets.token_urlsafe(24)),
         )
         files.ledger.unlink(missing_ok=True)
 
@@ -178,6 +181,8 @@ def run(out: TextIO, opts: Options) -> int:
         timeline.say(f"AWS side ready in {aws.seconds:.0f}s: {aws.note}")
         if aws.detail:
             timeline.say(f"   {aws.detail}")
+        if aws.state_note:
+            timeline.say(f"   {aws.state_note}")
         timeline.say(
             f"   table {aws.table}, standby {aws.instance_id} (stopped), functions {aws.functions['tick']} and "
             f"{aws.functions['heartbeat']}, Function URL {aws.function_url}"
@@ -251,7 +256,8 @@ def run(out: TextIO, opts: Options) -> int:
             raise DrillFailed(f"the laptop's processes did not start: {exc}") from None
         timeline.say(
             f"laptop: {' '.join(site_command('health'))} pid {children[0].pid} on 127.0.0.1:{primary.health_port}, "
-            f"agent pid {children[1].pid}, bot `python -m hfo_drill.bot` (ledger {files.ledger})"
+            f"agent pid {children[1].pid}, bots `python -m hfo_drill.bot --instance <name>` for "
+            f"{', '.join(primary.instances)} (exec workloads; ledger {files.ledger})"
         )
 
         tick_config = aws.configs["tick"]
@@ -263,7 +269,22 @@ def run(out: TextIO, opts: Options) -> int:
         store = DynamoStateStore(session.client("dynamodb"), aws.table, writer="cli")
         ledger = LedgerTail(str(files.ledger))
         timings = Timings.from_env(fast, bot_period_s=BOT_PERIOD_S, boot_delay_s=opts.boot_delay_s)
-        story = Story(timeline, tick, session, aws, inbox, store, primary, standby, funnel, url_server, ledger, timings)
+        story = Story(
+            timeline,
+            tick,
+            session,
+            aws,
+            inbox,
+            store,
+            primary,
+            standby,
+            funnel,
+            url_server,
+            ledger,
+            timings,
+            instances=primary.instances,
+        )
+        story.state_sync_s = timing.state_sync_s if aws.state_bucket else None
         try:
             story.wait_for_first_bot(30)
             timeline.header()
@@ -277,9 +298,14 @@ def run(out: TextIO, opts: Options) -> int:
         from hfo_watchdog.cli import main as hfo
 
         history_json = _capture(lambda f: hfo(["--table", aws.table, "history", "--limit", "100", "--json"], out=f))
-        history = json.loads(history_json)
-        summary = summarize(read(str(files.ledger)), period_s=BOT_PERIOD_S)
-        verdict = story.verdict(history, summary)
+        # The transitions; with the state handoff on, `hfo history` also lists which epoch's state
+        # each site restored (`"kind": "state_restored"`, docs/state-handoff.md#handover-and-rpo).
+        history = [h for h in json.loads(history_json) if h.get("kind") != "state_restored"]
+        if aws.state_bucket:
+            story.fenced_uploads = fenced_upload_check(aws.state_bucket, primary)
+        records = read(str(files.ledger))
+        summary = summarize(records, period_s=BOT_PERIOD_S)
+        verdict = story.verdict(history, summary, by_instance(records, period_s=BOT_PERIOD_S), moves(records))
         out.write("\nhfo history (what the watchdog recorded, newest first):\n")
         hfo(["--table", aws.table, "history", "--limit", "12"], out=out)
         print_summary(out, verdict, summary, story.marks, str(files.ledger))
@@ -298,6 +324,26 @@ def run(out: TextIO, opts: Options) -> int:
         out.write("shutting down the sites, the stand-ins and the AWS emulator\n")
         out.flush()
         return 0
+
+
+def fenced_upload_check(bucket: str, laptop: Any) -> dict[str, str]:
+    """An upload by the laptop under the lease epoch it held before the failover (1), made by hand
+    with the state library the sync uses, for each instance: the bucket must refuse it (Fenced),
+    whatever the laptop's directory holds. Returns instance -> what happened."""
+    from hfo_site.state import Fenced, S3StateStore, publish
+
+    store = S3StateStore(bucket)
+    outcome: dict[str, str] = {}
+    for name in laptop.instances:
+        try:
+            publish(store, name, 1, "primary", laptop.state_dir(name))
+        except Fenced as exc:
+            outcome[name] = f"refused: {exc}"
+        except Exception as exc:  # any other answer is a failure the verdict names
+            outcome[name] = f"not fenced: {type(exc).__name__}: {exc}"
+        else:
+            outcome[name] = "ACCEPTED"
+    return outcome
 
 
 def _capture(write: Callable[[Any], int]) -> str:

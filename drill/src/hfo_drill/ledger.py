@@ -18,11 +18,11 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hfo_drill.bot import EVENTS, SITES
+from hfo_drill.bot import EVENTS, INSTANCE_RE, SITES
 
 
 class LedgerError(ValueError):
-    """A line that is not `<time> <site> <event> <pid>`; names the line and what is wrong."""
+    """A line that is not `<time> <site> <event> <pid> [<instance>] [count=<n>]`; names the line and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Record:
     site: str
     event: str
     pid: int
+    instance: str = ""  # the bot instance (`--instance`), "" for a bot that names none
+    count: int | None = None  # the counter in its state directory (`count=<n>`), None for a bot without one
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Run:
     start: float
     last: float  # time of its last line
     stopped: bool  # ended with a `stop` line (an orderly stop), else killed or still running
+    instance: str = ""
 
     def end(self, period_s: float, *, pessimistic_for_overlap: bool) -> float:
         if self.stopped or not pessimistic_for_overlap:
@@ -98,9 +101,20 @@ def parse(text: str) -> list[Record]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 4:
-            raise LedgerError(f"ledger line {number}: expected '<time> <site> <event> <pid>', got {line!r}")
-        at_text, site, event, pid_text = parts
+        count: int | None = None
+        if len(parts) > 4 and parts[-1].startswith("count="):
+            count_text = parts.pop()[len("count=") :]
+            if not count_text.isdigit():
+                raise LedgerError(f"ledger line {number}: count {count_text!r} is not a non-negative integer")
+            count = int(count_text)
+        if len(parts) not in (4, 5):
+            raise LedgerError(
+                f"ledger line {number}: expected '<time> <site> <event> <pid> [<instance>] [count=<n>]', got {line!r}"
+            )
+        at_text, site, event, pid_text = parts[:4]
+        instance = parts[4] if len(parts) == 5 else ""
+        if instance and not INSTANCE_RE.match(instance):
+            raise LedgerError(f"ledger line {number}: instance {instance!r} is not a lowercase DNS label")
         try:
             at = float(at_text)
         except ValueError:
@@ -111,7 +125,7 @@ def parse(text: str) -> list[Record]:
             raise LedgerError(f"ledger line {number}: event {event!r} is not one of {', '.join(EVENTS)}")
         if not pid_text.isdigit() or int(pid_text) <= 0:
             raise LedgerError(f"ledger line {number}: pid {pid_text!r} is not a positive integer")
-        records.append(Record(at, site, event, int(pid_text)))
+        records.append(Record(at, site, event, int(pid_text), instance, count))
     return records
 
 
@@ -125,8 +139,10 @@ def runs(records: Iterable[Record]) -> list[Run]:
         if r.event == "start" or current is None or current.site != r.site:
             if current is not None:
                 done.append(current)  # the pid was reused: the old run ended at its last line
-            current = Run(r.site, r.pid, r.at, r.at, False)
-        current = Run(current.site, current.pid, current.start, max(current.last, r.at), r.event == "stop")
+            current = Run(r.site, r.pid, r.at, r.at, False, r.instance)
+        current = Run(
+            current.site, current.pid, current.start, max(current.last, r.at), r.event == "stop", current.instance
+        )
         if current.stopped:
             done.append(current)
             open_runs.pop(r.pid, None)
@@ -181,6 +197,76 @@ def summarize(records: Sequence[Record], *, period_s: float) -> Summary:
     return Summary(tuple(all_runs), window, gaps, tuple(sorted(overlaps, key=lambda o: o.start)), period_s, starts)
 
 
+def instances(records: Iterable[Record]) -> list[str]:
+    """The bot instances named in the ledger, sorted ("" for bots that name none)."""
+    return sorted({r.instance for r in records})
+
+
+def by_instance(records: Sequence[Record], *, period_s: float) -> dict[str, Summary]:
+    """One summary per bot instance: its own downtime, failover and handback gaps, and its own overlap
+    (the instance running on both sites at once). `summarize` over all records answers for the site as a
+    whole: downtime only when no instance ran, overlap when any two bots ran on the two sites at once."""
+    return {
+        name: summarize([r for r in records if r.instance == name], period_s=period_s) for name in instances(records)
+    }
+
+
+@dataclass(frozen=True)
+class Move:
+    """One bot instance's state crossing from one run to the next (a failover, a handback, a restart):
+    how many of the old run's counts the new run found, and how much serving time that was.
+
+    ``last`` is the old run's highest count; ``restored`` the count the new run started from (its
+    `start` line's count minus one). ``lost`` = last - restored, never below 0 (a bot killed between
+    saving a count and writing its line starts one above its last line). ``lost_s``: from the line
+    that carried count ``restored`` (the last state that made it over) to the old run's last line,
+    0 when nothing was lost; an upper bound of the work lost, like the downtime. ``planned``: the
+    old run ended with a `stop` line (an orderly stop: the final upload was due, so RPO 0 is
+    promised); else it was killed (the crash bound applies)."""
+
+    instance: str
+    before: str  # the old run's site
+    after: str  # the new run's site
+    at: float  # the new run's start
+    last: int
+    restored: int
+    lost: int
+    lost_s: float
+    planned: bool
+
+
+def moves(records: Sequence[Record]) -> list[Move]:
+    """Every move of every instance's counter, in time order: consecutive runs of one instance whose
+    lines carry counts. Runs without counts (a bot without a state directory) have none."""
+    found: list[Move] = []
+    for name in instances(records):
+        mine = [r for r in records if r.instance == name]
+        counted = [r for r in mine if r.count is not None]
+        if not counted:
+            continue
+        by_run: list[tuple[Run, list[Record]]] = []
+        for run in runs(mine):
+            lines = sorted(
+                (r for r in counted if r.pid == run.pid and r.site == run.site and run.start <= r.at <= run.last),
+                key=lambda r: r.at,
+            )
+            if lines:
+                by_run.append((run, lines))
+        for (old, old_lines), (new, new_lines) in itertools.pairwise(by_run):
+            first = new_lines[0]
+            assert first.count is not None
+            restored = first.count - 1 if first.event == "start" else first.count
+            last = max(r.count for r in old_lines if r.count is not None)
+            lost = max(0, last - restored)
+            lost_s = 0.0
+            if lost:
+                carried = [r for r in counted if r.count is not None and r.count <= restored and r.at <= old.last]
+                since = max((r.at for r in carried), default=old.start)
+                lost_s = max(0.0, old.last - since)
+            found.append(Move(name, old.site, new.site, new.start, last, restored, lost, lost_s, old.stopped))
+    return sorted(found, key=lambda m: (m.at, m.instance))
+
+
 def read(path: str) -> list[Record]:
     with open(path, encoding="ascii") as f:
         return parse(f.read())
@@ -216,6 +302,11 @@ class LedgerTail:
         (within 1.5 periods, plus half a second for a loaded machine)."""
         fresh = now - 1.5 * period_s - 0.5
         return sorted({r.site for r in runs(self.records) if not r.stopped and r.last >= fresh})
+
+    def running_instances(self, now: float, period_s: float) -> set[tuple[str, str]]:
+        """(site, instance) of every bot running now, by the rule of `running`."""
+        fresh = now - 1.5 * period_s - 0.5
+        return {(r.site, r.instance) for r in runs(self.records) if not r.stopped and r.last >= fresh}
 
     def poll_all(self) -> list[Record]:
         """Every complete line read so far, after reading what is new."""

@@ -1,6 +1,7 @@
 """The drill's two sites, as real processes: `hfo-site health` and `hfo-site agent` (exec
-backend) from healthcheck/, configured as docs/site.md says, each running the stand-in bot
-(`hfo_drill.bot`) as its workload.
+backend) from healthcheck/, configured as docs/site.md says, each running the same bot instances
+(`INSTANCES`: two stand-in bots, `hfo_drill.bot --instance <name>`) as named exec workloads
+(`HFO_EXEC_WORKLOADS`), on one shared ledger.
 
 - the primary (the laptop): health service + agent. `kill()` is the laptop dying: SIGKILL to
   the process groups of all of them at once, the bot's included. `start()` again is the laptop
@@ -22,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hfo_site.config import exec_command_variable, exec_state_dir_variable
+
 from hfo_drill.net import answers_ok, free_port
 from hfo_drill.proc import Child, kill_together, spawn
 
 _PRIVATE_PREFIXES = ("AWS_", "HFO_", "POWERTOOLS_", "TF_", "MOTO_")
+INSTANCES = ("bot-a", "bot-b")  # the bot instances both sites run (docs/demo.md)
 
 
 def site_command(command: str) -> list[str]:
@@ -48,6 +52,7 @@ class SiteFiles:
     ca_bundle: Path  # the throwaway CA the heartbeat URL's certificate comes from
     ledger: Path
     logs: Path  # directory
+    state_token: Path | None = None  # the state containers' bearer token: state handoff on (docs/demo.md)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class SiteTiming:
     stop_grace_s: float
     bot_period_s: float = 1.0
     check_interval_s: float = 0.5  # health: background check period (5 s in production)
+    state_sync_s: float = 2.0  # the state sync's interval (30 s in production): the crash RPO's bound
 
 
 class Site:
@@ -69,8 +75,10 @@ class Site:
         with_health: bool,
         register: Callable[[Child], None],
         health_port: int | None = None,
+        instances: tuple[str, ...] = INSTANCES,
     ) -> None:
         self.name = name
+        self.instances = instances
         self.files = files
         self.timing = timing
         self.heartbeat_url = heartbeat_url
@@ -86,20 +94,45 @@ class Site:
 
     # -- configuration (docs/site.md#configuration)
 
-    def bot_command(self) -> str:
-        return shlex.join(
-            [
-                sys.executable,
-                "-m",
-                "hfo_drill.bot",
-                "--site",
-                self.name,
-                "--ledger",
-                str(self.files.ledger),
-                "--period",
-                f"{self.timing.bot_period_s:g}",
-            ]
-        )
+    def bot_command(self, instance: str = "") -> str:
+        argv = [
+            sys.executable,
+            "-m",
+            "hfo_drill.bot",
+            "--site",
+            self.name,
+            "--ledger",
+            str(self.files.ledger),
+            "--period",
+            f"{self.timing.bot_period_s:g}",
+        ]
+        return shlex.join([*argv, "--instance", instance] if instance else argv)
+
+    def workload_env(self) -> dict[str, str]:
+        """The exec backend's workloads: one named command per instance (docs/site.md#exec), or the
+        single-command form when the site runs no named instance."""
+        if not self.instances:
+            return {"HFO_EXEC_COMMAND": self.bot_command()}
+        return {
+            "HFO_EXEC_WORKLOADS": ",".join(self.instances),
+            **{exec_command_variable(name): self.bot_command(name) for name in self.instances},
+        }
+
+    def state_dir(self, instance: str) -> Path:
+        """Where this site keeps an instance's state (the bot's counter): the site's own disk."""
+        return self.files.logs.parent / f"{self.name}-state" / instance
+
+    def state_env(self) -> dict[str, str]:
+        """With a state token: every instance keeps a state directory (docs/site.md#exec-state)."""
+        if self.files.state_token is None or not self.instances:
+            return {}
+        (self.files.logs.parent / f"{self.name}-state").mkdir(exist_ok=True)
+        return {
+            "HFO_STATE_ENABLED": "true",
+            "HFO_STATE_TOKEN_FILE": str(self.files.state_token),
+            "HFO_EXEC_STATE_SYNC_INTERVAL_S": f"{self.timing.state_sync_s:g}",
+            **{exec_state_dir_variable(name): str(self.state_dir(name)) for name in self.instances},
+        }
 
     def _common(self) -> dict[str, str]:
         return {
@@ -107,7 +140,7 @@ class Site:
             "HFO_SITE": self.name,
             "HFO_HMAC_SECRET_FILE": str(self.files.keyring),
             "HFO_BACKEND": "exec",
-            "HFO_EXEC_COMMAND": self.bot_command(),
+            **self.workload_env(),
             "HFO_HEARTBEAT_INTERVAL_S": f"{self.timing.heartbeat_interval_s:g}",
             "HFO_LOG_LEVEL": "INFO",
         }
@@ -136,6 +169,7 @@ class Site:
             "HFO_AGENT_STATUS_URL": f"http://127.0.0.1:{self.status_port}/agent-status",
             "HFO_AGENT_BIND": "127.0.0.1",
             "HFO_AGENT_METRICS_PORT": str(self.agent_port),
+            **self.state_env(),
         }
 
     # -- lifecycle

@@ -4,7 +4,9 @@
     stop and the probe fails: EC2 starts in moto, the standby's agent boots, no lease yet) ->
     failover (the lease goes to the warm standby once the laptop is fenced; its agent runs the
     bot) -> the laptop comes back -> handback (EC2 stopped) -> a Funnel-only outage that must NOT
-    fail over -> Funnel back
+    fail over -> Funnel back -> the laptop dies again and comes back while the standby still boots
+    (a slow boot: an image pull): the failover is called off, the lease never leaves the laptop,
+    the pre-warmed standby stops
 
 Every step has a bounded wait. The story drives the tick handler on the accelerated schedule,
 prints one timeline line per tick, keeps the standby's agent in step with the instance in moto,
@@ -17,7 +19,7 @@ instance's state changes the drill saw in moto).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -28,14 +30,18 @@ from hfo_drill.aws_setup import AwsSide, instance_state
 from hfo_drill.function_url import FunctionUrlServer
 from hfo_drill.funnel import FunnelProxy
 from hfo_drill.inbox import AlertInbox
-from hfo_drill.ledger import LedgerTail, Summary, summarize
+from hfo_drill.ledger import Gap, LedgerTail, Move, Summary, summarize
 from hfo_drill.sites import Site
 
 DEGRADED_TITLE = KINDS[DEGRADED_PROBE].title
 _GAP_NAMES: dict[tuple[str | None, str | None], str] = {
     ("primary", "standby"): "failover",
     ("standby", "primary"): "handback",
+    ("primary", "primary"): "called off",
 }
+# The second death's standby boot is this much slower (an image pull), so the laptop is back
+# before the standby could take the lease: the failover is called off (docs/demo.md).
+SLOW_BOOT_S = 30.0
 
 
 class StoryFailed(Exception):
@@ -132,6 +138,8 @@ class Marks:
     back: float | None = None
     dark: float | None = None
     light: float | None = None
+    again: float | None = None  # the laptop's second death (the called-off failover)
+    again_back: float | None = None
     end: float | None = None
 
 
@@ -165,6 +173,16 @@ class Verdict:
     heartbeats: dict[str, int]
     funnel: dict[str, Any]
     leases: list[str]
+    # The called-off failover: the bot's gap from the second death to the laptop's bot again, and
+    # the lease the call-off kept (None when the story did not get there).
+    called_off_gap_s: float | None = None
+    called_off_lease: str | None = None
+    # Per bot instance (several gated bots, docs/demo.md): its failover and handback gaps, its overlap
+    # (the instance on both sites at once), its runs per site.
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The counter's moves (state handoff on): per instance and move, the counts and seconds lost.
+    rpo: list[dict[str, Any]] = field(default_factory=list)
+    fenced_uploads: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,8 +203,15 @@ class Story:
         url_server: FunctionUrlServer,
         ledger: LedgerTail,
         timings: Timings,
+        instances: tuple[str, ...] = (),
     ) -> None:
         self.timeline = timeline
+        self.instances = instances  # the bot instances each site runs; () for one unnamed bot
+        # With the state handoff on (each bot keeps a counter, docs/demo.md#the-counter): the sync's
+        # interval, whose crash bound the failover's loss is judged by; None when it is off.
+        self.state_sync_s: float | None = None
+        # instance -> the answer to an upload under the laptop's epoch of before the failover
+        self.fenced_uploads: dict[str, str] = {}
         self._tick = tick
         self.session = session
         self.aws = aws
@@ -208,12 +233,21 @@ class Story:
         self.marks = Marks()
         self.funnel_check = FunnelCheck()
         self._in_outage = False
+        self.extra_boot_s = 0.0  # added to the next standby boot (the call-off scene's slow boot)
 
     # -- one tick of the story
 
     def bots(self) -> list[str]:
         self.ledger.poll()
         return self.ledger.running(time.time(), self.t.bot_period_s)
+
+    def all_on(self, site: str) -> bool:
+        """Every bot instance runs on `site` (the one bot, when the sites run no named instances)."""
+        if not self.instances:
+            return site in self.bots()
+        self.ledger.poll()
+        running = self.ledger.running_instances(time.time(), self.t.bot_period_s)
+        return all((site, name) in running for name in self.instances)
 
     def step(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -239,10 +273,11 @@ class Story:
             self.ec2_starts_seen += 1
         self.ec2_state = state
         if state == "running" and not self.standby.up and self.boot_at is None:
-            self.boot_at = time.monotonic() + self.t.boot_delay_s
+            boot = self.t.boot_delay_s + self.extra_boot_s
+            self.boot_at = time.monotonic() + boot
+            slow = f", {self.extra_boot_s:g} s of it an image pull" if self.extra_boot_s else ""
             self.timeline.say(
-                f"== the standby instance is running in moto: it boots ({self.t.boot_delay_s:g} s here), "
-                "then its agent starts"
+                f"== the standby instance is running in moto: it boots ({boot:g} s here{slow}), then its agent starts"
             )
         if self.boot_at is not None and time.monotonic() >= self.boot_at and state == "running":
             self.boot_at = None
@@ -280,7 +315,7 @@ class Story:
         """Before the first tick: the laptop's agent has heartbeated, learned the lease (primary,
         epoch 1, the default of a fresh table) and started its bot. The story starts from there."""
         deadline = time.monotonic() + timeout_s
-        while "primary" not in self.bots():
+        while not self.all_on("primary"):
             if time.monotonic() > deadline:
                 raise StoryFailed(f"the laptop's bot did not start within {timeout_s:.0f}s")
             time.sleep(0.1)
@@ -321,7 +356,7 @@ class Story:
             60,
         )
         standby_epoch = r()["lease_epoch"]
-        self.until("on standby: the standby's agent runs the bot", lambda: "standby" in self.bots(), 40)
+        self.until("on standby: the standby's agent runs the bot", lambda: self.all_on("standby"), 40)
         for _ in range(2):
             self.step()
 
@@ -338,7 +373,7 @@ class Story:
             90,
         )
         self.until("standby instance stopped in moto", lambda: self.ec2_state == "stopped", 30)
-        self.until("the laptop runs the bot again", lambda: "primary" in self.bots(), 30)
+        self.until("the laptop runs the bot again", lambda: self.all_on("primary"), 30)
         if self.standby.up:
             raise StoryFailed("the standby's agent still runs although its instance is stopped")
 
@@ -349,7 +384,45 @@ class Story:
         )
         self._funnel_outage()
         self.until("Funnel back: the probe passes again", self._healthy_for(3), 40)
+        self._called_off()
         self.marks.end = time.time()
+
+    def _called_off(self) -> None:
+        """The laptop dies again and is back before the standby could take the lease: the watchdog
+        calls the failover off (docs/state-machine.md#calling-a-failover-off). The lease never
+        leaves the laptop (same site, same epoch), its agent starts its bot again, and the
+        pre-warmed standby stops once its hold ends."""
+
+        def r() -> dict[str, Any]:
+            return self.report
+
+        lease = (r()["lease_site"], r()["lease_epoch"])
+        self.extra_boot_s = SLOW_BOOT_S
+        pids = self.primary.kill()
+        self.marks.again = time.time()  # after the kill: every record of the laptop's bots came before
+        self.timeline.say(
+            f"== the laptop dies again (pids {pids}); this time the standby's boot is slow (an image pull, "
+            f"+{SLOW_BOOT_S:g} s), so the laptop is back before the standby is ready"
+        )
+        self.until(
+            "failing over, the lease still on the laptop: the standby is booting",
+            lambda: r()["phase"] == "failing_over" and (r()["lease_site"], r()["lease_epoch"]) == lease,
+            60,
+        )
+        self.marks.again_back = time.time()
+        children = self.primary.start()
+        self.timeline.say(
+            "== the laptop comes back before the standby is ready: "
+            + ", ".join(f"{c.name} pid {c.pid}" for c in children)
+        )
+        self.until(
+            f"failover called off: the lease never left the laptop ({lease[0]}#{lease[1]})",
+            lambda: r()["phase"] in ("healthy", "suspect") and (r()["lease_site"], r()["lease_epoch"]) == lease,
+            30,
+        )
+        self.until("the laptop runs the bot again, under the same lease", lambda: self.all_on("primary"), 30)
+        self.until("the pre-warmed standby is stopped", lambda: self.ec2_state == "stopped" and not self.standby.up, 60)
+        self.extra_boot_s = 0.0
 
     def _healthy_for_now(self) -> bool:
         r = self.report
@@ -411,10 +484,10 @@ class Story:
 
     # -- the verdict
 
-    def verdict(self, history: list[dict[str, Any]], summary: Summary) -> Verdict:
-        failures: list[str] = []
+    def _moves(self, gaps: tuple[Gap, ...]) -> tuple[Gap | None, Gap | None]:
+        """The failover gap (primary -> standby after the kill) and the handback gap (standby -> primary
+        after the laptop came back), if the ledger shows them."""
         m = self.marks
-        gaps = summary.gaps
         failover = next((g for g in gaps if m.killed is not None and g.end >= m.killed and g.after == "standby"), None)
         handback = next(
             (
@@ -424,6 +497,92 @@ class Story:
             ),
             None,
         )
+        return failover, handback
+
+    def instance_verdicts(self, per_instance: Mapping[str, Summary]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Each bot instance moved across the failover and the handback, and never ran on both sites at once."""
+        failures: list[str] = []
+        missing = [name for name in self.instances if name not in per_instance]
+        if missing:
+            failures.append(f"bot instances never ran: {', '.join(missing)}")
+        figures: dict[str, dict[str, Any]] = {}
+        for name, summary in sorted(per_instance.items()):
+            failover, handback = self._moves(summary.gaps)
+            label = name or "(unnamed)"
+            if failover is None:
+                failures.append(f"{label}: no failover in the ledger")
+            if handback is None:
+                failures.append(f"{label}: no handback in the ledger")
+            if summary.overlap_s > 0:
+                failures.append(f"{label} ran on both sites at once for {summary.overlap_s:.1f}s")
+            figures[name] = {
+                "failover_gap_s": None if failover is None else round(failover.seconds, 3),
+                "handback_gap_s": None if handback is None else round(handback.seconds, 3),
+                "overlap_s": round(summary.overlap_s, 3),
+                "runs": dict(summary.starts),
+            }
+        return figures, failures
+
+    def crash_bound_s(self) -> float:
+        """What a crash may lose: the sync's interval, one upload (a second, generously, on a loaded
+        machine) and one bot period (the counter is saved before its line is written)."""
+        assert self.state_sync_s is not None
+        return self.state_sync_s + 1.0 + self.t.bot_period_s
+
+    def rpo_verdicts(self, state_moves: Sequence[Move]) -> tuple[list[dict[str, Any]], list[str]]:
+        """RPO 0 where it is promised (a move after an orderly stop: the handback), the crash bound
+        on the failover from the killed laptop, and a counter that moved with every instance."""
+        failures: list[str] = []
+        figures: list[dict[str, Any]] = []
+        if self.state_sync_s is None:
+            return figures, failures
+        bound = self.crash_bound_s()
+        for name in self.instances or ("",):
+            label = name or "(unnamed)"
+            mine = [mv for mv in state_moves if mv.instance == name]
+            for kind, sites in (("failover", ("primary", "standby")), ("handback", ("standby", "primary"))):
+                if not any((mv.before, mv.after) == sites for mv in mine):
+                    failures.append(f"{label}: no counter carried over in the {kind}")
+        for name, answer in sorted(self.fenced_uploads.items()):
+            if not answer.startswith("refused"):
+                failures.append(f"{name}: an upload under the laptop's fenced epoch was {answer}")
+        for mv in state_moves:
+            label = mv.instance or "(unnamed)"
+            kind = _MOVE_NAMES.get((mv.before, mv.after), "restart")
+            if mv.planned and mv.lost:
+                failures.append(
+                    f"{label}: the {kind} after an orderly stop lost {mv.lost} counts ({mv.lost_s:.1f} s of work)"
+                    " where RPO 0 is promised"
+                )
+            elif not mv.planned and mv.lost_s > bound:
+                failures.append(
+                    f"{label}: the {kind} after a crash lost {mv.lost_s:.1f} s, over its bound {bound:.1f} s"
+                )
+            figures.append(
+                {
+                    "instance": mv.instance,
+                    "move": kind,
+                    "planned": mv.planned,
+                    "last": mv.last,
+                    "restored": mv.restored,
+                    "lost": mv.lost,
+                    "lost_s": round(mv.lost_s, 3),
+                    "bound_s": 0.0 if mv.planned else round(bound, 3),
+                }
+            )
+        return figures, failures
+
+    def verdict(
+        self,
+        history: list[dict[str, Any]],
+        summary: Summary,
+        per_instance: Mapping[str, Summary] | None = None,
+        state_moves: Sequence[Move] = (),
+    ) -> Verdict:
+        failures: list[str] = []
+        m = self.marks
+        gaps = summary.gaps
+        failover, handback = self._moves(gaps)
         in_funnel = [
             g for g in gaps if m.dark is not None and m.light is not None and g.end > m.dark and g.start < m.light
         ]
@@ -436,17 +595,25 @@ class Story:
             failures.append(f"two bots ran at once for {summary.overlap_s:.1f}s")
         if funnel_gap > 0:
             failures.append(f"the bot was down {funnel_gap:.1f}s during the Funnel-only outage")
+        called_off_gap, called_off_lease = self._call_off_verdict(history, gaps, failures)
         state = self.store.load_control()
         # A failover enters failing_over once; the lease moving to the standby later is a
         # failing_over -> failing_over transition of the same failover, not a second start.
         history_starts = sum(1 for h in history if h["to"] == "failing_over" and h["from"] != "failing_over")
         # The start is the pre-warm's when the watchdog started the standby on suspicion (the
-        # failover then finds it running) and the failover's otherwise: one either way.
-        if not ec2_starts(state) == history_starts == self.ec2_starts_seen == 1:
+        # failover then finds it running) and the failover's otherwise: one either way, per death
+        # of the laptop (the called-off failover's is a pre-warm that was not needed).
+        deaths = 1 + (m.again is not None)
+        if not ec2_starts(state) == history_starts == self.ec2_starts_seen == deaths:
+            expected = "one EC2 start" if deaths == 1 else f"{deaths} EC2 starts"
             failures.append(
-                f"expected exactly one EC2 start, got {ec2_starts(state)} (state), {history_starts} (history), "
+                f"expected exactly {expected}, got {ec2_starts(state)} (state), {history_starts} (history), "
                 f"{self.ec2_starts_seen} (seen in moto)"
             )
+        instance_figures, instance_failures = self.instance_verdicts(per_instance or {})
+        failures += instance_failures
+        rpo_figures, rpo_failures = self.rpo_verdicts(state_moves)
+        failures += rpo_failures
         c = self.url_server.counters
         return Verdict(
             passed=not failures,
@@ -473,7 +640,39 @@ class Story:
                 "alert": self.funnel_check.alert,
             },
             leases=list(self.leases_seen),
+            called_off_gap_s=called_off_gap,
+            called_off_lease=called_off_lease,
+            instances=instance_figures,
+            rpo=rpo_figures,
+            fenced_uploads=dict(self.fenced_uploads),
         )
+
+    def _call_off_verdict(
+        self, history: list[dict[str, Any]], gaps: tuple[Gap, ...], failures: list[str]
+    ) -> tuple[float | None, str | None]:
+        """After the second death: one failover called off with the lease unchanged, the lease never
+        on the standby again, and the laptop's own bot back (a primary -> primary gap in the ledger)."""
+        m = self.marks
+        if m.again is None:
+            return None, None
+        transitions = [h for h in history if "to" in h and "from" in h]
+        calls = [
+            h
+            for h in transitions
+            if h["from"] == "failing_over" and h["to"] in ("healthy", "suspect") and h["lease_from"] == h["lease_to"]
+        ]
+        lease = None
+        if len(calls) != 1:
+            failures.append(f"expected one called-off failover in the watchdog's history, found {len(calls)}")
+        else:
+            lease = f"{calls[0]['lease_to']['site']}#{calls[0]['lease_to']['epoch']}"
+        moves = [h for h in transitions if (h["lease_from"]["site"], h["lease_to"]["site"]) == ("primary", "standby")]
+        if len(moves) != 1:
+            failures.append(f"the lease went to the standby {len(moves)} times; only the first death may move it")
+        gap = next((g for g in gaps if g.end >= m.again and (g.before, g.after) == ("primary", "primary")), None)
+        if gap is None:
+            failures.append("no bot of the laptop after the called-off failover in the ledger")
+        return (None if gap is None else round(gap.seconds, 3)), lease
 
 
 def ec2_starts(state: ControlState) -> int:
@@ -518,4 +717,40 @@ def print_summary(out: TextIO, v: Verdict, summary: Summary, marks: Marks, ledge
     beats = ", ".join(f"{n} x {s}" for s, n in v.heartbeats.items())
     w(f"heartbeats    through the Function URL: {beats or 'none'}\n")
     w(f"leases        {' -> '.join(v.leases)}\n")
+    if v.called_off_gap_s is not None:
+        w(
+            f"called off    the second death's failover: the lease stayed {v.called_off_lease}, "
+            f"the laptop's bot back after {v.called_off_gap_s:.1f} s\n"
+        )
+    print_instances(out, v)
+    print_rpo(out, v)
     out.flush()
+
+
+_MOVE_NAMES = {("primary", "standby"): "failover", ("standby", "primary"): "handback"}
+
+
+def print_rpo(out: TextIO, v: Verdict) -> None:
+    """One line per instance and move of its counter: what the state handoff carried over."""
+    for f in v.rpo:
+        how = "orderly stop, RPO 0 promised" if f["planned"] else f"crash, bound {f['bound_s']:.1f} s"
+        out.write(
+            f"rpo           {f['instance'] or '(unnamed)'} {f['move']}: count {f['last']} -> restored {f['restored']},"
+            f" {f['lost']} lost ({f['lost_s']:.1f} s of work; {how})\n"
+        )
+    for name, answer in v.fenced_uploads.items():
+        out.write(f"fenced        {name}: an upload under the laptop's epoch 1 after the failover: {answer}\n")
+
+
+def print_instances(out: TextIO, v: Verdict) -> None:
+    """One line per bot instance: its own failover and handback gaps and overlap."""
+
+    def secs(value: float | None) -> str:
+        return "none" if value is None else f"{value:.1f} s"
+
+    for name, f in v.instances.items():
+        runs = ", ".join(f"{n} {site}" for site, n in f["runs"].items())
+        out.write(
+            f"instance      {name or '(unnamed)'}: failover {secs(f['failover_gap_s'])}, handback "
+            f"{secs(f['handback_gap_s'])}, on both sites at once {f['overlap_s']:.1f} s ({runs} runs)\n"
+        )

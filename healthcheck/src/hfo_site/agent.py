@@ -41,6 +41,7 @@ from hfo_site.heartbeat_client import BeatKind, BeatResult, HeartbeatClient
 from hfo_site.http_body import read_capped
 from hfo_site.lease import LeaseTracker, Outcome, lease_clock
 from hfo_site.metrics import AgentMetrics
+from hfo_site.state_api import StateAccess
 
 log = logging.getLogger("hfo_site.agent")
 RECHECK_S = 1.0  # the reconcile loop's longest sleep (see reconcile_loop)
@@ -119,8 +120,10 @@ class Agent:
         mono: Callable[[], float] = lease_clock,
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        state: StateAccess | None = None,
     ) -> None:
         self.site = site
+        self.state = state  # the state handoff's credentials and reports; None: off
         self.backend = backend
         self.client = client
         self.reporter = reporter
@@ -176,7 +179,24 @@ class Agent:
             heartbeat_age_s=None if self.last_ok_mono is None else max(0.0, now_mono - self.last_ok_mono),
             reported_at=self._wall(),
             detail=self.observation.detail,
+            state=None if self.state is None or not self.state.enabled else self.state.status_doc(),
         )
+
+    def state_credentials(self) -> tuple[int, dict[str, object]]:
+        """GET /v1/state/credentials after the token check: (HTTP status, body document)."""
+        if self.state is None or not self.state.enabled:
+            return 409, {"error": "state_disabled", "detail": "HFO_STATE_ENABLED is false on this agent"}
+        now = self._mono()
+        view = self.tracker.view
+        if view is None or not self.tracker.holds(now):
+            return 409, {"error": "no_lease", "detail": f"{self.site} holds no fresh lease now"}
+        creds = self.state.credentials_for(self.site, view.epoch)
+        if creds is None:
+            return 409, {
+                "error": "no_credentials",
+                "detail": f"no credentials for epoch {view.epoch} yet: asked for at the next heartbeat",
+            }
+        return 200, creds.to_doc()
 
     def lease_document(self) -> dict[str, object]:
         """GET /v1/lease (docs/protocol.md#lease-endpoint), on the lease clock at this instant."""
@@ -338,6 +358,10 @@ class Agent:
                 "two different lease sites for one epoch: holding no lease until a higher epoch",
                 extra={"epoch": answer.epoch, "site": answer.site},
             )
+        if self.state is not None:
+            self.state.forget_older_than(self.tracker.highest_epoch)
+            if answer.state is not None and outcome is not Outcome.CONFLICT and answer.site == self.site:
+                self.state.take(answer.state)
         self.last_ok_wall = self._wall()
         self.last_ok_mono = self._mono()
         self.metrics.last_success.set(self.last_ok_wall)
@@ -350,12 +374,15 @@ class Agent:
         result: BeatResult | None = None
         for attempt in range(1 + self.retries):
             self.seq += 1
+            # Only with state handoff on: the state members (an agent without it sends none).
+            extra = self.state.heartbeat_fields(self.tracker.highest_epoch) if self.state and self.state.enabled else {}
             result = await self.client.send(
                 site=self.site,
                 seq=self.seq,
                 workload=self.observation.state,
                 epoch_seen=self.tracker.highest_epoch,
                 ready=self.observation.ready,
+                **extra,
             )
             self._record(result)
             if result.kind is BeatKind.ACCEPTED or not result.transient or attempt == self.retries:

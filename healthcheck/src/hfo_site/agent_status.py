@@ -47,6 +47,9 @@ class AgentStatus:
     heartbeat_age_s: float | None  # time since the last accepted heartbeat answer came; None before one
     reported_at: float  # wall clock, when the report was made
     detail: str = ""
+    # The state handoff (hfo_site.state_api.StateAccess.status_doc): credentials held (epoch and
+    # expiry only) and the last event per workload. None when state handoff is off.
+    state: dict[str, Any] | None = None
 
 
 def build_status(status: AgentStatus) -> bytes:
@@ -66,6 +69,8 @@ def build_status(status: AgentStatus) -> bytes:
         "reported_at": format_ts(status.reported_at),
         "detail": status.detail[:MAX_DETAIL_CHARS],
     }
+    if status.state is not None:
+        doc["state"] = status.state
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
@@ -132,7 +137,17 @@ def parse_status(body: bytes) -> AgentStatus:
         heartbeat_age_s=_duration(doc.get("heartbeat_age_s"), "heartbeat_age_s"),
         reported_at=parse_ts(doc.get("reported_at"), "reported_at"),
         detail=detail,
+        state=_state(doc.get("state")),
     )
+
+
+def _state(value: object) -> dict[str, Any] | None:
+    """The optional state member: an object (the agent's StateAccess.status_doc), kept as is."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad("state must be an object or null")
+    return value
 
 
 # -- The answer to a report: renewal grants (docs/protocol.md#renewal) ------------------------

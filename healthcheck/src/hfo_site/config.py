@@ -7,8 +7,10 @@ docs/site.md#configuration lists every variable.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
+import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -47,11 +49,24 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True)
+class ExecWorkload:
+    """One command the exec backend supervises, under its name (docs/site.md#exec)."""
+
+    name: str
+    argv: tuple[str, ...]
+    # The workload's state directory (docs/site.md#exec-state): restored by ``hfo-site state restore``
+    # before the command starts, kept in the bucket by ``hfo-site state sync`` while it runs.
+    state_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     kind: str  # kubernetes | exec
     namespace: str | None = None
     workloads: tuple[WorkloadRef, ...] = ()
-    command: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()  # exec, single-command form (HFO_EXEC_COMMAND); empty with HFO_EXEC_WORKLOADS
+    exec_workloads: tuple[ExecWorkload, ...] = ()  # exec: every supervised command (one for HFO_EXEC_COMMAND)
+    state_sync_interval_s: float = 30.0  # exec: HFO_EXEC_STATE_SYNC_INTERVAL_S, the sync's --interval
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,23 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ShardSettings:
+    """Shard-aware scaling (docs/kubernetes.md#shard-aware-scaling); None when HFO_SHARDS_ENABLED is off."""
+
+    workload: WorkloadRef  # the sharded StatefulSet (one of HFO_K8S_WORKLOADS)
+    configmap: str  # the ConfigMap the agent writes SHARD_COUNT and SHARDS_PER_POD into
+    per_pod: int
+    min_replicas: int
+    max_replicas: int
+    grow_after_s: float
+    shrink_after_s: float
+    refresh_s: float
+    token_file: Path
+    api_url: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     site: str
     secret_file: Path
@@ -98,6 +130,10 @@ class AgentSettings:
     restart_backoff_max_s: float
     fence_on_exit: bool
     log_level: str
+    # The state handoff (docs/state-handoff.md#credentials): off unless HFO_STATE_ENABLED; then the
+    # bearer token the state containers present on the lease server.
+    state_token_file: Path | None = None
+    shards: ShardSettings | None = None
 
 
 class _Env:
@@ -233,14 +269,125 @@ def _backend(env: _Env, need_command: bool = True) -> BackendSettings:
         return BackendSettings(kind=kind, namespace=namespace, workloads=workloads)
     if not need_command:  # the health service never runs the command
         return BackendSettings(kind=kind)
-    text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload")
+    exec_workloads = parse_exec_workloads(env.env)
+    single = exec_workloads[0].argv if env.raw("HFO_EXEC_WORKLOADS") is None else ()
+    interval = env.number("HFO_EXEC_STATE_SYNC_INTERVAL_S", 30.0, 0.1, 86400.0)
+    return BackendSettings(kind=kind, command=single, exec_workloads=exec_workloads, state_sync_interval_s=interval)
+
+
+EXEC_SINGLE_NAME = "bot"  # the name of the one workload of the single-command form (logs, observe detail)
+_EXEC_COMMAND_PREFIX = "HFO_EXEC_COMMAND_"
+_EXEC_STATE_DIR = "HFO_EXEC_STATE_DIR"
+
+
+def exec_command_variable(name: str) -> str:
+    """``bot-a`` -> ``HFO_EXEC_COMMAND_BOT_A``: where the command of a named exec workload is set."""
+    return _EXEC_COMMAND_PREFIX + name.upper().replace("-", "_")
+
+
+def _split_command(variable: str, text: str) -> tuple[str, ...]:
     try:
         argv = tuple(shlex.split(text))
     except ValueError as exc:
-        raise ConfigError("HFO_EXEC_COMMAND", f"cannot be split into arguments: {exc}") from None
+        raise ConfigError(variable, f"cannot be split into arguments: {exc}") from None
     if not argv:
-        raise ConfigError("HFO_EXEC_COMMAND", "is empty")
-    return BackendSettings(kind=kind, command=argv)
+        raise ConfigError(variable, "is empty")
+    return argv
+
+
+def exec_state_dir_variable(name: str | None) -> str:
+    """``bot-a`` -> ``HFO_EXEC_STATE_DIR_BOT_A``; None (the single-command form) -> ``HFO_EXEC_STATE_DIR``."""
+    return _EXEC_STATE_DIR if name is None else f"{_EXEC_STATE_DIR}_{name.upper().replace('-', '_')}"
+
+
+def _state_dir(variable: str, text: str) -> Path:
+    """A workload's state directory: absolute, normalised, its parent an existing directory (the
+    restore unpacks beside it and renames into it, so both must be on one volume)."""
+    path = Path(text)
+    if not path.is_absolute():
+        raise ConfigError(variable, f"must be an absolute path (got {text!r})")
+    if ".." in path.parts or path != Path(os.path.normpath(text)):
+        raise ConfigError(variable, f"must be a normalised path without '..' or '.' (got {text!r})")
+    if path.parent == path:
+        raise ConfigError(variable, "must not be the root directory")
+    if not path.parent.is_dir():
+        raise ConfigError(variable, f"the parent {str(path.parent)!r} is not an existing directory")
+    if path.exists() and (path.is_symlink() or not path.is_dir()):
+        raise ConfigError(variable, f"{text!r} exists and is not a directory")
+    return path
+
+
+def _with_state_dirs(
+    environ: Mapping[str, str], workloads: tuple[ExecWorkload, ...], single: bool
+) -> tuple[ExecWorkload, ...]:
+    """Attach each workload's state directory (HFO_EXEC_STATE_DIR[_<NAME>]); they need
+    HFO_STATE_ENABLED (the agent hands the state containers their credentials) and must not nest."""
+    env = _Env(environ)
+    variables = {exec_state_dir_variable(None if single else w.name): w.name for w in workloads}
+    strays = sorted(k for k in environ if k.startswith(_EXEC_STATE_DIR) and k not in variables)
+    if strays:
+        expected = ", ".join(variables)
+        raise ConfigError(strays[0], f"names no workload (the state directory variables here: {expected})")
+    dirs: dict[str, Path] = {}
+    for variable, name in variables.items():
+        text = env.raw(variable)
+        if text is not None:
+            dirs[name] = _state_dir(variable, text)
+    if dirs and not env.boolean("HFO_STATE_ENABLED", False):
+        first = next(k for k, v in variables.items() if v in dirs)
+        raise ConfigError(first, "needs HFO_STATE_ENABLED=true (the agent serves the state credentials)")
+    seen: dict[Path, str] = {}
+    for name, path in dirs.items():
+        for other_path, other in seen.items():
+            if path == other_path or path.is_relative_to(other_path) or other_path.is_relative_to(path):
+                raise ConfigError(
+                    exec_state_dir_variable(None if single else name),
+                    f"{str(path)!r} overlaps the state directory of workload {other!r} ({str(other_path)!r})",
+                )
+        seen[path] = name
+    return tuple(dataclasses.replace(w, state_dir=dirs.get(w.name)) for w in workloads)
+
+
+def parse_exec_workloads(environ: Mapping[str, str]) -> tuple[ExecWorkload, ...]:
+    """The exec backend's commands: either ``HFO_EXEC_COMMAND`` (one workload), or
+    ``HFO_EXEC_WORKLOADS=bot-a,bot-b`` with one ``HFO_EXEC_COMMAND_BOT_A=...`` per name. Raises ConfigError."""
+    env = _Env(environ)
+    names_text = env.raw("HFO_EXEC_WORKLOADS")
+    strays = sorted(k for k in environ if k.startswith(_EXEC_COMMAND_PREFIX))
+    if names_text is None:
+        if strays:
+            raise ConfigError(strays[0], "is set but HFO_EXEC_WORKLOADS is not (it lists the named workloads)")
+        text = env.required("HFO_EXEC_COMMAND", "the command that runs the workload, or HFO_EXEC_WORKLOADS")
+        return _with_state_dirs(
+            environ, (ExecWorkload(EXEC_SINGLE_NAME, _split_command("HFO_EXEC_COMMAND", text)),), True
+        )
+    if env.raw("HFO_EXEC_COMMAND") is not None:
+        raise ConfigError("HFO_EXEC_COMMAND", "set it or HFO_EXEC_WORKLOADS, not both")
+    names: list[str] = []
+    for name in (part.strip() for part in names_text.split(",")):
+        if not name:
+            continue
+        if not _DNS_LABEL.match(name):
+            raise ConfigError(
+                "HFO_EXEC_WORKLOADS",
+                f"entry {name!r} must be a lowercase DNS label (a-z, 0-9, '-', at most 63, e.g. bot-a)",
+            )
+        if name in names:
+            raise ConfigError("HFO_EXEC_WORKLOADS", f"entry {name!r} is listed twice")
+        names.append(name)
+    if not names:
+        raise ConfigError("HFO_EXEC_WORKLOADS", "lists no workload (expected e.g. bot-a,bot-b)")
+    if len(names) > MAX_WORKLOADS:
+        raise ConfigError("HFO_EXEC_WORKLOADS", f"lists {len(names)} workloads; at most {MAX_WORKLOADS}")
+    variables = {exec_command_variable(name): name for name in names}
+    unknown = [k for k in strays if k not in variables]
+    if unknown:
+        raise ConfigError(unknown[0], f"names no workload of HFO_EXEC_WORKLOADS ({', '.join(names)})")
+    workloads = []
+    for variable, name in variables.items():
+        text = env.required(variable, f"the command of workload {name!r} listed in HFO_EXEC_WORKLOADS")
+        workloads.append(ExecWorkload(name, _split_command(variable, text)))
+    return _with_state_dirs(environ, tuple(workloads), False)
 
 
 def _networks(env: _Env, name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -345,6 +492,11 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
     lease_port = env.integer("HFO_AGENT_LEASE_PORT", 0 if exec_backend else 9102, 0, 65535)
     if lease_port == metrics_port:
         raise ConfigError("HFO_AGENT_LEASE_PORT", f"must differ from HFO_AGENT_METRICS_PORT ({metrics_port})")
+    state_token_file = None
+    if env.boolean("HFO_STATE_ENABLED", False):
+        state_token_file = env.readable_file(
+            "HFO_STATE_TOKEN_FILE", "the bearer token the state containers present (required with HFO_STATE_ENABLED)"
+        )
     return AgentSettings(
         site=site,
         secret_file=secret_file,
@@ -364,4 +516,78 @@ def load_agent_settings(environ: Mapping[str, str]) -> AgentSettings:
         restart_backoff_max_s=backoff_max,
         fence_on_exit=env.boolean("HFO_FENCE_ON_EXIT", True),
         log_level=_log_level(env),
+        state_token_file=state_token_file,
+        shards=load_shard_settings(env, backend),
+    )
+
+
+DISCORD_API_URL = "https://discord.com/api/v10"
+SHARDS_CONFIGMAP = "hfo-bot-shards"
+MAX_SHARD_REPLICAS = 1000  # hfo_site.backends.kubernetes.MAX_DESIRED
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def load_shard_settings(env: _Env, backend: BackendSettings) -> ShardSettings | None:
+    """HFO_SHARDS_*: opt-in; every value checked against the others and the backend."""
+    if not env.boolean("HFO_SHARDS_ENABLED", False):
+        return None
+    if backend.kind != "kubernetes":
+        raise ConfigError("HFO_SHARDS_ENABLED", "needs HFO_BACKEND=kubernetes (the agent scales a StatefulSet)")
+    statefulsets = [ref for ref in backend.workloads if ref.kind == "statefulset"]
+    name = env.raw("HFO_SHARDS_WORKLOAD")
+    if name is None:
+        if len(statefulsets) != 1:
+            raise ConfigError(
+                "HFO_SHARDS_WORKLOAD",
+                f"is required when HFO_K8S_WORKLOADS lists {len(statefulsets)} StatefulSets (name the sharded one)",
+            )
+        workload = statefulsets[0]
+    else:
+        workload = WorkloadRef("statefulset", name.removeprefix("statefulset/"))
+        if workload not in statefulsets:
+            raise ConfigError(
+                "HFO_SHARDS_WORKLOAD", f"{name!r} is not a StatefulSet listed in HFO_K8S_WORKLOADS (pods need ordinals)"
+            )
+    configmap = env.raw("HFO_SHARDS_CONFIGMAP") or SHARDS_CONFIGMAP
+    if not _DNS_SUBDOMAIN.match(configmap):
+        raise ConfigError("HFO_SHARDS_CONFIGMAP", f"{configmap!r} is not a valid Kubernetes object name")
+    per_pod = env.integer("HFO_SHARDS_PER_POD", 1, 1, 65535)
+    low = env.integer("HFO_SHARDS_MIN_REPLICAS", 1, 1, MAX_SHARD_REPLICAS)
+    high = env.integer("HFO_SHARDS_MAX_REPLICAS", 16, 1, MAX_SHARD_REPLICAS)
+    if high < low:
+        raise ConfigError("HFO_SHARDS_MAX_REPLICAS", f"must be at least HFO_SHARDS_MIN_REPLICAS ({low}) (got {high})")
+    if (low - 1) * per_pod + 1 > 65535:
+        raise ConfigError(
+            "HFO_SHARDS_MIN_REPLICAS", f"{low} pods of {per_pod} shards need more than 65535 shards (Discord's bound)"
+        )
+    refresh = env.number("HFO_SHARDS_REFRESH_S", 900.0, 1.0, 86400.0)
+    timeout = env.number("HFO_DISCORD_TIMEOUT_S", 10.0, 0.1, 60.0)
+    if timeout > refresh:
+        raise ConfigError(
+            "HFO_DISCORD_TIMEOUT_S", f"must not exceed HFO_SHARDS_REFRESH_S ({refresh:g}) (got {timeout:g})"
+        )
+    token_file = env.readable_file("HFO_DISCORD_TOKEN_FILE", "the Discord bot token, for GET /gateway/bot")
+    assert token_file is not None
+    api_url = env.url("HFO_DISCORD_API_URL", ("https", "http"), default=DISCORD_API_URL)
+    assert api_url is not None
+    parts = urlsplit(api_url)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            "HFO_DISCORD_API_URL",
+            "must be https:// (the bot token is sent with every request); http:// only to a loopback test server",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("HFO_DISCORD_API_URL", f"must be a base URL without query or fragment (got {api_url!r})")
+    return ShardSettings(
+        workload=workload,
+        configmap=configmap,
+        per_pod=per_pod,
+        min_replicas=low,
+        max_replicas=high,
+        grow_after_s=env.number("HFO_SHARDS_GROW_AFTER_S", 0.0, 0.0, 7 * 86400.0),
+        shrink_after_s=env.number("HFO_SHARDS_SHRINK_AFTER_S", 6 * 3600.0, 0.0, 30 * 86400.0),
+        refresh_s=refresh,
+        token_file=token_file,
+        api_url=api_url,
+        timeout_s=timeout,
     )

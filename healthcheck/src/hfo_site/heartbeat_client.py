@@ -96,7 +96,19 @@ class HeartbeatClient:
         self._wall = wall
         self.boot = new_boot_id()
 
-    async def send(self, site: str, seq: int, workload: str, epoch_seen: int, ready: bool) -> BeatResult:
+    async def send(
+        self,
+        site: str,
+        seq: int,
+        workload: str,
+        epoch_seen: int,
+        ready: bool,
+        *,
+        state: bool = False,
+        state_restored: tuple[tuple[str, int], ...] = (),
+    ) -> BeatResult:
+        """``state``: ask for state credentials; ``state_restored``: the epoch whose state each
+        workload restored (docs/protocol.md#heartbeat)."""
         nonce = new_nonce()
         body = build_heartbeat(
             Heartbeat(
@@ -109,6 +121,8 @@ class HeartbeatClient:
                 ready=ready,
                 agent=USER_AGENT,
                 boot=self.boot,
+                state=state,
+                state_restored=state_restored,
             )
         )
         keyring = self._keyring()

@@ -143,3 +143,55 @@ class WorkloadApi:
         )
         body = {"metadata": {"resourceVersion": resource_version, "annotations": {key: value}}}
         self._call(ref, "patch", f"{ref.kind}s", fn, ref.name, self.namespace, body, _content_type=MERGE_PATCH)
+
+
+class ConfigMapApi:
+    """Read and merge-patch one ConfigMap's data (the shard settings the agent owns, hfo_site.shards).
+    Same rules as WorkloadApi: every write carries the resourceVersion it read."""
+
+    def __init__(self, api_client: Any, namespace: str, name: str) -> None:
+        from kubernetes import client
+
+        self._core = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.name = name
+        self._timeout = getattr(api_client, "hfo_request_timeout", 5.0)
+
+    def _error(self, exc: Exception, verb: str) -> WorkloadError:
+        from kubernetes.client.exceptions import ApiException
+
+        where = f"ConfigMap {self.name!r} in namespace {self.namespace!r}"
+        if isinstance(exc, ApiException):
+            if exc.status == 404:
+                return WorkloadError(
+                    f"{where} not found: it ships with the bot (k8s/base/bot/shards-configmap.yaml); "
+                    "check HFO_SHARDS_CONFIGMAP",
+                    404,
+                )
+            if exc.status == 403:
+                return WorkloadError(
+                    f"forbidden: the site's service account cannot {verb} {where}; its Role needs verbs get and "
+                    f"patch on configmaps with resourceNames [{self.name}] (docs/kubernetes.md#shard-aware-scaling)",
+                    403,
+                )
+            if exc.status == 409:
+                return ConflictError(f"{where} was modified concurrently (409 Conflict)", 409)
+            return WorkloadError(f"{verb} {where}: Kubernetes API answered {exc.status} {exc.reason}", exc.status)
+        return WorkloadError(f"{verb} {where}: no usable answer from the Kubernetes API ({type(exc).__name__})")
+
+    def read(self) -> tuple[dict[str, str], str]:
+        """(data, resourceVersion)."""
+        try:
+            obj = self._core.read_namespaced_config_map(self.name, self.namespace, _request_timeout=self._timeout)
+        except Exception as exc:
+            raise self._error(exc, "get") from None
+        return dict(obj.data or {}), obj.metadata.resource_version
+
+    def patch_data(self, data: dict[str, str], resource_version: str) -> None:
+        body = {"metadata": {"resourceVersion": resource_version}, "data": data}
+        try:
+            self._core.patch_namespaced_config_map(
+                self.name, self.namespace, body, _content_type=MERGE_PATCH, _request_timeout=self._timeout
+            )
+        except Exception as exc:
+            raise self._error(exc, "patch") from None

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
@@ -38,3 +39,8 @@ def setup_logging(level: str) -> None:
     root.setLevel(level)
     # aiohttp's access log would log every public request (and any flood) line by line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The AWS SDK's wire-level debug logs print each signed request (the canonical request and its
+    # headers, x-amz-security-token included) and bodies: at HFO_LOG_LEVEL=DEBUG they would put the
+    # state credentials' session token in the state containers' logs. Warnings and errors still pass.
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -121,6 +121,45 @@ class AgentMetrics:
         self.status_reports = Counter(
             "hfo_agent_status_reports", "Reports to the health service by outcome", ["result"], registry=r
         )
+        self.state_events = Counter(
+            "hfo_agent_state_events",
+            "Events reported by the state containers (restored, uploaded, final, fenced, failed), by workload",
+            ["workload", "event"],
+            registry=r,
+        )
+        self.state_credentials = Counter(
+            "hfo_agent_state_credentials",
+            "State credentials requests of the state containers, by answer (ok or the refusal code)",
+            ["result"],
+            registry=r,
+        )
+        # Shard-aware scaling (docs/kubernetes.md#shard-aware-scaling); idle without HFO_SHARDS_ENABLED.
+        self.discord_requests = Counter(
+            "hfo_agent_discord_requests",
+            "GET /gateway/bot requests by outcome (ok, rate_limited, unauthorized, http, timeout, network, malformed)",
+            ["result"],
+            registry=r,
+        )
+        self.shards_recommended = Gauge(
+            "hfo_agent_shards_recommended", "Discord's last recommended shard count (0 before any answer)", registry=r
+        )
+        self.session_starts_remaining = Gauge(
+            "hfo_agent_discord_session_starts_remaining",
+            "session_start_limit.remaining of Discord's last answer (-1 before any)",
+            registry=r,
+        )
+        self.shard_count = Gauge(
+            "hfo_agent_shard_count", "SHARD_COUNT given to the bot at its last start (0 before any)", registry=r
+        )
+        self.shard_pods = Gauge("hfo_agent_shard_pods", "Bot pods for that count while the lease is held", registry=r)
+        self.reshards = Counter(
+            "hfo_agent_reshards", "Restarts of a running bot for a new shard count, by outcome", ["result"], registry=r
+        )
+        self.session_starts_remaining.set(-1)
+        for result in ("ok", "error"):
+            self.reshards.labels(result)
+        for result in ("ok", "rate_limited", "unauthorized", "http", "timeout", "network", "malformed"):
+            self.discord_requests.labels(result)
         for outcome in WAKE_HOLD_OUTCOMES:
             self.wake_holds.labels(outcome)
         for state in WORKLOAD_STATES:

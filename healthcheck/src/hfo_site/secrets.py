@@ -98,3 +98,15 @@ class SecretFile(Generic[T]):
         self._value = value
         log.info("secret file reloaded", extra={"path": str(self.path)})
         return True
+
+
+def parse_bot_token(path: Path) -> str:
+    """A Discord bot token alone (the caller adds ``Bot ``). The error names the file, never the content."""
+    token = _read(path).strip()
+    if not token:
+        raise SecretError(f"{path}: the Discord bot token file is empty")
+    if token.lower().startswith(("bot ", "bearer ")):
+        raise SecretError(f"{path}: must hold the token alone, without a 'Bot ' or 'Bearer ' prefix")
+    if any(ch.isspace() for ch in token) or not token.isascii() or not token.isprintable():
+        raise SecretError(f"{path}: the Discord bot token must be one line of printable ASCII without spaces")
+    return token

@@ -246,8 +246,15 @@ def _site_line(r: SiteRecord | None, now: float) -> str:
     return (
         f"last heartbeat {_ago(r.received_at, now)}, workload {r.workload}, "
         f"{'ready' if r.ready else 'not ready'}, epoch seen {r.epoch_seen}, "
-        f"steady since {_ago(r.steady_since, now)}, {r.count} heartbeats"
+        f"steady since {_ago(r.steady_since, now)}, {r.count} heartbeats" + _restored_text(r)
     )
+
+
+def _restored_text(r: SiteRecord) -> str:
+    """Which epoch's state each workload of the site restored (docs/state-handoff.md)."""
+    if not r.state_restored:
+        return ""
+    return "; state restored: " + ", ".join(f"{w} from epoch {e}" for w, e in r.state_restored)
 
 
 def _prewarm_line(state: ControlState, now: float) -> str:
@@ -271,6 +278,7 @@ def _status_doc(
             "epoch_seen": r.epoch_seen,
             "steady_since": format_ts(r.steady_since),
             "count": r.count,
+            "state_restored": dict(r.state_restored),
         }
 
     p = state.last_probe
@@ -358,9 +366,11 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     store = _store(args, _session(args))
     entries = store.history(args.limit)
+    restored = store.restored_history(args.limit)
     if args.json:
         doc = [
             {
+                "kind": "transition",
                 "at": format_ts(e.at),
                 "from": e.from_phase,
                 "to": e.to_phase,
@@ -373,11 +383,34 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
             }
             for e in entries
         ]
-        json.dump(doc, out, indent=2)
+        doc += [
+            {
+                "kind": "state_restored",
+                "at": format_ts(r.at),
+                "site": r.site,
+                "workload": r.workload,
+                "restored_epoch": r.restored_epoch,
+                "previous_epoch": r.previous_epoch,
+                "lease_epoch": r.lease_epoch,
+            }
+            for r in restored
+        ]
+        doc.sort(key=lambda d: str(d["at"]), reverse=True)
+        json.dump(doc[: args.limit], out, indent=2)
         out.write("\n")
         return EXIT_OK
     if not entries:
         out.write("no transitions recorded\n")
+    if restored:
+        out.write("state restored (newest first):\n")
+    for r in restored:
+        before = "" if r.previous_epoch is None else f" (before: epoch {r.previous_epoch})"
+        out.write(
+            f"{format_ts(r.at)}  {r.site} restored {r.workload} from epoch {r.restored_epoch}{before}"
+            f"  lease epoch {r.lease_epoch}\n"
+        )
+    if restored and entries:
+        out.write("transitions (newest first):\n")
     for e in entries:
         out.write(
             f"{format_ts(e.at)}  {e.from_phase} -> {e.to_phase}  lease {e.from_lease.site.value}#{e.from_lease.epoch}"

@@ -27,6 +27,12 @@ _SECRET_ID = re.compile(
 )
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# S3 bucket names (the general-purpose rules): 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,3}$")
+# STS AssumeRole: 900 s is its minimum; 3600 s the default maximum session of a role.
+STATE_CREDENTIALS_TTL_RANGE = (900, 3600)
 _TRUE = ("true", "1", "yes")
 # One renewal over the probe path lets the primary hold the lease at most this long (the health
 # service refuses longer ones: hfo_protocol's renewal limit is the same hour).
@@ -40,6 +46,18 @@ class SettingsError(ValueError):
     def __init__(self, variable: str, message: str) -> None:
         super().__init__(f"{variable}: {message}")
         self.variable = variable
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """The state bucket and the role whose credentials the lease holder gets
+    (docs/state-handoff.md#credentials). Absent: state handoff is off."""
+
+    bucket: str
+    role_arn: str
+    credentials_ttl_s: int
+    region: str  # the bucket's region as the sites use it (AWS_REGION of the function)
+    endpoint_url: str | None  # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; None on AWS
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class Settings:
     metrics_namespace: str
     log_level: str
     metrics_disabled: bool = False  # Powertools reads it itself; validated here like every setting
+    state: StateSettings | None = None  # None: no state credentials are handed out
 
     @property
     def history_ttl_s(self) -> int:
@@ -131,9 +150,41 @@ class Settings:
             metrics_namespace=r.text("POWERTOOLS_METRICS_NAMESPACE", "HybridFailover"),
             log_level=r.choice("POWERTOOLS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
             metrics_disabled=r.boolean("POWERTOOLS_METRICS_DISABLED", False),
+            state=_state_settings(r),
         )
         _check_cross_fields(settings)
         return settings
+
+
+def _state_settings(r: _Reader) -> StateSettings | None:
+    """HFO_STATE_BUCKET and HFO_STATE_ROLE_ARN, both or neither (neither: state handoff off)."""
+    bucket = r.optional_pattern(
+        "HFO_STATE_BUCKET", _BUCKET, "empty (off) or an S3 bucket name (3-63 of a-z 0-9 . -, alphanumeric at both ends)"
+    )
+    role = r.optional_pattern(
+        "HFO_STATE_ROLE_ARN", _ROLE_ARN, "empty (off) or an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+    )
+    low, high = STATE_CREDENTIALS_TTL_RANGE
+    ttl = r.number("HFO_STATE_CREDENTIALS_TTL_S", int, low, low, high)
+    if bucket is None and role is None:
+        return None
+    if bucket is None:
+        raise SettingsError("HFO_STATE_BUCKET", "is required when HFO_STATE_ROLE_ARN is set (both or neither)")
+    if role is None:
+        raise SettingsError("HFO_STATE_ROLE_ARN", "is required when HFO_STATE_BUCKET is set (both or neither)")
+    region = r.raw("AWS_REGION") or r.raw("AWS_DEFAULT_REGION")
+    if not region or not _REGION.match(region):
+        raise SettingsError(
+            "AWS_REGION", f"must name the region the sites reach the state bucket in, got {_show(region or '')}"
+        )
+    endpoint = r.raw("AWS_ENDPOINT_URL_S3") or r.raw("AWS_ENDPOINT_URL") or None
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.username or parts.password:
+            raise SettingsError("AWS_ENDPOINT_URL", "must not carry credentials (user:password@)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError("AWS_ENDPOINT_URL", f"must be an http(s) URL with a host, got {_show(endpoint)}")
+    return StateSettings(bucket=bucket, role_arn=role, credentials_ttl_s=ttl, region=region, endpoint_url=endpoint)
 
 
 def _check_cross_fields(s: Settings) -> None:
@@ -180,6 +231,9 @@ class _Reader:
 
     def _raw(self, name: str) -> str:
         return self._env.get(name, "").strip()
+
+    def raw(self, name: str) -> str:
+        return self._raw(name)
 
     def required(self, name: str, what: str) -> str:
         value = self._raw(name)

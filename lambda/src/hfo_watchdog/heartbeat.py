@@ -7,7 +7,9 @@ transaction with a check that the control item is still as read, so every refusa
 included, comes before the only write. Then the engine may complete a handover that this
 heartbeat fulfils; that write uses the control item's `version` condition, like a tick, and a
 failure there defers the handover (the heartbeat stays accepted and is answered with the lease
-as read, `none`). The answer carries the lease, signed with purpose `lease`.
+as read, `none`). The answer carries the lease, signed with purpose `lease`, and, for the lease
+holder that asked (`"state": true`) while state handoff is on, its epoch's state credentials
+(hfo_watchdog.state_access, docs/state-handoff.md#credentials).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hfo_protocol.heartbeat import (
     MAX_HEARTBEAT_BYTES,
     Heartbeat,
     LeaseAnswer,
+    StateCredentials,
     build_lease_answer,
     build_refusal,
     parse_heartbeat,
@@ -39,7 +42,9 @@ from hfo_protocol.timefmt import format_ts
 from hfo_watchdog.commit import Effects, Log, TickStore, commit_and_act, lease_guard
 from hfo_watchdog.core import engine
 from hfo_watchdog.core.model import ControlState, Policy, Site
-from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, StoreUnavailable
+from hfo_watchdog.ports import CredentialIssuer
+from hfo_watchdog.state_access import CredentialsUnavailable, refusal_reason
+from hfo_watchdog.store import AcceptedHeartbeat, HeartbeatReplay, RestoredEntry, StoreUnavailable
 
 _SIGNATURE_HEADER = SIGNATURE_HEADER.lower()
 _SIGNATURE_CODES = {"missing": "unsigned", "malformed": "bad_signature", "mismatch": "bad_signature"}
@@ -55,6 +60,8 @@ class HeartbeatStore(TickStore, Protocol):
 
     def load_control(self) -> ControlState: ...
 
+    def record_restored(self, entry: RestoredEntry) -> None: ...
+
 
 @dataclass(frozen=True)
 class HeartbeatDeps:
@@ -65,6 +72,9 @@ class HeartbeatDeps:
     effects: Callable[[], Effects]  # built only when a decision has actions to perform
     log: Log
     clock: Callable[[], float] = time.time
+    # State credentials for the lease holder; None: state handoff is off. A factory, so that the
+    # STS client is built on the first heartbeat that asks, not at cold start.
+    credentials: Callable[[], CredentialIssuer] | None = None
 
 
 class Refused(Exception):
@@ -190,6 +200,8 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
         return refusal("unavailable", "the watchdog's state store cannot be reached; retry")
     # Recorded: from here on the heartbeat is accepted, whatever happens to the handover.
     state = _complete_handover(deps, accepted, now)
+    _record_restored(deps, accepted, now)
+    credentials = _state_credentials(deps, hb, state)
     log.debug(
         "heartbeat_accepted",
         extra={
@@ -213,9 +225,65 @@ def handle(event: Mapping[str, Any], deps: HeartbeatDeps) -> dict[str, Any]:
             mode=state.mode.value,
             phase=state.phase.value,
             heartbeat_interval_s=max(1, int(engine.answer_interval(state, Site(hb.site), now, deps.policy))),
+            state=credentials,
         )
     )
     return _response(200, answer, {_SIGNATURE_HEADER: sign_lease_answer(deps.keyring, answer)})
+
+
+def _state_credentials(deps: HeartbeatDeps, hb: Heartbeat, state: ControlState) -> StateCredentials | None:
+    """The credentials this answer carries, or None. Logs the epoch and the expiry, never a key;
+    an STS failure costs the agent nothing but a retry at its next heartbeat."""
+    reason = refusal_reason(state, hb.site, hb.state, deps.credentials is not None)
+    if reason is not None:
+        if hb.state:
+            deps.log.debug("state_credentials_withheld", extra={"site": hb.site, "why": reason})
+        return None
+    assert deps.credentials is not None
+    epoch = state.lease.epoch
+    try:
+        issued = deps.credentials().issue(hb.site, epoch)
+    except CredentialsUnavailable as exc:
+        deps.log.warning("state_credentials_unavailable", extra={"site": hb.site, "epoch": epoch, "error": exc.code})
+        return None
+    deps.log.info(
+        "state_credentials_issued",
+        extra={"site": hb.site, "epoch": epoch, "bucket": issued.bucket, "expires_at": issued.expires_at},
+    )
+    return issued
+
+
+def _record_restored(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> None:
+    """A site reported another restored epoch for a workload: a history item and a log line say
+    which epoch's state it restored (the site's item keeps the latest, for `hfo status`). Only the
+    heartbeat whose conditional write replaced the item without it sees the change, so each change
+    is recorded once. Best effort, after the heartbeat is accepted: a failure is logged."""
+    before = dict(accepted.previous.state_restored) if accepted.previous is not None else {}
+    for workload, epoch in accepted.record.state_restored:
+        if before.get(workload) == epoch:
+            continue
+        entry = RestoredEntry(
+            at=now,
+            site=accepted.record.site.value,
+            workload=workload,
+            restored_epoch=epoch,
+            previous_epoch=before.get(workload),
+            lease_epoch=accepted.state.lease.epoch,
+        )
+        deps.log.info(
+            "state_restored",
+            extra={
+                "site": entry.site,
+                "workload": workload,
+                "restored_epoch": epoch,
+                "previous_epoch": entry.previous_epoch,
+                "lease_epoch": entry.lease_epoch,
+            },
+        )
+        try:
+            deps.store.record_restored(entry)
+        except StoreUnavailable as exc:
+            deps.log.error("state_restored_not_recorded", extra={"site": entry.site, "why": str(exc)})
 
 
 def _complete_handover(deps: HeartbeatDeps, accepted: AcceptedHeartbeat, now: float) -> ControlState:

@@ -1,9 +1,12 @@
 """Interfaces between the handlers and the outside world. Each has one real implementation
-(probe.py, ec2.py, notify.py, store.py) and one faithful fake in tests/watchdog/fakes.py."""
+(probe.py, ec2.py, notify.py, store.py, state_access.py) and one faithful fake in
+tests/watchdog/fakes.py."""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from hfo_protocol.heartbeat import StateCredentials
 
 from hfo_watchdog.core.model import (
     ControlState,
@@ -59,4 +62,12 @@ class StateStore(Protocol):
         """Write `state` (its version must be expected_version + 1) only if the stored version is
         still `expected_version`, together with the transition's history item. False when
         another writer won the race; nothing is written then."""
+        ...
+
+
+class CredentialIssuer(Protocol):
+    def issue(self, site: str, epoch: int) -> StateCredentials:
+        """Short-lived credentials for the state bucket, scoped to lease epoch `epoch` of `site`
+        (docs/state-handoff.md#credentials). Raises state_access.CredentialsUnavailable when STS
+        refuses or cannot be reached; never logs, and never puts a credential in an exception."""
         ...

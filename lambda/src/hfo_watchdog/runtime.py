@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from hfo_watchdog.commit import Effects
     from hfo_watchdog.config import Settings
     from hfo_watchdog.heartbeat import HeartbeatDeps
-    from hfo_watchdog.ports import Notifier, Prober, StandbyInstance
+    from hfo_watchdog.ports import CredentialIssuer, Notifier, Prober, StandbyInstance
     from hfo_watchdog.store import DynamoStateStore
     from hfo_watchdog.tick import TickDeps
 
-AwsService = Literal["dynamodb", "ec2", "secretsmanager", "sns", "ssm"]
+AwsService = Literal["dynamodb", "ec2", "secretsmanager", "sns", "ssm", "sts"]
 Writer = Literal["tick", "heartbeat"]
 
 _CLIENT_CONNECT_TIMEOUT_S = 3.0
@@ -64,6 +64,7 @@ class Runtime:
         self._prober = prober
         self._standby = standby
         self._notifier = notifier
+        self._credentials: CredentialIssuer | None = None
         self.secrets = Secrets(settings, lambda: self.client("secretsmanager"), lambda: self.client("ssm"))
 
     @classmethod
@@ -179,6 +180,18 @@ class Runtime:
                 self._notifier = notifier
             return notifier
 
+    def credentials(self) -> CredentialIssuer:
+        """The state credentials issuer (STS AssumeRole), built on the first heartbeat that asks
+        for credentials; only called when settings.state is set."""
+        from hfo_watchdog.state_access import StsCredentialIssuer
+
+        with self._lock:
+            if self._credentials is None:
+                if self.settings.state is None:
+                    raise RuntimeError("state handoff is off: no credentials to issue")
+                self._credentials = StsCredentialIssuer(lambda: self.client("sts"), self.settings.state)
+            return self._credentials
+
     def effects(self) -> Effects:
         from hfo_watchdog.commit import Effects
 
@@ -207,6 +220,7 @@ class Runtime:
             max_skew_s=self.settings.max_skew_s,
             effects=self.effects,
             log=logger,
+            credentials=None if self.settings.state is None else self.credentials,
         )
 
 
@@ -239,6 +253,13 @@ class Container:
                 except SettingsError as exc:
                     logger.error("bad_configuration", extra={"variable": exc.variable, "why": str(exc)})
                     raise
-                logger.info("cold_start", extra={"table": runtime.settings.table_name})
+                state = runtime.settings.state
+                logger.info(
+                    "cold_start",
+                    extra={
+                        "table": runtime.settings.table_name,
+                        "state_bucket": None if state is None else state.bucket,
+                    },
+                )
                 self._runtime = runtime
             return self._runtime

@@ -39,6 +39,9 @@ CONTROL_KEY = {"pk": {"S": "CONTROL"}, "sk": {"S": "STATE"}}
 # DynamoDB reserved word: expressions name it directly.)
 FENCE = "fence"
 HISTORY_PK = "HISTORY"
+# Which epoch's state a site restored, one item per change a site reports (docs/state-handoff.md),
+# apart from the transitions so that history() stays transitions only.
+STATE_HISTORY_PK = "STATE_HISTORY"
 SITE_PK = "SITE"
 _RECORD_ATTEMPTS = 4
 _BATCH_ATTEMPTS = 4
@@ -132,6 +135,7 @@ class AcceptedHeartbeat:
     state: ControlState  # the control item read; no write that took the lease from the site landed since
     primary: SiteRecord | None  # both site items after the write (one of them is `record`)
     standby: SiteRecord | None
+    previous: SiteRecord | None = None  # the site's item as read, before this heartbeat
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,18 @@ class HistoryEntry:
     mode: str
     instance: str | None
     writer: str
+
+
+@dataclass(frozen=True)
+class RestoredEntry:
+    """A site reported that a workload restored the state written under `restored_epoch`."""
+
+    at: float
+    site: str
+    workload: str
+    restored_epoch: int
+    previous_epoch: int | None  # what the site reported before for that workload
+    lease_epoch: int  # the lease epoch of the control state the heartbeat was answered with
 
 
 # ----------------------------------------------------------------------------- codec
@@ -302,6 +318,7 @@ def site_from_item(item: Mapping[str, Any]) -> SiteRecord:
         ready=bool(item["ready"]["BOOL"]),
         steady_since=float(item["steady_since"]["N"]),
         count=_get_i(item, "count"),
+        state_restored=tuple(sorted((k, int(v["N"])) for k, v in item.get("state_restored", {}).get("M", {}).items())),
     )
 
 
@@ -387,19 +404,24 @@ class DynamoStateStore:
         item = answer.get("Item")
         return ControlState() if item is None else control_from_item(item)
 
-    def history(self, limit: int = 20) -> list[HistoryEntry]:
-        """The latest `limit` transitions, newest first."""
+    def _latest(self, pk: str, limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` items of one history partition, newest first."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         answer = self._call(
             "query",
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(HISTORY_PK)},
+            ExpressionAttributeValues={":pk": _s(pk)},
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [self._history_entry(item) for item in answer.get("Items", [])]
+        items: list[dict[str, Any]] = answer.get("Items", [])
+        return items
+
+    def history(self, limit: int = 20) -> list[HistoryEntry]:
+        """The latest `limit` transitions, newest first."""
+        return [self._history_entry(item) for item in self._latest(HISTORY_PK, limit)]
 
     @staticmethod
     def _history_entry(item: Mapping[str, Any]) -> HistoryEntry:
@@ -422,6 +444,40 @@ class DynamoStateStore:
             instance=_get_s(item, "instance"),
             writer=_get_s(item, "writer") or "",
         )
+
+    def restored_history(self, limit: int = 20) -> list[RestoredEntry]:
+        """The latest `limit` restored-state reports, newest first."""
+        return [
+            RestoredEntry(
+                at=float(item["at"]["N"]),
+                site=item["site"]["S"],
+                workload=item["workload"]["S"],
+                restored_epoch=int(item["restored_epoch"]["N"]),
+                previous_epoch=None if _get_f(item, "previous_epoch") is None else _get_i(item, "previous_epoch"),
+                lease_epoch=_get_i(item, "lease_epoch"),
+            )
+            for item in self._latest(STATE_HISTORY_PK, limit)
+        ]
+
+    def record_restored(self, entry: RestoredEntry) -> None:
+        """One history item for a restored-state report (1 write unit, only when a site reports a
+        new epoch for a workload). A copy already stored is left as it is. StoreUnavailable when
+        DynamoDB cannot be reached: the caller logs it, the heartbeat stays accepted."""
+        item = {
+            "pk": _s(STATE_HISTORY_PK),
+            "sk": _s(f"{format_ts(entry.at)}#{entry.site}#{entry.workload}"),
+            "at": _n(entry.at),
+            "site": _s(entry.site),
+            "workload": _s(entry.workload),
+            "restored_epoch": _n(entry.restored_epoch),
+            "previous_epoch": _opt_n(entry.previous_epoch),
+            "lease_epoch": _n(entry.lease_epoch),
+            "expires_at": _n(int(entry.at + self._history_ttl_s)),
+        }
+        try:
+            self._call("put_item", TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except _ConditionFailed:
+            return
 
     # -- writes
 
@@ -549,6 +605,7 @@ class DynamoStateStore:
             control_item, site_items = self._load_items()
             previous = site_items.get(site.value)
             received_at = clock()
+            last: SiteRecord | None = None
             if previous is None:
                 steady_since, count, boots = received_at, 1, {}
             else:
@@ -567,6 +624,7 @@ class DynamoStateStore:
                 ready=hb.ready,
                 steady_since=steady_since,
                 count=count,
+                state_restored=hb.state_restored,
             )
             item = {
                 **_site_key(site.value),
@@ -582,6 +640,8 @@ class DynamoStateStore:
                 "boot": _opt_s(hb.boot),
                 "boots": _boots_to_item(boots),
             }
+            if hb.state_restored:
+                item["state_restored"] = {"M": {name: _n(epoch) for name, epoch in hb.state_restored}}
             put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
             first: dict[str, Any] | None = None
             if previous is None:
@@ -612,7 +672,9 @@ class DynamoStateStore:
             state = ControlState() if control_item is None else control_from_item(control_item)
             records = {s: site_from_item(i) for s, i in site_items.items()}
             records[site.value] = record
-            return AcceptedHeartbeat(record, state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value))
+            return AcceptedHeartbeat(
+                record, state, records.get(Site.PRIMARY.value), records.get(Site.STANDBY.value), previous=last
+            )
         raise StoreUnavailable(f"heartbeat of {site.value}: too much write contention on the state table")
 
     # -- plumbing

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from hfo_protocol.errors import ProtocolError
@@ -19,6 +20,16 @@ SITES = ("primary", "standby")
 LEASE_SITES = ("primary", "standby", "none")
 MAX_TTL_S = 86_400  # a lease answer's ttl_s and heartbeat_interval_s: a day at most
 WORKLOAD_STATES = ("running", "starting", "stopping", "stopped", "unknown")
+# State handoff (docs/state-handoff.md#credentials): the epochs whose state a site restored, by
+# workload (a DNS label), at most this many workloads per heartbeat.
+MAX_STATE_WORKLOADS = 16
+WORKLOAD_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # always fullmatch
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
+_ACCESS_KEY_RE = re.compile(r"[A-Z0-9]{16,128}")
+_MAX_SECRET_CHARS = 256
+_MAX_TOKEN_CHARS = 8192  # an STS session token with a session policy is 1-2 kB; room to grow
+_MAX_URL_CHARS = 512
 
 # Refusal codes -> HTTP status. Every refusal leaves the watchdog's state untouched.
 REFUSALS: dict[str, int] = {
@@ -68,6 +79,10 @@ class Heartbeat:
     # Random per agent process, drawn at start. With `seq`, the watchdog's replay guard (a wall
     # clock step cannot break it). None only in heartbeats of agents older than the field.
     boot: str | None = None
+    # True: the agent asks for state credentials (answered only to the lease holder).
+    state: bool = False
+    # The epoch whose state each workload restored at its last claim, sorted by workload.
+    state_restored: tuple[tuple[str, int], ...] = ()
 
 
 def build_heartbeat(hb: Heartbeat) -> bytes:
@@ -84,6 +99,10 @@ def build_heartbeat(hb: Heartbeat) -> bytes:
     }
     if hb.boot is not None:
         doc["boot"] = hb.boot
+    if hb.state:
+        doc["state"] = True
+    if hb.state_restored:
+        doc["state_restored"] = dict(hb.state_restored)
     return _dump(doc)
 
 
@@ -124,6 +143,109 @@ def parse_heartbeat(body: bytes) -> Heartbeat:
         ready=ready,
         agent=agent,
         boot=check_boot_id(doc["boot"]) if "boot" in doc else None,
+        state=_state_flag(doc.get("state", False)),
+        state_restored=parse_state_restored(doc.get("state_restored", {})),
+    )
+
+
+def _state_flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError("malformed", "state must be true or false")
+    return value
+
+
+def check_workload_name(value: object, field: str = "workload") -> str:
+    if not isinstance(value, str) or WORKLOAD_NAME_RE.fullmatch(value) is None:
+        raise ProtocolError(
+            "malformed", f"{field} must be a DNS label (1-63 of a-z 0-9 -, not starting or ending with -)"
+        )
+    return value
+
+
+def parse_state_restored(value: object) -> tuple[tuple[str, int], ...]:
+    """``{"<workload>": <epoch>, ...}``: at most MAX_STATE_WORKLOADS entries, epochs 0 to 2^53-1."""
+    if not isinstance(value, dict):
+        raise ProtocolError("malformed", "state_restored must be an object of workload -> epoch")
+    if len(value) > MAX_STATE_WORKLOADS:
+        raise ProtocolError("malformed", f"state_restored names {len(value)} workloads; at most {MAX_STATE_WORKLOADS}")
+    out = []
+    for name, epoch in value.items():
+        check_workload_name(name, "a state_restored workload")
+        if not bounded_int(epoch):
+            raise ProtocolError("malformed", f"state_restored[{name}] must be an integer from 0 to {MAX_INT}")
+        out.append((name, epoch))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class StateCredentials:
+    """Short-lived credentials for the state bucket, for one site and one lease epoch
+    (docs/state-handoff.md#credentials). The secret parts never appear in repr."""
+
+    bucket: str
+    region: str
+    endpoint_url: str | None  # None on AWS; an S3-compatible endpoint otherwise (MinIO, tests)
+    epoch: int
+    site: str
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expires_at: int = 0  # unix seconds
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "region": self.region,
+            "endpoint_url": self.endpoint_url,
+            "epoch": self.epoch,
+            "site": self.site,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            "session_token": self.session_token,
+            "expires_at": self.expires_at,
+        }
+
+
+def _text(doc: dict[str, Any], key: str, limit: int, pattern: re.Pattern[str] | None = None) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ProtocolError("malformed", f"state.{key} must be a non-empty string of at most {limit} characters")
+    if pattern is not None and pattern.fullmatch(value) is None:
+        raise ProtocolError("malformed", f"state.{key} has the wrong form")
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ProtocolError("malformed", f"state.{key} must be printable, without whitespace")
+    return value
+
+
+def _state_int(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key)
+    if not bounded_int(value, 1):
+        raise ProtocolError("malformed", f"state.{key} must be an integer from 1 to {MAX_INT}")
+    return value  # type: ignore[return-value]
+
+
+def parse_state_credentials(value: object) -> StateCredentials:
+    """Validate a lease answer's ``state`` object. Messages name fields, never their values."""
+    if not isinstance(value, dict):
+        raise ProtocolError("malformed", "state must be an object")
+    endpoint = value.get("endpoint_url")
+    if endpoint is not None:
+        endpoint = _text(value, "endpoint_url", _MAX_URL_CHARS)
+        if not endpoint.startswith(("https://", "http://")):
+            raise ProtocolError("malformed", "state.endpoint_url must be an http(s) URL or null")
+    site = value.get("site")
+    if site not in SITES:
+        raise ProtocolError("malformed", f"state.site must be one of {SITES}")
+    return StateCredentials(
+        bucket=_text(value, "bucket", 63, _BUCKET_RE),
+        region=_text(value, "region", 32, _REGION_RE),
+        endpoint_url=endpoint,
+        epoch=_state_int(value, "epoch"),
+        site=site,
+        access_key_id=_text(value, "access_key_id", 128, _ACCESS_KEY_RE),
+        secret_access_key=_text(value, "secret_access_key", _MAX_SECRET_CHARS),
+        session_token=_text(value, "session_token", _MAX_TOKEN_CHARS),
+        expires_at=_state_int(value, "expires_at"),
     )
 
 
@@ -137,21 +259,26 @@ class LeaseAnswer:
     mode: str
     phase: str
     heartbeat_interval_s: int
+    # Only to the lease holder that asked (heartbeat `state: true`): its epoch's state credentials.
+    state: StateCredentials | None = None
 
 
 def build_lease_answer(ans: LeaseAnswer) -> bytes:
-    return _dump(
-        {
-            "v": 1,
-            "accepted": True,
-            "nonce": ans.nonce,
-            "server_time": format_ts(ans.server_time),
-            "lease": {"site": ans.site, "epoch": ans.epoch, "ttl_s": ans.ttl_s},
-            "mode": ans.mode,
-            "phase": ans.phase,
-            "heartbeat_interval_s": ans.heartbeat_interval_s,
-        }
-    )
+    doc: dict[str, Any] = {
+        "v": 1,
+        "accepted": True,
+        "nonce": ans.nonce,
+        "server_time": format_ts(ans.server_time),
+        "lease": {"site": ans.site, "epoch": ans.epoch, "ttl_s": ans.ttl_s},
+        "mode": ans.mode,
+        "phase": ans.phase,
+        "heartbeat_interval_s": ans.heartbeat_interval_s,
+    }
+    if ans.state is not None:
+        if (ans.state.site, ans.state.epoch) != (ans.site, ans.epoch):
+            raise ValueError("state credentials must be for the lease the answer carries")
+        doc["state"] = ans.state.to_doc()
+    return _dump(doc)
 
 
 def sign_lease_answer(keyring: Keyring, body: bytes) -> str:
@@ -175,6 +302,9 @@ def parse_lease_answer(body: bytes) -> LeaseAnswer:
     for key in ("mode", "phase"):
         if not isinstance(doc.get(key), str):
             raise ProtocolError("malformed", f"{key} must be a string")
+    state = None if doc.get("state") is None else parse_state_credentials(doc["state"])
+    if state is not None and (state.site, state.epoch) != (site, lease.get("epoch")):
+        raise ProtocolError("malformed", "state credentials must be for the lease the answer carries")
     return LeaseAnswer(
         nonce=check_nonce(doc.get("nonce")),
         server_time=parse_ts(doc.get("server_time"), "server_time"),
@@ -184,6 +314,7 @@ def parse_lease_answer(body: bytes) -> LeaseAnswer:
         mode=doc["mode"],
         phase=doc["phase"],
         heartbeat_interval_s=_int(doc, "heartbeat_interval_s", minimum=1, maximum=MAX_TTL_S),
+        state=state,
     )
 
 

@@ -96,6 +96,7 @@ module "hfo" {
   standby_runtime_alarm          = var.standby_runtime_alarm
   table_deletion_protection      = var.table_deletion_protection
   state_bucket_enabled           = var.state_bucket_enabled
+  state_credentials_ttl_s        = var.state_credentials_ttl_s
 }
 
 # A stack applied before the module existed (a copy of the earlier examples/complete, which called

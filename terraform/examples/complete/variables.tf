@@ -401,9 +401,15 @@ variable "table_deletion_protection" {
 }
 
 variable "state_bucket_enabled" {
-  description = "Create the S3 bucket of the bots' state (docs/state-handoff.md). Default off: no site uses it yet."
+  description = "Create the S3 bucket of the bots' state and the role the watchdog hands the lease holder's credentials from (docs/state-handoff.md). Default off."
   type        = bool
   default     = false
+}
+
+variable "state_credentials_ttl_s" {
+  description = "Lifetime of the lease holder's state credentials, 900-3600 s (HFO_STATE_CREDENTIALS_TTL_S); null: the watchdog module's default."
+  type        = number
+  default     = null
 }
 
 variable "probe_connect_timeout_s" {

@@ -60,6 +60,11 @@ output "state_bucket_name" {
   value       = module.hfo.state_bucket_name
 }
 
+output "state_access_role_arn" {
+  description = "ARN of the role the watchdog assumes to hand the lease holder its state credentials (docs/state-handoff.md#credentials); null unless state_bucket_enabled."
+  value       = module.hfo.state_access_role_arn
+}
+
 output "next_steps" {
   description = "What to do after the first apply (docs/walkthrough.md, steps 6 and 7)."
   value       = module.hfo.next_steps

@@ -190,4 +190,7 @@ module "watchdog" {
   custom_metrics                 = var.custom_metrics
   standby_runtime_alarm          = var.standby_runtime_alarm
   table_deletion_protection      = var.table_deletion_protection
+  state_access_enabled           = var.state_bucket_enabled
+  state_bucket_name              = var.state_bucket_enabled ? module.state_bucket[0].bucket_name : null
+  state_credentials_ttl_s        = var.state_credentials_ttl_s
 }

@@ -107,6 +107,11 @@ output "state_bucket_name" {
   value       = var.state_bucket_enabled ? module.state_bucket[0].bucket_name : null
 }
 
+output "state_access_role_arn" {
+  description = "ARN of the role the watchdog assumes to hand the lease holder its state credentials (docs/state-handoff.md#credentials); null unless state_bucket_enabled."
+  value       = module.watchdog.state_access_role_arn
+}
+
 output "next_steps" {
   description = "What to do after the first apply (docs/walkthrough.md, steps 6 and 7)."
   value       = <<-EOT

@@ -375,10 +375,16 @@ variable "table_deletion_protection" {
 }
 
 variable "state_bucket_enabled" {
-  description = "Create the S3 bucket of the bots' state (modules/state-bucket, docs/state-handoff.md). Default off: no site uses it yet (issue 14 is built in steps)."
+  description = "Create the S3 bucket of the bots' state (modules/state-bucket, docs/state-handoff.md) and the role whose short-lived, epoch-scoped credentials the watchdog hands the lease holder (HFO_STATE_BUCKET, HFO_STATE_ROLE_ARN). Default off: turn it on with the sites' HFO_STATE_ENABLED."
   type        = bool
   default     = false
   nullable    = false
+}
+
+variable "state_credentials_ttl_s" {
+  description = "Lifetime of the lease holder's state credentials, 900-3600 s (HFO_STATE_CREDENTIALS_TTL_S); null: the watchdog module's default (900). Used only with state_bucket_enabled."
+  type        = number
+  default     = null
 }
 
 variable "probe_connect_timeout_s" {

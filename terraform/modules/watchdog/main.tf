@@ -60,6 +60,8 @@ locals {
     },
     var.discord_secret_arn == null ? {} : { HFO_DISCORD_WEBHOOK_SECRET_ARN = var.discord_secret_arn },
     length(var.fallback_instance_types) == 0 ? {} : { HFO_FALLBACK_INSTANCE_TYPES = join(",", var.fallback_instance_types) },
+    # State handoff (state_access.tf): both or neither, as the watchdog requires.
+    var.state_bucket_name == null ? {} : { HFO_STATE_BUCKET = var.state_bucket_name, HFO_STATE_ROLE_ARN = aws_iam_role.state_access[0].arn, HFO_STATE_CREDENTIALS_TTL_S = tostring(var.state_credentials_ttl_s) },
   )
 }
 

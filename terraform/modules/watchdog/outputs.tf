@@ -51,3 +51,8 @@ output "reserved_concurrency" {
   description = "Reserved concurrency of each function (-1: none). The account's unreserved concurrency must stay at or above Lambda's minimum (10 on a new account)."
   value       = { for k, fn in local.functions : k => fn.concurrency }
 }
+
+output "state_access_role_arn" {
+  description = "ARN of the role the heartbeat handler assumes to hand the lease holder its state credentials; null unless state_bucket_name is set."
+  value       = one(aws_iam_role.state_access[*].arn)
+}

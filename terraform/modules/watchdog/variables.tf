@@ -542,3 +542,38 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "state_bucket_name" {
+  description = "Name of the bots' state bucket (modules/state-bucket). Set: the heartbeat handler hands the lease holder short-lived credentials for it (HFO_STATE_BUCKET, HFO_STATE_ROLE_ARN; docs/state-handoff.md#credentials) and this module creates the role they come from. Null (default): state handoff off."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket_name))
+    error_message = "state_bucket_name must be an S3 bucket name (3-63 of a-z 0-9 . -, a letter or digit at both ends), or null."
+  }
+
+  validation {
+    condition     = var.state_access_enabled == (var.state_bucket_name != null)
+    error_message = "state_bucket_name must be set exactly when state_access_enabled is true."
+  }
+}
+
+variable "state_access_enabled" {
+  description = "Create the state credentials' role (state_access.tf). True exactly when state_bucket_name is set: a name known only after apply (a bucket_prefix) cannot decide how many resources to create at plan time."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "state_credentials_ttl_s" {
+  description = "HFO_STATE_CREDENTIALS_TTL_S: lifetime of the state credentials the lease holder gets (STS AssumeRole's DurationSeconds). Fencing never relies on it; it bounds what a leaked set can do."
+  type        = number
+  default     = 900
+  nullable    = false
+
+  validation {
+    condition     = var.state_credentials_ttl_s >= 900 && var.state_credentials_ttl_s <= 3600 && floor(var.state_credentials_ttl_s) == var.state_credentials_ttl_s
+    error_message = "state_credentials_ttl_s must be a whole number of seconds from 900 (STS's minimum) to 3600 (the role's maximum session)."
+  }
+}

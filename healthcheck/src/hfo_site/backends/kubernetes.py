@@ -50,6 +50,17 @@ class KubernetesBackend:
         self._scaled_down_at: float | None = None
         self._lock = asyncio.Lock()
         self._api_lock = asyncio.Lock()
+        self._sizes: dict[WorkloadRef, int] = {}  # set_size: sizes decided by the agent itself
+
+    def set_size(self, ref: WorkloadRef, replicas: int | None) -> None:
+        """The size a start scales ``ref`` to, decided by the agent (shard-aware scaling), or None to
+        follow the annotation again. Such a workload's size is never recorded in the annotation."""
+        if replicas is None:
+            self._sizes.pop(ref, None)
+        elif not 1 <= replicas <= MAX_DESIRED:
+            raise WorkloadError(f"{ref}: a size of {replicas} is outside 1-{MAX_DESIRED}")
+        else:
+            self._sizes[ref] = replicas
 
     async def _in_thread(self, fn: Callable[[], object]) -> object:
         async with self._api_lock:
@@ -82,7 +93,13 @@ class KubernetesBackend:
         return Observation(state, True, detail)
 
     # -- writes --------------------------------------------------------------------------------
+    def replicas_now(self, ref: WorkloadRef) -> int:
+        """spec.replicas of ``ref`` (scale subresource), read now. Blocking: call it in a thread."""
+        return self._api.read_scale(ref)[0]
+
     def _desired(self, view: WorkloadView) -> int:
+        if view.ref in self._sizes:
+            return self._sizes[view.ref]
         raw = view.annotations.get(DESIRED_REPLICAS_ANNOTATION)
         if raw is not None:
             try:
@@ -118,6 +135,8 @@ class KubernetesBackend:
         raise WorkloadError(f"{ref}: scaling to {replicas} conflicted {self._retries} times in a row (409)", 409)
 
     def _remember(self, ref: WorkloadRef) -> None:
+        if ref in self._sizes:  # the agent decides this size; Git's annotation is left alone
+            return
         for _attempt in range(self._retries):
             view = self._api.read(ref)
             if view.spec_replicas == 0 or view.annotations.get(DESIRED_REPLICAS_ANNOTATION) == str(view.spec_replicas):

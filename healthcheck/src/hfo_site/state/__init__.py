@@ -18,9 +18,18 @@ from hfo_site.state.errors import (
 )
 from hfo_site.state.handoff import Claimed, Published, claim, commit, publish, restore
 from hfo_site.state.manifest import Manifest, SnapshotRef, manifest_key
-from hfo_site.state.store import Observed, PreconditionFailed, S3StateStore, StateStore
+from hfo_site.state.store import (
+    SUPERSEDED_TAG_KEY,
+    SUPERSEDED_TAG_VALUE,
+    Observed,
+    PreconditionFailed,
+    S3StateStore,
+    StateStore,
+)
 
 __all__ = [
+    "SUPERSEDED_TAG_KEY",
+    "SUPERSEDED_TAG_VALUE",
     "Claimed",
     "Conflict",
     "CorruptManifest",

@@ -8,23 +8,27 @@ snapshot under its epoch's prefix, then a conditional manifest write pointing at
 Every manifest write goes through ``commit``: refused before any request when the manifest read
 is from a newer epoch (``Fenced``), and sent with ``If-Match`` (``If-None-Match: *`` for the very
 first), so a manifest that changed between the read and the write refuses it. No clock takes
-part in any decision.
+part in any decision. Once a write of its own is accepted, ``commit`` tags the snapshot the
+replaced manifest named superseded (best effort), so the bucket's lifecycle expires it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hfo_site.state.archive import DEFAULT_MAX_UNPACKED_BYTES, pack, unpack
-from hfo_site.state.errors import Conflict, CorruptSnapshot, Fenced, NotClaimed
+from hfo_site.state.errors import Conflict, CorruptSnapshot, Fenced, NotClaimed, StateError
 from hfo_site.state.manifest import Manifest, SnapshotRef, check_epoch, check_site, new_snapshot_key
 from hfo_site.state.store import DEFAULT_MAX_SNAPSHOT_BYTES, Observed, PreconditionFailed, StateStore
 
 Clock = Callable[[], datetime]
+
+log = logging.getLogger("hfo_site.state")
 
 
 def utc_now() -> datetime:
@@ -61,23 +65,59 @@ def commit(store: StateStore, observed: Observed, new: Manifest) -> str:
     Fenced: the read (or, after a failed condition, a fresh read) shows a newer epoch.
     Conflict: the manifest changed meanwhile under the same or an older epoch (re-read, retry).
     A condition that failed because this very write already landed (a retried or duplicated
-    request whose first answer was lost) is recognised by its ``write_id`` and is a success."""
+    request whose first answer was lost) is recognised by its ``write_id`` and is a success.
+
+    After an accepted write only, the snapshot the replaced manifest named is tagged superseded
+    (``_retire``); a refused write tags nothing."""
     stored = observed.manifest
     if stored is not None and stored.epoch > new.epoch:
         raise Fenced(stored.epoch, new.epoch)
     try:
-        return store.write_manifest(new, if_match=observed.etag)
+        etag = store.write_manifest(new, if_match=observed.etag)
     except PreconditionFailed:
         now = store.read_manifest(new.workload)
-        if now.manifest is not None and now.manifest.write_id == new.write_id and now.etag is not None:
-            return now.etag
-        if now.manifest is not None and now.manifest.epoch > new.epoch:
-            raise Fenced(now.manifest.epoch, new.epoch) from None
-        epoch = "none" if now.manifest is None else str(now.manifest.epoch)
-        raise Conflict(
-            f"the manifest of {new.workload!r} changed since it was read (now at epoch {epoch}, "
-            f"this writer at {new.epoch}); nothing was written"
-        ) from None
+        if now.manifest is None or now.manifest.write_id != new.write_id or now.etag is None:
+            if now.manifest is not None and now.manifest.epoch > new.epoch:
+                raise Fenced(now.manifest.epoch, new.epoch) from None
+            epoch = "none" if now.manifest is None else str(now.manifest.epoch)
+            raise Conflict(
+                f"the manifest of {new.workload!r} changed since it was read (now at epoch {epoch}, "
+                f"this writer at {new.epoch}); nothing was written"
+            ) from None
+        etag = now.etag
+    _retire(store, stored, new)
+    return etag
+
+
+def _retire(store: StateStore, replaced: Manifest | None, new: Manifest) -> bool:
+    """Tag the snapshot ``replaced`` named superseded, once ``new`` (this writer's accepted write)
+    replaced it and names another snapshot; True when tagged. Best effort: a failure is logged
+    (the key and the store's error code, never a credential) and the upload stays accepted; the
+    untagged snapshot is then kept until someone deletes it.
+
+    Safe whatever the timing (docs/state-handoff.md#bucket): it runs only after this writer's own
+    conditional write was accepted, so ``replaced`` was the current manifest until that write and
+    no manifest names its snapshot any more; no later accepted write can name it again (a publish
+    names a fresh key, a claim re-stamps the pointer it reads, and a write carrying an older read
+    is refused). A fenced writer's write is refused, so it never gets here."""
+    if replaced is None or replaced.snapshot.key == new.snapshot.key:  # first write, or a claim's re-stamp
+        return False
+    key = replaced.snapshot.key
+    try:
+        store.tag_superseded(key)
+    except StateError as exc:  # its messages name the key and the error code only
+        log.warning(
+            "superseded snapshot not tagged; it is kept until deleted by hand",
+            extra={"workload": new.workload, "snapshot_key": key, "reason": str(exc)},
+        )
+        return False
+    except Exception as exc:  # best effort: the manifest write was accepted
+        log.warning(
+            "superseded snapshot not tagged; it is kept until deleted by hand",
+            extra={"workload": new.workload, "snapshot_key": key, "reason": type(exc).__name__},
+        )
+        return False
+    return True
 
 
 def restore(
@@ -171,7 +211,9 @@ def publish(
     """Upload ``directory`` as the new state of ``workload`` under ``epoch``. Refused, with
     nothing pointed at, when a newer epoch holds the manifest (Fenced), when this epoch has not
     claimed it (NotClaimed), or when the manifest changed meanwhile (Conflict). A refused upload
-    may leave an unreferenced snapshot object under this epoch's prefix; the lifecycle removes it."""
+    may leave an unreferenced snapshot object under this epoch's prefix, never tagged (a refused
+    writer cannot rule out that its write landed and a claim re-stamped it), so it is kept. An
+    accepted one tags the snapshot it replaced superseded (``commit``)."""
     check_epoch(epoch)
     check_site(site)
     observed = store.read_manifest(workload)

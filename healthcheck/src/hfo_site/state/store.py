@@ -3,7 +3,8 @@
 (``endpoint_url`` points the client at it, e.g. MinIO or the tests' moto server).
 
 The store itself decides nothing: it performs the three conditional operations the fencing
-relies on and reports their outcome precisely. The fencing rules live in ``handoff``.
+relies on and reports their outcome precisely, and tags a snapshot superseded when told to. The
+fencing rules, and when a snapshot is superseded, live in ``handoff``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from hfo_site.state.errors import Conflict, CorruptSnapshot, StoreUnavailable
 from hfo_site.state.manifest import Manifest, manifest_key
 
 DEFAULT_MAX_SNAPSHOT_BYTES = 256 << 20  # 256 MiB compressed
+
+# The tag the bucket's lifecycle expires objects by (terraform/modules/state-bucket, rule
+# "expire-superseded-snapshots"; tests/terraform/test_state_bucket.py ties the two together).
+SUPERSEDED_TAG_KEY = "hfo-state"
+SUPERSEDED_TAG_VALUE = "superseded"
 
 
 class PreconditionFailed(Exception):
@@ -53,6 +59,12 @@ class StateStore(Protocol):
 
     def get_snapshot(self, key: str, *, max_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES) -> bytes:
         """The snapshot's bytes; CorruptSnapshot if missing or larger than ``max_bytes``."""
+        ...
+
+    def tag_superseded(self, key: str) -> None:
+        """Tag the snapshot ``key`` ``hfo-state=superseded`` (its current version), so the bucket's
+        lifecycle expires it. Only for a snapshot no manifest can name again (``handoff`` decides);
+        StoreUnavailable on failure."""
         ...
 
 
@@ -129,6 +141,13 @@ class S3StateStore:
         if len(data) > max_bytes:
             raise CorruptSnapshot(f"snapshot {key!r} is larger than the {max_bytes}-byte cap")
         return data
+
+    def tag_superseded(self, key: str) -> None:
+        tagging = {"TagSet": [{"Key": SUPERSEDED_TAG_KEY, "Value": SUPERSEDED_TAG_VALUE}]}
+        try:
+            self._s3.put_object_tagging(Bucket=self.bucket, Key=key, Tagging=tagging)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("tag", key, exc) from None
 
 
 def _code(exc: ClientError) -> str:

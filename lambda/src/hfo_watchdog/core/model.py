@@ -132,6 +132,9 @@ class SiteRecord:
     ready: bool
     steady_since: float  # start of the current unbroken run of heartbeats
     count: int = 0
+    # The lease epoch whose state each workload restored at its last claim, as the agent reports
+    # it (docs/state-handoff.md#handover-and-rpo); sorted by workload. Never read by a decision.
+    state_restored: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
