@@ -116,7 +116,8 @@ def test_bad_settings_are_refused_each_with_its_range(
         ),
         (
             {"probe_renew_after_s": 9},
-            "probe_renew_after_s must be 0 (renew at every passing probe) or at least heartbeat_interval_s (10) while probe_lease_ttl_s is not 0, got 9",
+            "probe_renew_after_s must be 0 (renew at every passing probe) or at least heartbeat_interval_s (10) "
+            "while probe_lease_ttl_s is not 0, got 9",
         ),
     ],
     ids=["heartbeat-vs-lease", "lease-vs-down-window", "probe-lease-vs-tick", "renew-after-vs-heartbeat"],
