@@ -27,7 +27,7 @@ from hfo_watchdog.core.model import (
 
 # The unit tests' thresholds are spelled out (3 probes, 180 s, a 60 s lease), so that a change of
 # the shipped defaults (tested in test_config.py) does not rewrite every expected reason.
-POLICY = Policy(down_probes=3, down_heartbeat_s=180.0, lease_ttl_s=60.0)
+POLICY = Policy(down_probes=3, down_heartbeat_s=180.0, lease_ttl_s=60.0, recovery_steady_s=180.0)
 T0 = 100_000.0
 
 

@@ -28,7 +28,7 @@ def test_defaults_follow_the_documented_table() -> None:
         down_probes=2,
         down_heartbeat_s=75,
         recovery_probes=3,
-        recovery_steady_s=180,
+        recovery_steady_s=600,
         lease_ttl_s=30,
         stop_grace_s=30,
         heartbeat_interval_s=10,

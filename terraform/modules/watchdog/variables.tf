@@ -285,9 +285,9 @@ variable "recovery_probes" {
 }
 
 variable "recovery_steady_s" {
-  description = "HFO_RECOVERY_STEADY_S: the primary's heartbeats must have been steady this long before handback."
+  description = "HFO_RECOVERY_STEADY_S: the primary's heartbeats must have been steady this long before handback. Ten minutes by default: the standby keeps the bot through a flaky laptop's relapses (docs/benchmarks.md)."
   type        = number
-  default     = 180
+  default     = 600
   nullable    = false
   validation {
     condition     = var.recovery_steady_s >= 0 && var.recovery_steady_s <= 86400
