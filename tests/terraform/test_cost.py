@@ -5,6 +5,7 @@ and refusals of bad settings and bad price tables that name the problem."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import re
@@ -453,14 +454,14 @@ def test_state_bucket_lines_appear_only_with_the_bucket_on(cost: ModuleType) -> 
 
     # An upload every 36 s: 730 h * 3600 / 36 = 73,000 uploads, each 3 PUT-class requests and 1 GET.
     on = cost.estimate(settings(cost, state_bucket_enabled=True, state_sync_interval_s=36.0,
-                                state_retention_days=10), PRICES)  # fmt: skip
+                                state_retention_days=30, state_superseded_retention_days=10), PRICES)  # fmt: skip
     by = lines(on)
     assert set(STATE_ITEMS) <= set(by)
     assert by["S3 state PUT-class"].quantity == "219,000"
     assert by["S3 state PUT-class"].usd == pytest.approx(219_000 / 1000 * 0.005)
     assert by["S3 state GETs"].usd == pytest.approx(73_000 / 1000 * 0.0004)
-    # 2,400 uploads a day, each kept 10 days tagged and 10 more as a noncurrent version, plus the
-    # current snapshot: 48,001 snapshots of 2 MiB.
+    # 2,400 uploads a day, each kept 10 days (state_superseded_retention_days) tagged and 10 more as
+    # a noncurrent version, plus the current snapshot: 48,001 snapshots of 2 MiB.
     assert by["S3 state storage"].usd == pytest.approx(48_001 * 2 / 1024 * 0.025)
     assert by["STS AssumeRole"].usd == 0
     # S3 has no always-free allowance: the free-tier column is the same.
@@ -477,7 +478,8 @@ def test_state_figures_follow_the_interval_the_size_and_the_workloads(cost: Modu
     def state(interval: float, mib: float = 2, workloads: int = 1) -> dict[str, Any]:
         prices = copy.deepcopy(PRICES)
         prices["usage"].update(state_snapshot_mib=mib, state_workloads=workloads)
-        s = settings(cost, state_bucket_enabled=True, state_sync_interval_s=interval, state_retention_days=10)
+        s = settings(cost, state_bucket_enabled=True, state_sync_interval_s=interval,
+                     state_superseded_retention_days=10)  # fmt: skip
         return lines(cost.estimate(s, prices))
 
     base, slower, bigger, three = state(36), state(360), state(36, mib=20), state(36, workloads=3)
@@ -491,6 +493,11 @@ def test_state_figures_follow_the_interval_the_size_and_the_workloads(cost: Modu
     assert "every 360 s" in slower["S3 state PUT-class"].item
 
 
+def _test_region(s: Any) -> Any:
+    """Settings read from the repository, priced with the round test table."""
+    return dataclasses.replace(s, region="test-1", instance_type="t4g.small", architecture="arm64")
+
+
 def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: ModuleType, tmp_path: Path) -> None:
     s = cost.read_settings()
     assert s.state_bucket_enabled is False  # off by default: `make cost` prints no state line
@@ -499,8 +506,11 @@ def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: Modul
     assert sync_args is not None
     assert s.state_sync_interval_s == float(sync_args.group(1))
     bucket = (REPO_ROOT / "terraform" / "modules" / "state-bucket" / "variables.tf").read_text()
-    retention = re.search(r'variable "retention_days" \{.*?default\s+= (\d+)', bucket, flags=re.DOTALL)
-    assert retention is not None and s.state_retention_days == int(retention.group(1))
+    for name, value in (("retention_days", s.state_retention_days),
+                        ("superseded_retention_days", s.state_superseded_retention_days)):  # fmt: skip
+        default = re.search(rf'variable "{name}" \{{.*?default\s+= (\d+)', bucket, flags=re.DOTALL)
+        assert default is not None and value == int(default.group(1)), name
+    assert s.state_superseded_retention_days < s.state_retention_days  # replaced snapshots: shorter
 
     on = tmp_path / "on.tfvars"
     on.write_text("state_bucket_enabled = true\n")
@@ -509,6 +519,16 @@ def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: Modul
     as_json = tmp_path / "on.tfvars.json"
     as_json.write_text(json.dumps({"state_bucket_enabled": True}))
     assert cost.read_settings(as_json).state_bucket_enabled is True
+
+    # The retentions the example root passes to the bucket, from the tfvars too.
+    kept = tmp_path / "kept.tfvars"
+    kept.write_text("state_bucket_enabled = true\nstate_retention_days = 60\nstate_superseded_retention_days = 2\n")
+    short = cost.read_settings(kept)
+    assert (short.state_retention_days, short.state_superseded_retention_days) == (60, 2)
+    default = lines(cost.estimate(_test_region(cost.read_settings(on)), PRICES))
+    shorter = lines(cost.estimate(_test_region(short), PRICES))
+    assert shorter["S3 state storage"].usd < default["S3 state storage"].usd
+    assert "kept 2+2 days" in shorter["S3 state storage"].item
 
     # A manifest whose sidecar runs every 5 minutes is read as such.
     other = tmp_path / "state-containers.yaml"
@@ -522,6 +542,12 @@ def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: Modul
         ('state_bucket_enabled = "yes"', "state_bucket_enabled must be true or false, got 'yes'"),
         ("state_bucket_enabled = 1", "state_bucket_enabled must be true or false, got 1"),
         ("state_bucket_enable = true", "unknown variable(s) state_bucket_enable"),
+        ("state_superseded_retention_days = 0", "state_superseded_retention_days must be a whole number from 1 to 30"),
+        (
+            "state_retention_days = 14\nstate_superseded_retention_days = 21",
+            "state_superseded_retention_days must be a whole number from 1 to 14, got 21",
+        ),
+        ("state_retention_days = 4000", "state_retention_days must be a whole number from 1 to 3650, got 4000"),
     ],
 )
 def test_bad_state_settings_are_refused(cost: ModuleType, tmp_path: Path, tfvars: str, message: str) -> None:

@@ -89,7 +89,8 @@ class Settings:
     failover_hours: float = 0.0
     state_bucket_enabled: bool = False
     state_sync_interval_s: float = 30.0  # the sidecar's --interval (k8s/components/state)
-    state_retention_days: int = 30  # modules/state-bucket: how long S3 keeps a superseded snapshot
+    state_retention_days: int = 30  # modules/state-bucket retention_days: noncurrent versions
+    state_superseded_retention_days: int = 7  # its superseded_retention_days: replaced snapshots
 
 
 # The example root's variable names that change the bill, and the module that defines each.
@@ -204,8 +205,20 @@ def read_settings(
     if region is not None:
         values["region"] = region
 
-    state_bucket = TERRAFORM / "modules" / "state-bucket" / "variables.tf"
-    state_retention = _require_int("retention_days", variable_defaults(state_bucket)["retention_days"], 1, 3650)
+    # The example root's names for the state bucket module's retentions; null there: its default.
+    bucket_defaults = variable_defaults(TERRAFORM / "modules" / "state-bucket" / "variables.tf")
+    retention = {
+        "state_retention_days": bucket_defaults["retention_days"],
+        "state_superseded_retention_days": bucket_defaults["superseded_retention_days"],
+    }
+    if tfvars is not None:
+        for name, value in read_tfvars(tfvars).items():
+            if value is not None and name in retention:
+                retention[name] = value
+    state_retention = _require_int("state_retention_days", retention["state_retention_days"], 1, 3650)
+    superseded = _require_int(
+        "state_superseded_retention_days", retention["state_superseded_retention_days"], 1, state_retention
+    )
     if state_sync_interval_s is None:
         interval = state_sync_interval()
     else:
@@ -233,6 +246,7 @@ def read_settings(
         state_bucket_enabled=_require_bool("state_bucket_enabled", values["state_bucket_enabled"]),
         state_sync_interval_s=interval,
         state_retention_days=state_retention,
+        state_superseded_retention_days=superseded,
     )
 
 
@@ -395,12 +409,13 @@ def state_uploads_per_month(settings: Settings, prices: Mapping[str, Any]) -> fl
 
 def state_snapshots_kept(settings: Settings, prices: Mapping[str, Any]) -> float:
     """Snapshot objects S3 holds at the worst case's steady state. A superseded snapshot expires
-    `retention_days` after its upload (the tag rule counts from creation); in the versioned bucket
-    that expiry only makes it a noncurrent version, which the noncurrent rule removes
-    `retention_days` later: each upload is stored for twice the retention (S3 rounds each step up
-    to the next midnight UTC, up to a day more). Plus each workload's current snapshot."""
+    `superseded_retention_days` after its upload (the tag rule counts from creation); in the
+    versioned bucket that expiry only makes it a noncurrent version, which the same rule removes
+    `superseded_retention_days` later (the shorter of it and the noncurrent rule's
+    `retention_days`): each upload is stored for twice that (S3 rounds each step up to the next
+    midnight UTC, up to a day more). Plus each workload's current snapshot."""
     per_day = state_uploads_per_month(settings, prices) / (float(prices["meta"]["hours_per_month"]) / 24)
-    kept_days = settings.state_retention_days + settings.state_retention_days
+    kept_days = 2 * min(settings.state_superseded_retention_days, settings.state_retention_days)
     return per_day * kept_days + float(prices["usage"]["state_workloads"])
 
 
@@ -420,8 +435,8 @@ def _state_lines(settings: Settings, prices: Mapping[str, Any], line: Callable[.
         line("S3 state GETs (1 per upload)", f"{gets:,.0f}", gets / 1000 * p["s3_get_per_1k"], None,
              "s3_get_per_1k"),
         line(
-            f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {settings.state_retention_days}+"
-            f"{settings.state_retention_days} days)", f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"],
+            f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {settings.state_superseded_retention_days}+"
+            f"{settings.state_superseded_retention_days} days)", f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"],
             None, "s3_storage_gb_month",
         ),
         line("STS AssumeRole (state credentials: free)", "-", 0.0),
