@@ -292,7 +292,6 @@ def test_a_fifth_instance_needs_a_larger_quota_on_the_small_standby(tmp_path: Pa
     docs = load_docs(kustomize_build(k8s / "overlays" / "aws-multi"))
     assert gating_problems(docs) == []
     assert quota_problems(docs) == [
-        "limits.memory: 1152 > quota 1Gi",
         "limits.cpu: 2400 > quota 2",
         "persistentvolumeclaims: 6 > quota 5",
         "requests.storage: 6 Gi > quota 5Gi",

@@ -5,6 +5,7 @@ and refusals of bad settings and bad price tables that name the problem."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import re
@@ -55,6 +56,9 @@ PRICES: dict[str, Any] = {
             "kms_requests_per_10k": 0.03,
             "cpu_credit_vcpu_hour": {"t4g": 0.04, "t3": 0.05},
             "ec2_hour": {"t4g.nano": 0.01, "t4g.small": 0.02, "t3.small": 0.03},
+            "s3_put_per_1k": 0.005,
+            "s3_get_per_1k": 0.0004,
+            "s3_storage_gb_month": 0.025,
             "unverified": ["ec2_hour"],
         }
     },
@@ -87,6 +91,8 @@ PRICES: dict[str, Any] = {
         "metrics_log_bytes": 1000,
         "cold_starts_per_day": 24,
         "state_gb": 0.001,
+        "state_snapshot_mib": 2,
+        "state_workloads": 1,
     },
     "benchmark": {
         "trace": "blips",
@@ -433,3 +439,172 @@ def test_the_price_file_has_the_measured_heartbeat_units(cost: ModuleType) -> No
     assert measured.site_item_bytes < 1024  # one write unit
     tick = units.measure_tick()
     assert tick.control_writes > 50 and tick.write_units_per_control_write == usage["tick_write_units"] == 1
+
+
+# ---------------------------------------------------------------------------------------
+# The bots' state bucket (state_bucket_enabled, issue 14)
+
+STATE_ITEMS = ("S3 state PUT-class", "S3 state GETs", "S3 state storage", "STS AssumeRole")
+
+
+def test_state_bucket_lines_appear_only_with_the_bucket_on(cost: ModuleType) -> None:
+    off = cost.estimate(settings(cost), PRICES)
+    assert not [line for line in off.idle if line.item.startswith(("S3", "STS"))]
+    assert not any("State bucket" in note for note in off.notes)
+
+    # An upload every 36 s: 730 h * 3600 / 36 = 73,000 uploads, each 3 PUT-class requests and 1 GET.
+    on = cost.estimate(settings(cost, state_bucket_enabled=True, state_sync_interval_s=36.0,
+                                state_retention_days=30, state_superseded_retention_days=10), PRICES)  # fmt: skip
+    by = lines(on)
+    assert set(STATE_ITEMS) <= set(by)
+    assert by["S3 state PUT-class"].quantity == "219,000"
+    assert by["S3 state PUT-class"].usd == pytest.approx(219_000 / 1000 * 0.005)
+    assert by["S3 state GETs"].usd == pytest.approx(73_000 / 1000 * 0.0004)
+    # 2,400 uploads a day, each kept 10 days (state_superseded_retention_days) tagged and 10 more as
+    # a noncurrent version, plus the current snapshot: 48,001 snapshots of 2 MiB.
+    assert by["S3 state storage"].usd == pytest.approx(48_001 * 2 / 1024 * 0.025)
+    assert by["STS AssumeRole"].usd == 0
+    # S3 has no always-free allowance: the free-tier column is the same.
+    assert all(by[item].usd_free_tier == by[item].usd for item in STATE_ITEMS)
+    added = sum(by[item].usd for item in STATE_ITEMS)
+    assert on.idle_total == pytest.approx(off.idle_total + added)
+    # Nothing else moves.
+    assert [(x.item, x.usd) for x in on.idle if x.item.split(" (")[0] not in STATE_ITEMS] == [
+        (x.item, x.usd) for x in off.idle
+    ]
+
+
+def test_state_figures_follow_the_interval_the_size_and_the_workloads(cost: ModuleType) -> None:
+    def state(interval: float, mib: float = 2, workloads: int = 1) -> dict[str, Any]:
+        prices = copy.deepcopy(PRICES)
+        prices["usage"].update(state_snapshot_mib=mib, state_workloads=workloads)
+        s = settings(cost, state_bucket_enabled=True, state_sync_interval_s=interval,
+                     state_superseded_retention_days=10)  # fmt: skip
+        return lines(cost.estimate(s, prices))
+
+    base, slower, bigger, three = state(36), state(360), state(36, mib=20), state(36, workloads=3)
+    assert slower["S3 state PUT-class"].usd == pytest.approx(base["S3 state PUT-class"].usd / 10)
+    assert slower["S3 state GETs"].usd == pytest.approx(base["S3 state GETs"].usd / 10)
+    assert slower["S3 state storage"].usd == pytest.approx((4_800 + 1) * 2 / 1024 * 0.025)
+    assert bigger["S3 state PUT-class"].usd == base["S3 state PUT-class"].usd  # requests do not grow with size
+    assert bigger["S3 state storage"].usd == pytest.approx(base["S3 state storage"].usd * 10)
+    for item in ("S3 state PUT-class", "S3 state GETs", "S3 state storage"):
+        assert three[item].usd == pytest.approx(base[item].usd * 3)  # each workload uploads on its own
+    assert "every 360 s" in slower["S3 state PUT-class"].item
+
+
+def _test_region(s: Any) -> Any:
+    """Settings read from the repository, priced with the round test table."""
+    return dataclasses.replace(s, region="test-1", instance_type="t4g.small", architecture="arm64")
+
+
+def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: ModuleType, tmp_path: Path) -> None:
+    s = cost.read_settings()
+    assert s.state_bucket_enabled is False  # off by default: `make cost` prints no state line
+    manifest = (REPO_ROOT / "k8s" / "components" / "state" / "state-containers.yaml").read_text()
+    sync_args = re.search(r'args: \["state", "sync".*"--interval", "([0-9.]+)"', manifest)
+    assert sync_args is not None
+    assert s.state_sync_interval_s == float(sync_args.group(1))
+    bucket = (REPO_ROOT / "terraform" / "modules" / "state-bucket" / "variables.tf").read_text()
+    for name, value in (("retention_days", s.state_retention_days),
+                        ("superseded_retention_days", s.state_superseded_retention_days)):  # fmt: skip
+        default = re.search(rf'variable "{name}" \{{.*?default\s+= (\d+)', bucket, flags=re.DOTALL)
+        assert default is not None and value == int(default.group(1)), name
+    assert s.state_superseded_retention_days < s.state_retention_days  # replaced snapshots: shorter
+
+    on = tmp_path / "on.tfvars"
+    on.write_text("state_bucket_enabled = true\n")
+    assert cost.read_settings(on).state_bucket_enabled is True
+    assert cost.read_settings(on, state_sync_interval_s=300).state_sync_interval_s == 300
+    as_json = tmp_path / "on.tfvars.json"
+    as_json.write_text(json.dumps({"state_bucket_enabled": True}))
+    assert cost.read_settings(as_json).state_bucket_enabled is True
+
+    # The retentions the example root passes to the bucket, from the tfvars too.
+    kept = tmp_path / "kept.tfvars"
+    kept.write_text("state_bucket_enabled = true\nstate_retention_days = 60\nstate_superseded_retention_days = 2\n")
+    short = cost.read_settings(kept)
+    assert (short.state_retention_days, short.state_superseded_retention_days) == (60, 2)
+    default = lines(cost.estimate(_test_region(cost.read_settings(on)), PRICES))
+    shorter = lines(cost.estimate(_test_region(short), PRICES))
+    assert shorter["S3 state storage"].usd < default["S3 state storage"].usd
+    assert "kept 2+2 days" in shorter["S3 state storage"].item
+
+    # A manifest whose sidecar runs every 5 minutes is read as such.
+    other = tmp_path / "state-containers.yaml"
+    other.write_text(manifest.replace('"--interval", "30"', '"--interval", "300"'))
+    assert cost.state_sync_interval(other) == 300
+
+
+@pytest.mark.parametrize(
+    ("tfvars", "message"),
+    [
+        ('state_bucket_enabled = "yes"', "state_bucket_enabled must be true or false, got 'yes'"),
+        ("state_bucket_enabled = 1", "state_bucket_enabled must be true or false, got 1"),
+        ("state_bucket_enable = true", "unknown variable(s) state_bucket_enable"),
+        ("state_superseded_retention_days = 0", "state_superseded_retention_days must be a whole number from 1 to 30"),
+        (
+            "state_retention_days = 14\nstate_superseded_retention_days = 21",
+            "state_superseded_retention_days must be a whole number from 1 to 14, got 21",
+        ),
+        ("state_retention_days = 4000", "state_retention_days must be a whole number from 1 to 3650, got 4000"),
+    ],
+)
+def test_bad_state_settings_are_refused(cost: ModuleType, tmp_path: Path, tfvars: str, message: str) -> None:
+    path = tmp_path / "bad.tfvars"
+    path.write_text(tfvars + "\n")
+    with pytest.raises(cost.CostInputError) as raised:
+        cost.read_settings(path)
+    assert message in str(raised.value)
+
+
+def test_bad_state_sync_intervals_are_refused(cost: ModuleType, tmp_path: Path) -> None:
+    for bad in (0, -30, 100_000, float("nan")):
+        with pytest.raises(cost.CostInputError, match=r"--state-sync-interval must be a number from 0\.1 to 86400"):
+            cost.read_settings(state_sync_interval_s=bad)
+    broken = tmp_path / "state-containers.yaml"
+    broken.write_text('spec: {template: {spec: {containers: [{args: ["state", "sync", "--interval", "soon"]}]}}}\n')
+    with pytest.raises(cost.CostInputError, match="state sync --interval 'soon' is not a number"):
+        cost.state_sync_interval(broken)
+    broken.write_text("spec: {template: {spec: {containers: [{args: [state, sync]}]}}}\n")
+    with pytest.raises(cost.CostInputError, match="no 'state sync' container with an --interval"):
+        cost.state_sync_interval(broken)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(COST_PY), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_make_cost_prices_the_state_bucket_when_turned_on(tmp_path: Path) -> None:
+    off = _run()
+    assert off.returncode == 0, off.stderr
+    assert "S3 state" not in off.stdout and "State bucket" not in off.stdout
+    on_file = tmp_path / "on.tfvars"
+    on_file.write_text("state_bucket_enabled = true\n")
+    on = _run("--tfvars", str(on_file))
+    assert on.returncode == 0, on.stderr
+    for item in STATE_ITEMS:
+        assert item in on.stdout, item
+    slower = _run("--tfvars", str(on_file), "--state-sync-interval", "300", "--json")
+    by = {line["item"].split(" (")[0]: line for line in json.loads(slower.stdout)["idle"]}
+    assert by["S3 state PUT-class"]["quantity"] == f"{730 * 3600 // 300 * 3:,}"
+    refused = _run("--tfvars", str(on_file), "--state-sync-interval", "0")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "--state-sync-interval must be a number from 0.1 to 86400, got 0" in refused.stderr
+
+
+def test_docs_quote_the_state_bucket_figures_make_cost_prints(cost: ModuleType, tmp_path: Path) -> None:
+    """docs/cost.md's state-bucket table is what the tool prints with the shipped prices."""
+    on_file = tmp_path / "on.tfvars"
+    on_file.write_text("state_bucket_enabled = true\n")
+    page = (REPO_ROOT / "docs" / "cost.md").read_text()
+    section = page.split("## The state bucket", 1)[1].split("\n## ", 1)[0]
+    prices = cost.load_prices()
+    for interval in (30.0, 300.0):
+        result = cost.estimate(cost.read_settings(on_file, state_sync_interval_s=interval), prices)
+        by = lines(result)
+        requests = by["S3 state PUT-class"].usd + by["S3 state GETs"].usd
+        assert f"{requests:.2f} USD" in section, (interval, requests)
+        assert f"{by['S3 state storage'].usd:.2f} USD" in section, (interval, by["S3 state storage"].usd)
+        assert f"{cost.state_uploads_per_month(result.settings, prices):,.0f}" in section

@@ -40,10 +40,12 @@ variable "settings" {
 module "state" {
   source         = "../modules/state-bucket"
   name           = "hfo-test"
-  retention_days = try(var.settings.retention_days, 30)
+  retention_days = try(var.settings.retention_days, null)
   kms_key_arn    = try(var.settings.kms_key_arn, null)
   force_destroy  = true
   tags           = { Purpose = "state-bucket-test" }
+
+  superseded_retention_days = try(var.settings.superseded_retention_days, null)
 }
 
 output "bucket_name" {
@@ -133,14 +135,20 @@ def test_the_policy_denies_plain_http_and_unconditional_state_writes(bucket: str
 
 
 def test_the_lifecycle_expires_old_versions_and_superseded_snapshots_only(bucket: str, s3: Any) -> None:
+    """The module's defaults: overwritten or deleted versions (every object) kept 30 days; replaced
+    snapshots, by their tag, 7 days as the current version and 7 as a noncurrent one."""
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert set(rules) == {"expire-noncurrent-versions", "expire-superseded-snapshots"}
     noncurrent = rules["expire-noncurrent-versions"]
     assert noncurrent["Status"] == "Enabled"
+    assert noncurrent["Filter"] in ({}, {"Prefix": ""})  # every object of the bucket (moto echoes an empty prefix)
     assert noncurrent["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
     assert noncurrent["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert "Days" not in noncurrent.get("Expiration", {})  # current objects are never expired by age
     superseded = rules["expire-superseded-snapshots"]
-    assert superseded["Expiration"]["Days"] == 30
+    assert superseded["Status"] == "Enabled"
+    assert superseded["Expiration"]["Days"] == 7
+    assert superseded["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
     # The very tag the writer puts on a replaced snapshot (hfo_site.state.handoff): one constant pair.
     assert superseded["Filter"] == {"Tag": {"Key": SUPERSEDED_TAG_KEY, "Value": SUPERSEDED_TAG_VALUE}}
     assert (SUPERSEDED_TAG_KEY, SUPERSEDED_TAG_VALUE) == ("hfo-state", "superseded")  # the documented tag
@@ -171,6 +179,14 @@ def test_a_request_without_tls_is_refused_by_the_bucket_policy(
         ({"retention_days": 0}, "retention_days must be a whole number of days from 1 to 3650"),
         ({"retention_days": 2.5}, "retention_days must be a whole number of days from 1 to 3650"),
         ({"kms_key_arn": "my-key"}, "kms_key_arn must be a KMS key or alias ARN"),
+        ({"superseded_retention_days": 0}, "superseded_retention_days must be a whole number of days from 1 to"),
+        ({"superseded_retention_days": 1.5}, "superseded_retention_days must be a whole number of days from 1 to"),
+        # Not longer than an overwritten object is kept: neither above the default 30, nor above a shorter one.
+        ({"superseded_retention_days": 31}, "superseded_retention_days must be a whole number of days from 1 to"),
+        (
+            {"retention_days": 5, "superseded_retention_days": 6},
+            "superseded_retention_days must be a whole number of days from 1 to retention_days",
+        ),
     ],
 )
 def test_bad_settings_are_refused_at_plan_time(root: Root, settings: dict[str, Any], message: str) -> None:
@@ -190,12 +206,24 @@ def test_the_composite_module_creates_the_bucket_only_when_enabled(
     (example / "test.auto.tfvars.json").write_text(json.dumps({
         "aws_emulator": True, "region": tf_moto.region, "health_url": "https://laptop.example.ts.net/healthz",
         "lambda_zip_path": str(package), "cpu_credits": "standard", "state_bucket_enabled": True,
+        "state_retention_days": 14, "state_superseded_retention_days": 3,
     }), encoding="utf-8")  # fmt: skip
     init = tfenv.run(["init", "-backend=false", "-input=false", "-no-color"], cwd=example)
     assert init.returncode == 0, init.stdout + init.stderr
-    result = tfenv.run(["plan", "-input=false", "-no-color", "-lock=false", "-detailed-exitcode"], cwd=example,
-                       extra_env=tf_moto.env())  # fmt: skip
+    result = tfenv.run(["plan", "-input=false", "-no-color", "-lock=false", "-detailed-exitcode", "-out=tfplan"],
+                       cwd=example, extra_env=tf_moto.env())  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
+    # The example root's two retentions reach the bucket's lifecycle rules.
+    shown = tfenv.run(["show", "-json", "tfplan"], cwd=example, extra_env=tf_moto.env())
+    assert shown.returncode == 0, shown.stderr
+    changes = {c["address"]: c["change"]["after"] for c in json.loads(shown.stdout)["resource_changes"]}
+    lifecycle = changes["module.hfo.module.state_bucket[0].aws_s3_bucket_lifecycle_configuration.this"]
+    rules = {rule["id"]: rule for rule in lifecycle["rule"]}
+    assert rules["expire-noncurrent-versions"]["noncurrent_version_expiration"][0]["noncurrent_days"] == 14
+    superseded = rules["expire-superseded-snapshots"]
+    assert superseded["expiration"][0]["days"] == 3
+    assert superseded["noncurrent_version_expiration"][0]["noncurrent_days"] == 3
+    assert superseded["filter"][0]["tag"] == [{"key": "hfo-state", "value": "superseded"}]
     planned = set(re.findall(r"# (module\.hfo\.module\.state_bucket\[0\]\.\S+) will be created", result.stdout))
     assert {f"module.hfo.module.state_bucket[0].{r}.this" for r in (
         "aws_s3_bucket", "aws_s3_bucket_versioning", "aws_s3_bucket_server_side_encryption_configuration",

@@ -6,11 +6,13 @@ item by item.
     python tools/cost/cost.py --tfvars my.tfvars      # your settings (region included)
     python tools/cost/cost.py --region eu-west-3 --failover-hours 12
     python tools/cost/cost.py --heartbeat-intervals 5,10,20,30   # the cadence table's rows
+    python tools/cost/cost.py --tfvars my.tfvars --state-sync-interval 300   # state bucket on, 5 min uploads
 
 Settings come from Terraform itself: the defaults in terraform/modules/*/variables.tf, then
 the region default of terraform/examples/complete, then your tfvars file (HCL or JSON), with
 the names the example root uses. Prices, free-tier allowances and usage assumptions come
-from one file, tools/cost/prices.toml, with its sources and date.
+from one file, tools/cost/prices.toml, with its sources and date. With `state_bucket_enabled`,
+the state sidecar's upload interval comes from k8s/components/state (its `--interval`).
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ import json
 import math
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import hcl2
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO_ROOT / "terraform"
 EXAMPLE = TERRAFORM / "examples" / "complete"
 PRICES = Path(__file__).resolve().parent / "prices.toml"
+STATE_CONTAINERS = REPO_ROOT / "k8s" / "components" / "state" / "state-containers.yaml"
 
 # What the watchdog module creates: one alarm per function for errors and one for a silent tick
 # always, one for a standby running too long with standby_runtime_alarm
@@ -50,6 +54,13 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 DAYS_PER_MONTH = 365.25 / 12
+# What one accepted upload of `hfo-site state sync` sends (hfo_site.state.handoff.publish): a
+# GetObject of the manifest (the fencing read), a PutObject of the new snapshot, a conditional
+# PutObject of the manifest and a PutObjectTagging of the snapshot it replaced (PUT-class too).
+STATE_PUTS_PER_UPLOAD = 3
+STATE_GETS_PER_UPLOAD = 1
+# `hfo-site state sync --interval` accepts 0.1 s to a day (hfo_site.state.cli).
+STATE_SYNC_INTERVAL_RANGE = (0.1, 86400.0)
 
 
 class CostInputError(Exception):
@@ -76,6 +87,10 @@ class Settings:
     custom_metrics: bool = False
     standby_runtime_alarm: bool = False
     failover_hours: float = 0.0
+    state_bucket_enabled: bool = False
+    state_sync_interval_s: float = 30.0  # the sidecar's --interval (k8s/components/state)
+    state_retention_days: int = 30  # modules/state-bucket retention_days: noncurrent versions
+    state_superseded_retention_days: int = 7  # its superseded_retention_days: replaced snapshots
 
 
 # The example root's variable names that change the bill, and the module that defines each.
@@ -92,6 +107,7 @@ COST_VARIABLES = {
     "discord_alerts": "secrets",
     "custom_metrics": "watchdog",
     "standby_runtime_alarm": "watchdog",
+    "state_bucket_enabled": "hybrid-failover",
 }
 
 
@@ -143,14 +159,41 @@ def _require_number(name: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
+def _require_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise CostInputError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _require_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     if value not in choices:
         raise CostInputError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
     return value
 
 
+def state_sync_interval(path: Path = STATE_CONTAINERS) -> float:
+    """The `--interval` the state-sync sidecar runs with in the Kubernetes component, seconds."""
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CostInputError(f"{path}: cannot read the state containers ({type(exc).__name__})") from None
+    for document in documents:
+        spec = (document or {}).get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            args = [str(a) for a in container.get("args", [])]
+            if args[:2] == ["state", "sync"] and "--interval" in args[:-1]:
+                value = args[args.index("--interval") + 1]
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise CostInputError(f"{path}: state sync --interval {value!r} is not a number") from None
+                return _require_number("the state-sync sidecar's --interval", number, *STATE_SYNC_INTERVAL_RANGE)
+    raise CostInputError(f"{path}: no 'state sync' container with an --interval")
+
+
 def read_settings(
-    tfvars: Path | None = None, region: str | None = None, failover_hours: float = 0.0
+    tfvars: Path | None = None, region: str | None = None, failover_hours: float = 0.0,
+    state_sync_interval_s: float | None = None,
 ) -> Settings:  # fmt: skip
     modules = {m: variable_defaults(TERRAFORM / "modules" / m / "variables.tf") for m in set(COST_VARIABLES.values())}
     values: dict[str, Any] = {name: modules[module][name] for name, module in COST_VARIABLES.items()}
@@ -161,6 +204,25 @@ def read_settings(
                 values[name] = value
     if region is not None:
         values["region"] = region
+
+    # The example root's names for the state bucket module's retentions; null there: its default.
+    bucket_defaults = variable_defaults(TERRAFORM / "modules" / "state-bucket" / "variables.tf")
+    retention = {
+        "state_retention_days": bucket_defaults["retention_days"],
+        "state_superseded_retention_days": bucket_defaults["superseded_retention_days"],
+    }
+    if tfvars is not None:
+        for name, value in read_tfvars(tfvars).items():
+            if value is not None and name in retention:
+                retention[name] = value
+    state_retention = _require_int("state_retention_days", retention["state_retention_days"], 1, 3650)
+    superseded = _require_int(
+        "state_superseded_retention_days", retention["state_superseded_retention_days"], 1, state_retention
+    )
+    if state_sync_interval_s is None:
+        interval = state_sync_interval()
+    else:
+        interval = _require_number("--state-sync-interval", state_sync_interval_s, *STATE_SYNC_INTERVAL_RANGE)
 
     architecture = _require_choice("architecture", values["architecture"], ("arm64", "x86_64"))
     instance_type = values["instance_type"] or default_instance_types()[architecture]
@@ -181,6 +243,10 @@ def read_settings(
         custom_metrics=_require_choice("custom_metrics", values["custom_metrics"], (True, False)),
         standby_runtime_alarm=_require_choice("standby_runtime_alarm", values["standby_runtime_alarm"], (True, False)),
         failover_hours=_require_number("failover hours per month", failover_hours, 0, 730),
+        state_bucket_enabled=_require_bool("state_bucket_enabled", values["state_bucket_enabled"]),
+        state_sync_interval_s=interval,
+        state_retention_days=state_retention,
+        state_superseded_retention_days=superseded,
     )
 
 
@@ -192,7 +258,7 @@ REGION_KEYS = (
     "scheduler_invocations_per_million", "dynamodb_write_units_per_million", "dynamodb_read_units_per_million",
     "dynamodb_storage_gb_month", "dynamodb_pitr_gb_month", "logs_ingestion_gb", "logs_storage_gb_month",
     "custom_metric_month", "alarm_month", "ssm_parameter_month", "ssm_api_per_10k", "kms_requests_per_10k",
-    "cpu_credit_vcpu_hour", "ec2_hour",
+    "cpu_credit_vcpu_hour", "ec2_hour", "s3_put_per_1k", "s3_get_per_1k", "s3_storage_gb_month",
 )  # fmt: skip
 FREE_TIER_KEYS = (
     "lambda_requests", "lambda_gb_seconds", "scheduler_invocations", "custom_metrics", "alarms", "logs_gb",
@@ -201,7 +267,8 @@ FREE_TIER_KEYS = (
 USAGE_KEYS = (
     "sites_heartbeating_idle", "heartbeat_duration_ms", "tick_duration_ms", "heartbeat_write_units",
     "heartbeat_read_units", "tick_write_units", "tick_read_units", "heartbeat_log_bytes", "tick_log_bytes",
-    "custom_metrics", "metrics_log_bytes", "cold_starts_per_day", "state_gb",
+    "custom_metrics", "metrics_log_bytes", "cold_starts_per_day", "state_gb", "state_snapshot_mib",
+    "state_workloads",
 )  # fmt: skip
 BENCHMARK_KEYS = ("prewarm_usd_per_trace", "prewarm_trace_hours", "prewarm_traces_per_month")
 
@@ -333,6 +400,49 @@ def estimate(settings: Settings, prices: Mapping[str, Any], *, cadences: tuple[f
     return result
 
 
+def state_uploads_per_month(settings: Settings, prices: Mapping[str, Any]) -> float:
+    """The worst case: every gated workload's state changes between any two checks, so each
+    sidecar uploads once per interval (it uploads nothing while the content is unchanged)."""
+    seconds = float(prices["meta"]["hours_per_month"]) * 3600
+    return float(prices["usage"]["state_workloads"]) * seconds / settings.state_sync_interval_s
+
+
+def state_snapshots_kept(settings: Settings, prices: Mapping[str, Any]) -> float:
+    """Snapshot objects S3 holds at the worst case's steady state. A superseded snapshot expires
+    `superseded_retention_days` after its upload (the tag rule counts from creation); in the
+    versioned bucket that expiry only makes it a noncurrent version, which the same rule removes
+    `superseded_retention_days` later (the shorter of it and the noncurrent rule's
+    `retention_days`): each upload is stored for twice that (S3 rounds each step up to the next
+    midnight UTC, up to a day more). Plus each workload's current snapshot."""
+    per_day = state_uploads_per_month(settings, prices) / (float(prices["meta"]["hours_per_month"]) / 24)
+    kept_days = 2 * min(settings.state_superseded_retention_days, settings.state_retention_days)
+    return per_day * kept_days + float(prices["usage"]["state_workloads"])
+
+
+def _state_lines(settings: Settings, prices: Mapping[str, Any], line: Callable[..., Line]) -> list[Line]:
+    """The bots' state bucket (state_bucket_enabled): S3 requests of the sidecars' uploads, the
+    retained snapshots, and the STS calls of the credentials (free)."""
+    p = prices["regions"][settings.region]
+    use = prices["usage"]
+    uploads = state_uploads_per_month(settings, prices)
+    puts = uploads * STATE_PUTS_PER_UPLOAD
+    gets = uploads * STATE_GETS_PER_UPLOAD
+    stored_gb = state_snapshots_kept(settings, prices) * use["state_snapshot_mib"] / 1024  # S3's GB: 2^30 bytes
+    every = f"every {settings.state_sync_interval_s:g} s"
+    return [
+        line(f"S3 state PUT-class (3 per upload, {every})", f"{puts:,.0f}",
+             puts / 1000 * p["s3_put_per_1k"], None, "s3_put_per_1k"),
+        line("S3 state GETs (1 per upload)", f"{gets:,.0f}", gets / 1000 * p["s3_get_per_1k"], None,
+             "s3_get_per_1k"),
+        line(
+            f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {settings.state_superseded_retention_days}+"
+            f"{settings.state_superseded_retention_days} days)", f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"],
+            None, "s3_storage_gb_month",
+        ),
+        line("STS AssumeRole (state credentials: free)", "-", 0.0),
+    ]  # fmt: skip
+
+
 def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, Any]) -> Estimate:
     p = prices["regions"][settings.region]
     free = prices["free_tier"]
@@ -426,6 +536,7 @@ def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, 
             secret_reads / 1e4 * p["ssm_api_per_10k"]
             + _billed(secret_reads, free["kms_requests"]) / 1e4 * p["kms_requests_per_10k"],
         ),
+        *(_state_lines(settings, prices, line) if settings.state_bucket_enabled else []),
         Line(
             f"{PREWARM_ITEM} (benchmark: '{bench['trace']}' trace) +",
             f"{prewarm_traces:g} x {bench['prewarm_trace_hours']:g} h", prewarm, prewarm,
@@ -486,10 +597,25 @@ def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, 
         f" trace, counted {prewarm_traces:g} time(s) a month (`prewarm_traces_per_month` in the price file).",
         f"Custom metrics are opt-in (custom_metrics = true): {use['custom_metrics']} metrics,"
         f" {use['custom_metrics'] * p['custom_metric_month']:.2f} USD a month beyond the free tier.",
+        *(_state_notes(settings, prices) if settings.state_bucket_enabled else []),
         "Not counted: data transfer out (the first 100 GB a month are free; heartbeats and probes are a few MB),"
         " SNS e-mails (the first 1,000 a month are free), X-Ray (off by default).",
     ]
     return result
+
+
+def _state_notes(settings: Settings, prices: Mapping[str, Any]) -> list[str]:
+    use = prices["usage"]
+    return [
+        f"State bucket (state_bucket_enabled): the worst case, where the state of each of"
+        f" {use['state_workloads']:g} workload(s) (`state_workloads`) changes between every two checks of the"
+        f" sidecar, which runs every {settings.state_sync_interval_s:g} s (`--interval` in k8s/components/state,"
+        f" or --state-sync-interval): {state_uploads_per_month(settings, prices):,.0f} uploads a month. It uploads"
+        " nothing while the directory is unchanged: an idle bot costs its current snapshot only. Restores"
+        " (one manifest and one snapshot GET per pod start) and the lease's claims are too rare to count;"
+        " noncurrent manifest versions are a few hundred bytes each. S3 has no always-free allowance, and"
+        " STS AssumeRole is free.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -578,11 +704,16 @@ def main(argv: list[str] | None = None) -> int:
         "--heartbeat-intervals", default=",".join(f"{c:g}" for c in CADENCES),
         help="the cadence table's heartbeat intervals, seconds, comma-separated (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--state-sync-interval", type=float,
+        help="with state_bucket_enabled: the state sidecar's upload interval, seconds (default: its --interval"
+        " in k8s/components/state)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     try:
         cadences = parse_cadences(args.heartbeat_intervals)
-        settings = read_settings(args.tfvars, args.region, args.failover_hours)
+        settings = read_settings(args.tfvars, args.region, args.failover_hours, args.state_sync_interval)
         result = estimate(settings, load_prices(args.prices), cadences=cadences)
     except CostInputError as exc:
         print(f"cost: {exc}", file=sys.stderr)

@@ -108,7 +108,9 @@ module "state_bucket" {
   source = "../state-bucket"
   count  = var.state_bucket_enabled ? 1 : 0
 
-  name = var.name
+  name                      = var.name
+  retention_days            = var.state_retention_days
+  superseded_retention_days = var.state_superseded_retention_days
 }
 
 module "standby" {

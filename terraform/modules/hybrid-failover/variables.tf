@@ -381,6 +381,18 @@ variable "state_bucket_enabled" {
   nullable    = false
 }
 
+variable "state_retention_days" {
+  description = "Days the state bucket keeps an overwritten or deleted object version (modules/state-bucket retention_days, 1-3650); null: its default (30). Used only with state_bucket_enabled."
+  type        = number
+  default     = null
+}
+
+variable "state_superseded_retention_days" {
+  description = "Days the state bucket keeps a replaced snapshot (tagged hfo-state=superseded) after its upload, and as long again as a noncurrent version (modules/state-bucket superseded_retention_days, 1 to state_retention_days); null: its default (7). Used only with state_bucket_enabled."
+  type        = number
+  default     = null
+}
+
 variable "state_credentials_ttl_s" {
   description = "Lifetime of the lease holder's state credentials, 900-3600 s (HFO_STATE_CREDENTIALS_TTL_S); null: the watchdog module's default (900). Used only with state_bucket_enabled."
   type        = number

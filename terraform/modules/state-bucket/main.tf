@@ -1,9 +1,10 @@
 # The bucket of the bots' state (docs/state-handoff.md): epoch-prefixed snapshots under
 # state/<workload>/epochs/ and one manifest per workload, written by the lease holder with
 # conditional requests. Versioned (an overwritten or deleted object stays recoverable for
-# retention_days), encrypted, private (public access blocked, ACLs disabled), TLS only, and a
-# bucket policy that refuses a manifest or snapshot PUT without its conditional header, so no
-# credential or presigned URL can be used for an unconditional overwrite.
+# retention_days; a replaced snapshot, superseded_retention_days), encrypted, private (public
+# access blocked, ACLs disabled), TLS only, and a bucket policy that refuses a manifest or snapshot
+# PUT without its conditional header, so no credential or presigned URL can be used for an
+# unconditional overwrite.
 
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Access logging needs a second bucket and its storage; the writers are the two sites, whose uploads the agents log with their epoch
@@ -145,9 +146,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
-  # Snapshots of old epochs, once no manifest names them: the writer tags the snapshot its
-  # manifest write replaced (docs/state-handoff.md#bucket). Untagged objects never expire here, so
-  # the current snapshot of a bot whose state did not change for months is kept.
+  # Replaced snapshots, once no manifest names them: the writer tags the snapshot its manifest
+  # write replaced (docs/state-handoff.md#bucket). Untagged objects never expire here, so the
+  # current snapshot of a bot whose state did not change for months is kept. Their own, shorter
+  # retention: the expiry only makes a snapshot noncurrent in this versioned bucket, so the rule
+  # also removes a tagged noncurrent version after superseded_retention_days (where two rules
+  # expire the same version, S3 honours the shorter), else it would stay retention_days more.
   rule {
     id     = "expire-superseded-snapshots"
     status = "Enabled"
@@ -162,7 +166,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
 
     expiration {
-      days = var.retention_days
+      days = var.superseded_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.superseded_retention_days
     }
   }
 

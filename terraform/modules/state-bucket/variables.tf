@@ -10,7 +10,7 @@ variable "name" {
 }
 
 variable "retention_days" {
-  description = "Days an overwritten or deleted object version, and a snapshot tagged hfo-state=superseded, are kept before S3 expires them. The snapshot a manifest names is never expired."
+  description = "Days an overwritten or deleted object version (a manifest, a snapshot deleted by hand) is kept as a noncurrent version before S3 removes it. The snapshot a manifest names is never expired."
   type        = number
   default     = 30
   nullable    = false
@@ -18,6 +18,18 @@ variable "retention_days" {
   validation {
     condition     = var.retention_days >= 1 && var.retention_days <= 3650 && floor(var.retention_days) == var.retention_days
     error_message = "retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "superseded_retention_days" {
+  description = "Days a snapshot tagged hfo-state=superseded (one a newer upload replaced) is kept after its upload, and then as a noncurrent version: at most twice this, whole days from 1 to retention_days. Shorter than retention_days because a replaced snapshot is only history, and every upload leaves one (docs/cost.md)."
+  type        = number
+  default     = 7
+  nullable    = false
+
+  validation {
+    condition     = var.superseded_retention_days >= 1 && var.superseded_retention_days <= var.retention_days && floor(var.superseded_retention_days) == var.superseded_retention_days
+    error_message = "superseded_retention_days must be a whole number of days from 1 to retention_days (a replaced snapshot is not kept longer than an overwritten object)."
   }
 }
 
