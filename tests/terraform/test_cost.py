@@ -253,6 +253,15 @@ def test_tfvars_override_defaults_in_hcl_and_json(cost: ModuleType, tmp_path: Pa
         ('lambda_memory_mb = "lots"', "lambda_memory_mb must be a whole number from 128 to 10240, got 'lots'"),
         ("heartbeat_intervl_s = 30", "unknown variable(s) heartbeat_intervl_s"),
         ("this is not hcl", "not a valid tfvars file"),
+        ('state_bucket_enabled = "yes"', "state_bucket_enabled must be true or false, got 'yes'"),
+        ("state_bucket_enabled = 1", "state_bucket_enabled must be true or false, got 1"),
+        ("state_bucket_enable = true", "unknown variable(s) state_bucket_enable"),
+        ("state_superseded_retention_days = 0", "state_superseded_retention_days must be a whole number from 1 to 30"),
+        (
+            "state_retention_days = 14\nstate_superseded_retention_days = 21",
+            "state_superseded_retention_days must be a whole number from 1 to 14, got 21",
+        ),
+        ("state_retention_days = 4000", "state_retention_days must be a whole number from 1 to 3650, got 4000"),
     ],
 )
 def test_bad_settings_are_refused(cost: ModuleType, tmp_path: Path, tfvars: str, message: str) -> None:
@@ -534,28 +543,6 @@ def test_state_settings_come_from_terraform_and_the_sidecar_manifest(cost: Modul
     other = tmp_path / "state-containers.yaml"
     other.write_text(manifest.replace('"--interval", "30"', '"--interval", "300"'))
     assert cost.state_sync_interval(other) == 300
-
-
-@pytest.mark.parametrize(
-    ("tfvars", "message"),
-    [
-        ('state_bucket_enabled = "yes"', "state_bucket_enabled must be true or false, got 'yes'"),
-        ("state_bucket_enabled = 1", "state_bucket_enabled must be true or false, got 1"),
-        ("state_bucket_enable = true", "unknown variable(s) state_bucket_enable"),
-        ("state_superseded_retention_days = 0", "state_superseded_retention_days must be a whole number from 1 to 30"),
-        (
-            "state_retention_days = 14\nstate_superseded_retention_days = 21",
-            "state_superseded_retention_days must be a whole number from 1 to 14, got 21",
-        ),
-        ("state_retention_days = 4000", "state_retention_days must be a whole number from 1 to 3650, got 4000"),
-    ],
-)
-def test_bad_state_settings_are_refused(cost: ModuleType, tmp_path: Path, tfvars: str, message: str) -> None:
-    path = tmp_path / "bad.tfvars"
-    path.write_text(tfvars + "\n")
-    with pytest.raises(cost.CostInputError) as raised:
-        cost.read_settings(path)
-    assert message in str(raised.value)
 
 
 def test_bad_state_sync_intervals_are_refused(cost: ModuleType, tmp_path: Path) -> None:
