@@ -429,15 +429,15 @@ def _state_lines(settings: Settings, prices: Mapping[str, Any], line: Callable[.
     gets = uploads * STATE_GETS_PER_UPLOAD
     stored_gb = state_snapshots_kept(settings, prices) * use["state_snapshot_mib"] / 1024  # S3's GB: 2^30 bytes
     every = f"every {settings.state_sync_interval_s:g} s"
+    kept_days = settings.state_superseded_retention_days
     return [
         line(f"S3 state PUT-class (3 per upload, {every})", f"{puts:,.0f}",
              puts / 1000 * p["s3_put_per_1k"], None, "s3_put_per_1k"),
         line("S3 state GETs (1 per upload)", f"{gets:,.0f}", gets / 1000 * p["s3_get_per_1k"], None,
              "s3_get_per_1k"),
         line(
-            f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {settings.state_superseded_retention_days}+"
-            f"{settings.state_superseded_retention_days} days)", f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"],
-            None, "s3_storage_gb_month",
+            f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {kept_days}+{kept_days} days)",
+            f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"], None, "s3_storage_gb_month",
         ),
         line("STS AssumeRole (state credentials: free)", "-", 0.0),
     ]  # fmt: skip
