@@ -142,7 +142,9 @@ def test_a_primary_cut_off_from_aws_keeps_its_bot_on_renewals_and_stops_when_the
         last_answer = cut
         while time.time() < cut + 3 * HB_TTL + 2:
             nonce, status, received = probe(port)
-            assert status == "pass", f"probe turned {status} {time.time() - cut:.1f}s after the cut"
+            # `warn` (a workload check slower than its 0.2 s timeout on a loaded machine) is a
+            # passing probe for the watchdog too (HTTP 200): only a signed `fail` fails it.
+            assert status in ("pass", "warn"), f"probe turned {status} {time.time() - cut:.1f}s after the cut"
             code, ack = renew(port, nonce, epoch=4)
             assert code == 200 and ack["accepted"] and 0 < ack["until_in_s"] <= RENEW_TTL, ack
             last_answer = received
