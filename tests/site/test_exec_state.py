@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -217,6 +218,82 @@ def test_a_crashing_bot_restarts_without_a_new_restore_and_the_sync_keeps_runnin
     asyncio.run(main())
     assert set(_lines(out)) == {str(root / "data")}  # the command learns its directory
     assert len(agent.events("restored")) == 1
+
+
+def test_a_sync_that_dies_is_restarted_and_the_final_upload_still_holds_every_count(
+    agent: StandInStateAgent, bot: Path, tmp_path: Path
+) -> None:
+    """A sync killed while the bot runs (an OOM kill) would leave the bot's writes unuploaded: the
+    backend restarts it on the command's backoff, the bot runs on untouched, and the stop's final
+    upload (by the new sync) carries the last count to the next site."""
+    wiring = _wiring(agent, tmp_path)
+    root = tmp_path / "laptop"
+    root.mkdir()
+    laptop_out = root / "bot.log"
+    workload = ExecWorkload("bot-a", (sys.executable, str(bot), str(laptop_out)), state_dir=root / "data")
+    laptop = ExecBackend([workload], grace_s=5.0, backoff_s=0.1, backoff_max_s=0.5)
+    laptop.configure_state(wiring)
+    ec2, ec2_out, _ = _site(bot, tmp_path / "ec2", wiring)
+
+    async def main() -> None:
+        agent.grant(1, "primary")
+        await laptop.start()
+        await _wait(lambda: (root / "data" / "counter").exists())  # the bot runs and counts
+        first = laptop.sync_pids()["bot-a"]
+        bot_pid = laptop.pid
+        assert first is not None and bot_pid is not None
+        os.kill(first, signal.SIGKILL)
+        await _wait(lambda: laptop.sync_pids()["bot-a"] not in (None, first), 40.0)
+        second = laptop.sync_pids()["bot-a"]
+        assert second is not None and _alive(second) and not _alive(first)
+        assert laptop.pid == bot_pid  # the bot never noticed
+        await laptop.stop()
+        assert not _alive(second)
+        assert laptop.sync_exit_of("bot-a") == 0
+        assert [(e["epoch"], e["detail"]) for e in agent.events("final")] == [(1, "uploaded")]
+
+        agent.grant(3, "standby")
+        await ec2.start()
+        await _wait(lambda: len(_lines(ec2_out)) >= 1)
+        await ec2.stop()
+
+    asyncio.run(main())
+    assert len(agent.events("restored")) == 2  # the laptop's start and the standby's: none for the restart
+    last = int(_lines(laptop_out)[-1].split()[1])
+    assert _lines(laptop_out)[-1] == f"term {last}"
+    assert _lines(ec2_out)[0] == f"start {last} restored=True"
+
+
+def test_a_stop_while_the_dead_sync_waits_for_its_restart_still_makes_the_final_upload(
+    agent: StandInStateAgent, bot: Path, tmp_path: Path
+) -> None:
+    """The sync died and its restart is still in its backoff (30 s) when the lease moves: the stop
+    does not wait for the backoff, and starts a sync for the final upload once the bot is gone."""
+    wiring = _wiring(agent, tmp_path)
+    root = tmp_path / "laptop"
+    root.mkdir()
+    out = root / "bot.log"
+    workload = ExecWorkload("bot-a", (sys.executable, str(bot), str(out)), state_dir=root / "data")
+    laptop = ExecBackend([workload], grace_s=5.0, backoff_s=30.0, backoff_max_s=60.0)
+    laptop.configure_state(wiring)
+
+    async def main() -> None:
+        agent.grant(1, "primary")
+        await laptop.start()
+        await _wait(lambda: (root / "data" / "counter").exists())  # the bot runs and counts
+        first = laptop.sync_pids()["bot-a"]
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await _wait(lambda: laptop.sync_pids()["bot-a"] is None and not _alive(first))
+        started = time.monotonic()
+        await laptop.stop()
+        assert time.monotonic() - started < 25.0  # not the 30 s backoff
+        assert laptop.sync_exit_of("bot-a") == 0
+
+    asyncio.run(main())
+    assert [(e["epoch"], e["detail"]) for e in agent.events("final")] == [(1, "uploaded")]
+    last = int(_lines(out)[-1].split()[1])
+    assert _lines(out)[-1] == f"term {last}"
 
 
 def test_a_state_directory_without_state_credentials_refuses_to_start(bot: Path, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ notice.
   the Pod's two state containers as child processes of the same CLI: ``hfo-site state restore``
   runs to completion before the command starts (the command does not start if it fails), then
   ``hfo-site state sync`` runs beside it; a stop terminates the command first and only then
-  SIGTERMs the sync, which makes its final upload (bounded by the stop grace) and exits.
+  SIGTERMs the sync, which makes its final upload (bounded by the stop grace) and exits. A sync
+  that dies while the command runs is restarted on the command's backoff: without it the command's
+  writes would go on unuploaded, and a crash would lose more than one sync interval.
 """
 
 from __future__ import annotations
@@ -129,7 +131,10 @@ class _Supervised:
         self.wiring: StateWiring | None = None
         self._sync: asyncio.subprocess.Process | None = None
         self._sync_relay: asyncio.Task[None] | None = None
+        self._sync_keeper: asyncio.Task[None] | None = None
+        self._sync_wake = asyncio.Event()
         self.sync_exit: int | None = None
+        self.sync_restarts = 0
         self.argv = tuple(argv)
         self._grace = grace_s
         self._backoff = backoff_s
@@ -192,6 +197,8 @@ class _Supervised:
                 await self._stop_sync()
                 raise
             self._supervisor = asyncio.create_task(self._supervise(proc))
+            if self._sync is not None:
+                self._sync_keeper = asyncio.create_task(self._keep_sync(self._sync))
 
     async def stop(self) -> None:
         async with self._lock:
@@ -206,13 +213,29 @@ class _Supervised:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._supervisor
                     self._supervisor = None
+                keeper, self._sync_keeper = self._sync_keeper, None
+                if keeper is not None:
+                    # The command is gone (the fence is done). A sync restart under way finishes first
+                    # (a sync killed before its SIGTERM handler makes no final upload); one that had
+                    # died and was not back yet is started for the final upload.
+                    self._sync_wake.set()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await keeper
+                    if self._sync is None:
+                        try:
+                            await self._start_sync()
+                        except WorkloadError as exc:
+                            log.error(
+                                "no state sync for the final upload", extra={"workload": self.name, "error": str(exc)}
+                            )
                 await self._stop_sync()  # only now: the final upload holds everything the command wrote
             finally:
                 self.stopping = False
 
     async def close(self) -> None:
-        if self._supervisor is not None and not self._supervisor.done():
-            self._supervisor.cancel()
+        for task in (self._supervisor, self._sync_keeper):
+            if task is not None and not task.done():
+                task.cancel()
 
     # -- the state containers ------------------------------------------------------------------
     def _state_command(self, *args: str) -> list[str]:
@@ -353,6 +376,54 @@ class _Supervised:
                 "workload state sync ended without a final upload",
                 extra={"workload": self.name, "exit_code": code, "reason": SYNC_EXITS.get(code, "unexpected exit")},
             )
+
+    async def _keep_sync(self, sync: asyncio.subprocess.Process) -> None:
+        """Restart a sync that exits while the workload should run (a crash, an OOM kill), with the
+        command's backoff. Like the command's supervisor it takes no lock: a stop never waits for it
+        to fence the command. ``stop`` terminates the command, then wakes this task and waits for it
+        (a start under way completes), and only then stops the sync for its final upload."""
+        backoff = self._backoff
+        current: asyncio.subprocess.Process | None = sync
+        while self.want:
+            if current is not None:
+                exited = asyncio.ensure_future(current.wait())
+                woken = asyncio.ensure_future(self._sync_wake.wait())
+                try:
+                    await asyncio.wait({exited, woken}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    exited.cancel()
+                    woken.cancel()
+                if not self.want:
+                    return
+                if current.returncode is None:
+                    self._sync_wake.clear()
+                    continue
+                log.error(
+                    "workload state sync exited while the workload runs; restarting it after backoff",
+                    extra={
+                        "workload": self.name,
+                        "exit_code": current.returncode,
+                        "reason": SYNC_EXITS.get(current.returncode, "unexpected exit"),
+                        "backoff_s": backoff,
+                    },
+                )
+                await self._stop_sync()  # collects its exit status and its stderr relay
+                if not self.want:
+                    return
+            self._sync_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_wake.wait(), backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+            if not self.want:
+                return
+            try:
+                await self._start_sync()
+            except WorkloadError as exc:
+                log.error("workload state sync restart failed", extra={"workload": self.name, "error": str(exc)})
+                current = None
+                continue
+            current = self._sync
+            self.sync_restarts += 1
 
     # -- internals -----------------------------------------------------------------------------
     async def _spawn(self) -> asyncio.subprocess.Process:
