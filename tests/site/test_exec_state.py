@@ -89,12 +89,15 @@ def _wiring(agent: StandInStateAgent, tmp_path: Path, interval: float = 3600.0) 
     return StateWiring(agent.credentials_url, token, interval)
 
 
-def _site(bot: Path, root: Path, wiring: StateWiring, grace: float = 5.0) -> tuple[ExecBackend, Path, Path]:
-    """One site's backend: workload bot-a with its state directory under ``root`` (the volume)."""
+def _site(
+    bot: Path, root: Path, wiring: StateWiring, grace: float = 5.0, backoff: tuple[float, float] = (1.0, 60.0)
+) -> tuple[ExecBackend, Path, Path]:
+    """One site's backend: workload bot-a with its state directory under ``root`` (the volume);
+    ``backoff``: the restart backoff, first and longest."""
     root.mkdir(parents=True)
     out = root / "bot.log"
     workload = ExecWorkload("bot-a", (sys.executable, str(bot), str(out)), state_dir=root / "data")
-    backend = ExecBackend([workload], grace_s=grace)
+    backend = ExecBackend([workload], grace_s=grace, backoff_s=backoff[0], backoff_max_s=backoff[1])
     backend.configure_state(wiring)
     return backend, out, root / "data"
 
@@ -228,11 +231,7 @@ def test_a_sync_that_dies_is_restarted_and_the_final_upload_still_holds_every_co
     upload (by the new sync) carries the last count to the next site."""
     wiring = _wiring(agent, tmp_path)
     root = tmp_path / "laptop"
-    root.mkdir()
-    laptop_out = root / "bot.log"
-    workload = ExecWorkload("bot-a", (sys.executable, str(bot), str(laptop_out)), state_dir=root / "data")
-    laptop = ExecBackend([workload], grace_s=5.0, backoff_s=0.1, backoff_max_s=0.5)
-    laptop.configure_state(wiring)
+    laptop, laptop_out, _ = _site(bot, root, wiring, backoff=(0.1, 0.5))
     ec2, ec2_out, _ = _site(bot, tmp_path / "ec2", wiring)
 
     async def main() -> None:
@@ -269,13 +268,8 @@ def test_a_stop_while_the_dead_sync_waits_for_its_restart_still_makes_the_final_
 ) -> None:
     """The sync died and its restart is still in its backoff (30 s) when the lease moves: the stop
     does not wait for the backoff, and starts a sync for the final upload once the bot is gone."""
-    wiring = _wiring(agent, tmp_path)
     root = tmp_path / "laptop"
-    root.mkdir()
-    out = root / "bot.log"
-    workload = ExecWorkload("bot-a", (sys.executable, str(bot), str(out)), state_dir=root / "data")
-    laptop = ExecBackend([workload], grace_s=5.0, backoff_s=30.0, backoff_max_s=60.0)
-    laptop.configure_state(wiring)
+    laptop, out, _ = _site(bot, root, _wiring(agent, tmp_path), backoff=(30.0, 60.0))
 
     async def main() -> None:
         agent.grant(1, "primary")
