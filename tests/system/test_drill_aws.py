@@ -43,7 +43,7 @@ def test_the_production_defaults_scale_to_the_documented_drill_timings() -> None
         "HFO_LEASE_TTL_S": "5",
         "HFO_STOP_GRACE_S": "1",
         "HFO_DOWN_HEARTBEAT_S": "10",
-        "HFO_RECOVERY_STEADY_S": "3",
+        "HFO_RECOVERY_STEADY_S": "10",
         "HFO_MIN_STATE_S": "2",
         "HFO_START_COOLDOWN_S": "15",
         "HFO_STANDBY_MAX_RUNTIME_S": "1440",
