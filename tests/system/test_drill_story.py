@@ -255,30 +255,20 @@ def test_the_counter_continuing_passes_and_prints_each_moves_rpo(tmp_path: Path)
     ]
 
 
-def test_a_count_lost_where_rpo_0_is_promised_fails_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_line", [True, False])
+def test_a_count_lost_where_rpo_0_is_promised_fails_it(tmp_path: Path, stop_line: bool) -> None:
+    """A handback is orderly with or without the standby's stop line (without it: its lease-aware bot
+    heard of the handover from its gate before the SIGTERM landed): one count lost fails the drill."""
     text = (
         counted("primary", 10, 0, 10, 1, stop=False)
-        + counted("standby", 20, 24, 40, 12, stop=True)  # counts 12..28, stopped in order
+        + counted("standby", 20, 24, 40, 12, stop=stop_line)  # counts 12..28
         + counted("primary", 30, 41, 80, 28, stop=False)  # restored 27: the final upload missed one
     )
     v = rpo_verdict(tmp_path, text)
-    assert "bot-a: the handback after an orderly stop lost 1 counts (1.2 s of work) where RPO 0 is promised" in (
-        v.failures
-    )
-
-
-def test_a_handback_without_the_stop_line_still_promises_rpo_0(tmp_path: Path) -> None:
-    """The standby's lease-aware bot heard of the handover from its gate before the SIGTERM landed:
-    no stop line, yet the handback is an orderly move, and a count lost there fails the drill."""
-    text = (
-        counted("primary", 10, 0, 10, 1, stop=False)
-        + counted("standby", 20, 24, 40, 12, stop=False)  # counts 12..28, no stop line
-        + counted("primary", 30, 41, 80, 28, stop=False)  # restored 27: the final upload missed one
-    )
-    v = rpo_verdict(tmp_path, text)
-    assert "bot-a: the handback after an orderly stop lost 1 counts (1.0 s of work) where RPO 0 is promised" in (
-        v.failures
-    )
+    lost_s = 1.2 if stop_line else 1.0  # the stop line is the old run's last line
+    assert (
+        f"bot-a: the handback after an orderly stop lost 1 counts ({lost_s:.1f} s of work) where RPO 0 is promised"
+    ) in v.failures
     assert [(f["move"], f["planned"], f["bound_s"]) for f in v.rpo][-1] == ("handback", True, 0.0)
 
 

@@ -198,26 +198,20 @@ def read_settings(
     modules = {m: variable_defaults(TERRAFORM / "modules" / m / "variables.tf") for m in set(COST_VARIABLES.values())}
     values: dict[str, Any] = {name: modules[module][name] for name, module in COST_VARIABLES.items()}
     values["region"] = variable_defaults(EXAMPLE / "variables.tf")["region"]
+    # The example root's names for the state bucket module's retentions; null there: its default.
+    bucket_defaults = variable_defaults(TERRAFORM / "modules" / "state-bucket" / "variables.tf")
+    values["state_retention_days"] = bucket_defaults["retention_days"]
+    values["state_superseded_retention_days"] = bucket_defaults["superseded_retention_days"]
     if tfvars is not None:
         for name, value in read_tfvars(tfvars).items():
-            if value is not None and (name in COST_VARIABLES or name == "region"):
+            if value is not None and name in values:
                 values[name] = value
     if region is not None:
         values["region"] = region
 
-    # The example root's names for the state bucket module's retentions; null there: its default.
-    bucket_defaults = variable_defaults(TERRAFORM / "modules" / "state-bucket" / "variables.tf")
-    retention = {
-        "state_retention_days": bucket_defaults["retention_days"],
-        "state_superseded_retention_days": bucket_defaults["superseded_retention_days"],
-    }
-    if tfvars is not None:
-        for name, value in read_tfvars(tfvars).items():
-            if value is not None and name in retention:
-                retention[name] = value
-    state_retention = _require_int("state_retention_days", retention["state_retention_days"], 1, 3650)
+    state_retention = _require_int("state_retention_days", values["state_retention_days"], 1, 3650)
     superseded = _require_int(
-        "state_superseded_retention_days", retention["state_superseded_retention_days"], 1, state_retention
+        "state_superseded_retention_days", values["state_superseded_retention_days"], 1, state_retention
     )
     if state_sync_interval_s is None:
         interval = state_sync_interval()
@@ -415,7 +409,7 @@ def state_snapshots_kept(settings: Settings, prices: Mapping[str, Any]) -> float
     `retention_days`): each upload is stored for twice that (S3 rounds each step up to the next
     midnight UTC, up to a day more). Plus each workload's current snapshot."""
     per_day = state_uploads_per_month(settings, prices) / (float(prices["meta"]["hours_per_month"]) / 24)
-    kept_days = 2 * min(settings.state_superseded_retention_days, settings.state_retention_days)
+    kept_days = 2 * settings.state_superseded_retention_days  # read_settings keeps it <= state_retention_days
     return per_day * kept_days + float(prices["usage"]["state_workloads"])
 
 
@@ -431,10 +425,10 @@ def _state_lines(settings: Settings, prices: Mapping[str, Any], line: Callable[.
     every = f"every {settings.state_sync_interval_s:g} s"
     kept_days = settings.state_superseded_retention_days
     return [
-        line(f"S3 state PUT-class (3 per upload, {every})", f"{puts:,.0f}",
+        line(f"S3 state PUT-class ({STATE_PUTS_PER_UPLOAD} per upload, {every})", f"{puts:,.0f}",
              puts / 1000 * p["s3_put_per_1k"], None, "s3_put_per_1k"),
-        line("S3 state GETs (1 per upload)", f"{gets:,.0f}", gets / 1000 * p["s3_get_per_1k"], None,
-             "s3_get_per_1k"),
+        line(f"S3 state GETs ({STATE_GETS_PER_UPLOAD} per upload)", f"{gets:,.0f}",
+             gets / 1000 * p["s3_get_per_1k"], None, "s3_get_per_1k"),
         line(
             f"S3 state storage ({use['state_snapshot_mib']:g} MiB, kept {kept_days}+{kept_days} days)",
             f"{stored_gb:,.1f} GB", stored_gb * p["s3_storage_gb_month"], None, "s3_storage_gb_month",
