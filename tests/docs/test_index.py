@@ -96,16 +96,10 @@ def test_runbook_alarm_names_are_the_ones_terraform_creates() -> None:
     documented = {c for cell in table_column(section(page("runbook.md"), "CloudWatch alarms"), 0) for c in codes(cell)}
     tf = read(TF / "modules/watchdog/main.tf")
     suffixes = re.findall(r'alarm_name\s*=\s*"\$\{[^}]+\}(-[\w-]+)"', tf)
-    # <name>-tick and <name>-heartbeat carry the errors alarm; the tick the silent one
-    expected = set()
-    for suffix in suffixes:
-        if suffix == "-errors":
-            expected |= {"hfo-tick-errors", "hfo-heartbeat-errors"}
-        elif suffix == "-silent":
-            expected.add("hfo-tick-silent")
-        else:
-            expected.add(f"hfo{suffix}")
-    assert len(suffixes) == 3 and documented == expected
+    # "${local.function_names.<fn>}<suffix>" names an alarm on one function; "${var.name}<suffix>" the rest
+    names = re.findall(r'alarm_name\s*=\s*"\$\{(?:local\.function_names\.(\w+)|var\.name)\}(-[\w-]+)"', tf)
+    expected = {f"hfo-{fn}{suffix}" if fn else f"hfo{suffix}" for fn, suffix in names}
+    assert len(names) == len(suffixes) == 3 and documented == expected
 
 
 def test_every_probe_failure_class_has_a_troubleshooting_entry() -> None:

@@ -686,7 +686,7 @@ def test_armed_at_not_yet_set_by_the_engine(healthy: None, outputs: dict[str, An
 
 def test_alarms(healthy: None, outputs: dict[str, Any], aws_env: MotoServer) -> None:
     cloudwatch = boto3.session.Session().client("cloudwatch")
-    silent = next(n for n in outputs["watchdog"]["alarm_names"] if n.endswith("-silent"))
+    silent = next(n for n in outputs["watchdog"]["alarm_names"] if n.endswith("-tick-failing"))
     cloudwatch.set_alarm_state(AlarmName=silent, StateValue="ALARM", StateReason="Threshold Crossed: no invocation")
     try:
         firing = verdict(outputs, "alarms")

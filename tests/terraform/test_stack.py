@@ -467,14 +467,23 @@ def test_alerts_topic_logs_and_alarms(stack: Stack, aws: dict[str, Any], instanc
         groups = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
         assert [g["retentionInDays"] for g in groups] == [14]
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms()["MetricAlarms"]}
-    assert set(alarms) == {"hfo-tick-errors", "hfo-heartbeat-errors", "hfo-tick-silent", "hfo-standby-running-too-long"}
+    assert set(alarms) == {"hfo-tick-failing", "hfo-heartbeat-errors", "hfo-standby-running-too-long"}
     assert all(a["AlarmActions"] == [topic] for a in alarms.values())
     runtime = alarms["hfo-standby-running-too-long"]
     assert runtime["Namespace"] == "AWS/EC2"
     assert runtime["Dimensions"] == [{"Name": "InstanceId", "Value": instance["InstanceId"]}]
     assert runtime["Period"] * runtime["EvaluationPeriods"] == 86400  # HFO_STANDBY_MAX_RUNTIME_S default
     assert runtime["TreatMissingData"] == "notBreaching"  # a stopped instance sends nothing: fine
-    assert alarms["hfo-tick-silent"]["TreatMissingData"] == "breaching"  # no tick at all: alarm
+    # One alarm for a tick that fails and for one that does not run: Lambda sends Errors (0 or 1)
+    # for every invocation, so no datapoint means no tick, and that must alarm.
+    tick = alarms["hfo-tick-failing"]
+    assert (tick["Namespace"], tick["MetricName"], tick["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert tick["Dimensions"] == [{"Name": "FunctionName", "Value": stack.outputs["function_names"]["tick"]}]
+    assert tick["TreatMissingData"] == "breaching"
+    assert (tick["EvaluationPeriods"], tick["DatapointsToAlarm"], tick["Period"]) == (2, 2, 300)
+    heartbeat = alarms["hfo-heartbeat-errors"]
+    assert heartbeat["Dimensions"] == [{"Name": "FunctionName", "Value": stack.outputs["function_names"]["heartbeat"]}]
+    assert heartbeat["TreatMissingData"] == "notBreaching"  # no laptop, no heartbeats: fine
 
 
 def test_secret_values_reach_securestring_parameters_but_never_the_state(

@@ -36,11 +36,11 @@ EXAMPLE = TERRAFORM / "examples" / "complete"
 PRICES = Path(__file__).resolve().parent / "prices.toml"
 STATE_CONTAINERS = REPO_ROOT / "k8s" / "components" / "state" / "state-containers.yaml"
 
-# What the watchdog module creates: one alarm per function for errors and one for a silent tick
-# always, one for a standby running too long with standby_runtime_alarm
+# What the watchdog module creates: one alarm on the tick (failing or not running) and one on the
+# heartbeat function's errors always, one for a standby running too long with standby_runtime_alarm
 # (tests/terraform/test_cost.py checks this against the module); two secrets always (HMAC
 # keyring, Tailscale key), a third for Discord alerts.
-ALARMS = 3
+ALARMS = 2
 BASE_SECRETS = 2
 # The smallest instance type of each architecture, for the always-on comparison.
 SMALLEST_TYPE = {"arm64": "t4g.nano", "x86_64": "t3.nano"}

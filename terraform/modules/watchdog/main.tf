@@ -271,13 +271,16 @@ resource "aws_scheduler_schedule" "tick" {
 # ---------------------------------------------------------------------------------------
 # Alarms (all notify the alert topic)
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  for_each            = local.function_names
-  alarm_name          = "${each.value}-errors"
-  alarm_description   = "hybrid-failover: the ${each.key} handler failed 3 or more times in 5 minutes (see its log group)."
+# The heartbeat function crashed, timed out or ran out of memory 3 times or more in 5 minutes.
+# (A heartbeat it refuses, or one it answers 503 because the table is unreachable, is a handled
+# answer, not an error; the tick reports a heartbeat path that stays broken while the laptop's
+# probe passes as `degraded:heartbeat`.)
+resource "aws_cloudwatch_metric_alarm" "heartbeat_errors" {
+  alarm_name          = "${local.function_names.heartbeat}-errors"
+  alarm_description   = "hybrid-failover: the heartbeat handler failed 3 or more times in 5 minutes (see its log group)."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
+  dimensions          = { FunctionName = local.function_names.heartbeat }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -291,19 +294,24 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   depends_on = [aws_lambda_function.fn]
 }
 
-# No tick at all for two periods: the schedule is disabled or broken, or the function cannot
-# start. Nothing is watching the laptop then.
-resource "aws_cloudwatch_metric_alarm" "tick_silent" {
-  alarm_name          = "${local.function_names.tick}-silent"
-  alarm_description   = "hybrid-failover: the watchdog tick has not run for two periods; nothing is watching the laptop."
+# One alarm for both ways the watchdog stops watching: the tick fails, or it does not run at all
+# (the schedule is disabled or broken, the function cannot start or is throttled). Lambda sends
+# the Errors metric for every invocation, 0 or 1, so a period with no datapoint is a period
+# without a tick: missing data counts as breaching. Two periods out of two, as the separate
+# silence alarm had, so a metric that arrives late does not page anyone; a tick failing at every
+# run alarms within two periods. One alarm instead of two saves 0.10 USD a month (issue 13).
+resource "aws_cloudwatch_metric_alarm" "tick" {
+  alarm_name          = "${local.function_names.tick}-failing"
+  alarm_description   = "hybrid-failover: the watchdog tick failed 3 or more times, or did not run, in each of two periods; nothing is watching the laptop."
   namespace           = "AWS/Lambda"
-  metric_name         = "Invocations"
+  metric_name         = "Errors"
   dimensions          = { FunctionName = local.function_names.tick }
   statistic           = "Sum"
   period              = max(300, var.tick_interval_minutes * 60)
   evaluation_periods  = 2
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
+  datapoints_to_alarm = 2
+  threshold           = 3
+  comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "breaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
@@ -312,12 +320,22 @@ resource "aws_cloudwatch_metric_alarm" "tick_silent" {
   depends_on = [aws_lambda_function.fn]
 }
 
+moved {
+  from = aws_cloudwatch_metric_alarm.errors["heartbeat"]
+  to   = aws_cloudwatch_metric_alarm.heartbeat_errors
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.errors["tick"]
+  to   = aws_cloudwatch_metric_alarm.tick
+}
+
 # The standby has run longer than standby_max_runtime_s, seen from EC2's own free 5-minute
 # metrics: every period in the window holds a datapoint only if the instance ran throughout.
 # Independent of the watchdog, so it still fires when the watchdog is what is broken. It
 # notifies only: stopping the instance here could take the bot down during a long outage.
-# Opt-in (standby_runtime_alarm): the watchdog raises the same alert at every tick, and the two
-# tick alarms above fire when the watchdog itself is broken; each alarm is 0.10 USD a month.
+# Opt-in (standby_runtime_alarm): the watchdog raises the same alert at every tick, and the tick
+# alarm above fires when the watchdog itself is broken; each alarm is 0.10 USD a month.
 locals {
   runtime_period  = var.standby_max_runtime_s >= 3600 ? 3600 : 300
   runtime_periods = min(ceil(var.standby_max_runtime_s / local.runtime_period), 168)

@@ -31,8 +31,7 @@ output "log_group_names" {
 output "alarm_names" {
   description = "The CloudWatch alarms."
   value = concat(
-    [for a in aws_cloudwatch_metric_alarm.errors : a.alarm_name],
-    [aws_cloudwatch_metric_alarm.tick_silent.alarm_name],
+    [aws_cloudwatch_metric_alarm.tick.alarm_name, aws_cloudwatch_metric_alarm.heartbeat_errors.alarm_name],
     aws_cloudwatch_metric_alarm.standby_runtime[*].alarm_name,
   )
 }

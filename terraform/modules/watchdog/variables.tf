@@ -481,7 +481,7 @@ variable "custom_metrics" {
 }
 
 variable "standby_runtime_alarm" {
-  description = "A CloudWatch alarm (0.10 USD a month beyond the free tier) when the standby has run longer than standby_max_runtime_s, from EC2's own metrics. Off by default: the watchdog alerts on that itself at every tick (HFO_STANDBY_MAX_RUNTIME_S), and the tick's own alarms fire when the watchdog is what is broken."
+  description = "A CloudWatch alarm (0.10 USD a month beyond the free tier) when the standby has run longer than standby_max_runtime_s, from EC2's own metrics. Off by default: the watchdog alerts on that itself at every tick (HFO_STANDBY_MAX_RUNTIME_S), and the tick's own alarm fires when the watchdog is what is broken."
   type        = bool
   default     = false
   nullable    = false
