@@ -6,6 +6,11 @@ watchdog's own overhead without the probe's network wait. Also measured: the hea
 and the first (cold) invocation that builds settings, secrets and clients. Baseline, in the same
 run and against the same server: one raw DynamoDB GetItem round trip.
 
+Then the footprint a Lambda memory setting must hold: for each function, a fresh interpreter (as
+its own execution environment) runs its handler, first then warm, and reports its peak resident
+memory and the CPU time each invocation took, the part that stretches when Lambda gives a function less CPU (it
+allocates CPU in proportion to memory: 1,769 MB is one vCPU).
+
     python bench/warm_tick.py [--ticks N]
 """
 
@@ -17,6 +22,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import redirect_stdout
@@ -62,20 +68,137 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+# Lambda allocates CPU in proportion to memory; 1,769 MB gets one full vCPU (Lambda developer guide).
+ONE_VCPU_MB = 1769
+KEYRING_ENV = "HFO_BENCH_KEYRING"  # the child's copy of the benchmark's own throwaway keyring
+
+
+class Invokers:
+    """The real handlers, as the functions run them, on a Runtime with the instant prober, and
+    helpers that call them the way the Function URL and the schedule do."""
+
+    def __init__(self, secret_text: str) -> None:
+        from hfo_protocol.keys import Keyring
+        from hfo_watchdog.config import Settings
+        from hfo_watchdog.handlers import entry_points
+        from hfo_watchdog.runtime import Container, Runtime
+
+        self.handlers = entry_points(Container(lambda: Runtime(Settings.from_env(os.environ), prober=InstantProber())))
+        self.keyring = Keyring.from_secret_string(secret_text)
+        self.seq = 0
+        self.sink = io.StringIO()  # EMF metric documents are printed on stdout; keep the report readable
+
+    def beat(self) -> dict[str, Any]:
+        from hfo_drill.lambda_runtime import LambdaContext, function_url_event
+        from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
+        from hfo_protocol.nonce import new_nonce
+
+        self.seq += 1
+        hb = Heartbeat("primary", time.time(), new_nonce(), self.seq, "running", 1, True)
+        body = build_heartbeat(hb)
+        headers = {"content-type": "application/json", "x-hfo-signature": sign_heartbeat(self.keyring, body)}
+        return self.handlers.heartbeat(function_url_event(body, headers), LambdaContext("hfo-heartbeat"))
+
+    def tick(self) -> dict[str, Any]:
+        from hfo_drill.lambda_runtime import LambdaContext
+
+        with redirect_stdout(self.sink):
+            return self.handlers.tick({"source": "aws.scheduler"}, LambdaContext("hfo-tick"))
+
+
+def cpu_ms(call: Any) -> tuple[float, Any]:
+    started = time.process_time()
+    result = call()
+    return (time.process_time() - started) * 1000, result
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM belongs to the address space, which exec
+    replaces; getrusage's ru_maxrss would carry over the parent's peak into the child on Linux."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise SystemExit("no VmHWM in /proc/self/status: the footprint needs Linux")
+
+
+def footprint(function: str, n: int) -> None:
+    """In a fresh interpreter, as one function's execution environment: the CPU time of its first
+    invocation (settings, secret, clients: the handlers build them lazily) and of warm ones, and
+    the peak resident memory."""
+    before = peak_rss_mib()
+    inv = Invokers(os.environ[KEYRING_ENV])
+    call = inv.beat if function == "heartbeat" else inv.tick
+    cold, _ = cpu_ms(call)
+    for _ in range(5):
+        call()
+    warm = [cpu_ms(call)[0] for _ in range(n)]
+    result = {"interpreter_rss_mib": before, "peak_rss_mib": peak_rss_mib(), "first_cpu_ms": cold}
+    print(json.dumps({**result, "warm_cpu_median_ms": statistics.median(warm)}))
+
+
+FUNCTIONS = ("heartbeat", "tick")
+
+
+def measure_footprint(n: int, secret_text: str) -> dict[str, Any]:
+    """Each function's footprint, measured by a child of its own (while the moto server runs)."""
+    fps: dict[str, Any] = {}
+    for function in FUNCTIONS:
+        # Our own interpreter and script, fixed arguments.
+        child = subprocess.run(
+            [sys.executable, __file__, "--footprint", function, "--ticks", str(n)],
+            env={**os.environ, KEYRING_ENV: secret_text},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise SystemExit(f"the {function} footprint child failed:\n{child.stderr[-3000:]}")
+        fps[function] = json.loads(child.stdout.strip().splitlines()[-1])
+    return fps
+
+
+def report_footprint(n: int, fps: dict[str, Any]) -> dict[str, Any]:
+    print()
+    print(f"footprint: each function alone in a fresh interpreter (its own execution environment), {n} warm calls")
+    print(f"  {'function':<10} {'peak RSS':>10} {'first call CPU':>15} {'warm call CPU':>14}")
+    for function, fp in fps.items():
+        print(
+            f"  {function:<10} {fp['peak_rss_mib']:>6.1f} MiB {fp['first_cpu_ms']:>12.0f} ms "
+            f"{fp['warm_cpu_median_ms']:>11.1f} ms"
+        )
+    print(f"  (the interpreter with the benchmark's imports: {fps['tick']['interpreter_rss_mib']:.1f} MiB)")
+    print(f"  the CPU time stretched to Lambda's share of a vCPU (1 vCPU = {ONE_VCPU_MB} MB; this machine's core")
+    print("  taken as one vCPU): what it adds to an invocation's duration at each memory setting, network aside")
+    print(f"  {'memory':>8} {'vCPU':>6}" + "".join(f" {f + ' first':>16} {f + ' warm':>15}" for f in FUNCTIONS))
+    stretch: dict[str, dict[str, float]] = {}
+    for mb in (128, 256, 512):
+        share = min(1.0, mb / ONE_VCPU_MB)
+        row: dict[str, float] = {}
+        for function, fp in fps.items():
+            row[f"{function}_first_ms"] = fp["first_cpu_ms"] / share
+            row[f"{function}_warm_ms"] = fp["warm_cpu_median_ms"] / share
+        stretch[str(mb)] = row
+        cells = "".join(f" {row[f + '_first_ms']:>13.0f} ms {row[f + '_warm_ms']:>12.0f} ms" for f in FUNCTIONS)
+        print(f"  {mb:>5} MB {share:>6.3f}{cells}")
+    return {**fps, "at_memory_mb": stretch}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=60)
+    parser.add_argument("--footprint", choices=("heartbeat", "tick"), help=argparse.SUPPRESS)  # a child's mode
     args = parser.parse_args()
+    if args.footprint:
+        footprint(args.footprint, args.ticks)
+        return
 
     import secrets
 
     import boto3
     from hfo_drill.aws_setup import directly, read_functions
-    from hfo_drill.lambda_runtime import LambdaContext, function_url_event
     from hfo_drill.moto_server import MotoServer
-    from hfo_protocol.heartbeat import Heartbeat, build_heartbeat, sign_heartbeat
-    from hfo_protocol.keys import Keyring
-    from hfo_protocol.nonce import new_nonce
 
     moto = MotoServer()
     try:
@@ -88,28 +211,9 @@ def main() -> None:
         side = directly(session, secret_text, "https://laptop.invalid/healthz", "benchmark")
         read_functions(session, side)
         os.environ.update({**side.env("tick"), "POWERTOOLS_LOG_LEVEL": "WARNING"})
-        from hfo_watchdog.config import Settings
-        from hfo_watchdog.handlers import entry_points
-        from hfo_watchdog.runtime import Container, Runtime
-
         # The real handlers on a container whose Runtime has the instant prober put in.
-        handlers = entry_points(Container(lambda: Runtime(Settings.from_env(os.environ), prober=InstantProber())))
-
-        keyring = Keyring.from_secret_string(secret_text)
-        seq = [0]
-
-        def beat() -> dict[str, Any]:
-            seq[0] += 1
-            hb = Heartbeat("primary", time.time(), new_nonce(), seq[0], "running", 1, True)
-            body = build_heartbeat(hb)
-            headers = {"content-type": "application/json", "x-hfo-signature": sign_heartbeat(keyring, body)}
-            return handlers.heartbeat(function_url_event(body, headers), LambdaContext("hfo-heartbeat"))
-
-        sink = io.StringIO()  # EMF metric documents are printed on stdout; keep the report readable
-
-        def tick() -> dict[str, Any]:
-            with redirect_stdout(sink):
-                return handlers.tick({"source": "aws.scheduler"}, LambdaContext("hfo-tick"))
+        inv = Invokers(secret_text)
+        beat, tick = inv.beat, inv.tick
 
         # Cold: the first invocation builds settings, fetches the secret, creates the clients.
         CALLS.clear()
@@ -154,6 +258,7 @@ def main() -> None:
             started = time.perf_counter()
             ddb.get_item(TableName=side.table, Key=key, ConsistentRead=True)
             get_ms.append((time.perf_counter() - started) * 1000)
+        fps = measure_footprint(args.ticks, secret_text)
     finally:
         moto.stop()
 
@@ -180,6 +285,7 @@ def main() -> None:
     )
     print(f"cold first heartbeat (builds settings, secret, clients): {cold_heartbeat_ms:.0f} ms")
     print(f"cold first tick after that (builds the EC2 and SNS side): {cold_tick_ms:.0f} ms")
+    fp = report_footprint(n, fps)
     print(
         json.dumps(
             {
@@ -192,7 +298,8 @@ def main() -> None:
                     "heartbeat_median_ms": statistics.median(beat_ms),
                     "heartbeat_p95_ms": pct(beat_ms, 95),
                     "heartbeat_aws_calls": sum(beat_calls.values()) / n,
-                }
+                },
+                "footprint": fp,
             }
         )
     )

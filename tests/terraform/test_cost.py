@@ -93,6 +93,10 @@ PRICES: dict[str, Any] = {
         "state_gb": 0.001,
         "state_snapshot_mib": 2,
         "state_workloads": 1,
+        "durations_at_memory_mb": 256,
+        "one_vcpu_mb": 1024,
+        "heartbeat_cpu_ms": 10,
+        "tick_cpu_ms": 25,
     },
     "benchmark": {
         "trace": "blips",
@@ -201,6 +205,15 @@ def test_settings_drive_the_figures(cost: ModuleType) -> None:
     assert slower["Lambda requests"].usd == pytest.approx(0.1752)
     bigger = lines(cost.estimate(settings(cost, root_volume_size_gib=20), PRICES))
     assert bigger["EBS gp3 root volume"].usd == pytest.approx(2 * base["EBS gp3 root volume"].usd)
+    # Half the memory: each function's CPU time takes twice as long (Lambda's share of a vCPU
+    # halves), its network wait does not. 10 ms of CPU at 256 MB of a 1,024 MB vCPU is 40 ms; at
+    # 128 MB, 80: a heartbeat 100 - 40 + 80 = 140 ms, a tick 1000 - 100 + 200 = 1100 ms.
+    # (262,800 x 0.14 + 43,800 x 1.1) s x 0.125 GB x 0.00001 = 0.106215, not half of 0.1752.
+    small = lines(cost.estimate(settings(cost, lambda_memory_mb=128), PRICES))
+    assert small["Lambda compute"].usd == pytest.approx(0.106215)
+    # Past one vCPU, more memory buys no more CPU: 100 - 40 + 10 = 70 ms, 1000 - 100 + 25 = 925 ms.
+    large = lines(cost.estimate(settings(cost, lambda_memory_mb=2048), PRICES))
+    assert large["Lambda compute"].usd == pytest.approx((262_800 * 0.07 + 43_800 * 0.925) * 2 * 0.00001)
     x86 = lines(cost.estimate(settings(cost, lambda_architecture="x86_64"), PRICES))
     assert x86["Lambda compute"].usd == pytest.approx(2 * base["Lambda compute"].usd)
     no_discord = lines(cost.estimate(settings(cost, discord_alerts=False), PRICES))

@@ -262,7 +262,7 @@ USAGE_KEYS = (
     "sites_heartbeating_idle", "heartbeat_duration_ms", "tick_duration_ms", "heartbeat_write_units",
     "heartbeat_read_units", "tick_write_units", "tick_read_units", "heartbeat_log_bytes", "tick_log_bytes",
     "custom_metrics", "metrics_log_bytes", "cold_starts_per_day", "state_gb", "state_snapshot_mib",
-    "state_workloads",
+    "state_workloads", "durations_at_memory_mb", "one_vcpu_mb", "heartbeat_cpu_ms", "tick_cpu_ms",
 )  # fmt: skip
 BENCHMARK_KEYS = ("prewarm_usd_per_trace", "prewarm_trace_hours", "prewarm_traces_per_month")
 
@@ -437,6 +437,16 @@ def _state_lines(settings: Settings, prices: Mapping[str, Any], line: Callable[.
     ]  # fmt: skip
 
 
+def billed_ms(use: Mapping[str, Any], function: str, memory_mb: int) -> float:
+    """A function's duration at `memory_mb`. The price file's duration is measured at one memory
+    setting; of it, the function's own CPU time stretches with Lambda's share of a vCPU (in
+    proportion to memory, a whole one at `one_vcpu_mb`) while the network wait does not."""
+    vcpu = use["one_vcpu_mb"]
+    at_reference = use[f"{function}_cpu_ms"] * vcpu / min(use["durations_at_memory_mb"], vcpu)
+    at_memory = use[f"{function}_cpu_ms"] * vcpu / min(memory_mb, vcpu)
+    return float(max(0.0, use[f"{function}_duration_ms"] - at_reference) + at_memory)
+
+
 def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, Any]) -> Estimate:
     p = prices["regions"][settings.region]
     free = prices["free_tier"]
@@ -451,7 +461,9 @@ def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, 
     heartbeats = use["sites_heartbeating_idle"] * seconds / settings.heartbeat_interval_s
     ticks = hours * 60 / settings.tick_interval_minutes
     requests = heartbeats + ticks
-    compute = (heartbeats * use["heartbeat_duration_ms"] + ticks * use["tick_duration_ms"]) / 1000 * gb
+    heartbeat_ms = billed_ms(use, "heartbeat", settings.lambda_memory_mb)
+    tick_ms = billed_ms(use, "tick", settings.lambda_memory_mb)
+    compute = (heartbeats * heartbeat_ms + ticks * tick_ms) / 1000 * gb
     writes = heartbeats * use["heartbeat_write_units"] + ticks * use["tick_write_units"]
     reads = heartbeats * use["heartbeat_read_units"] + ticks * use["tick_read_units"]
     tick_log_bytes = use["tick_log_bytes"] + (use["metrics_log_bytes"] if settings.custom_metrics else 0)
@@ -539,7 +551,7 @@ def _estimate(settings: Settings, prices: Mapping[str, Any], spec: Mapping[str, 
     ]  # fmt: skip
 
     standby_beats = 3600 / settings.heartbeat_interval_s
-    standby_compute = standby_beats * use["heartbeat_duration_ms"] / 1000 * gb
+    standby_compute = standby_beats * heartbeat_ms / 1000 * gb
     standby_logs = standby_beats * use["heartbeat_log_bytes"] / 1e9
     result.failover_hour = [
         line(
