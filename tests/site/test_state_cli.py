@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -734,3 +735,29 @@ def test_with_the_real_agent_a_sync_from_an_older_lease_stops(
     assert puts(bucket) == before
     assert sync.terminate()[0] == 3
     assert real_agent.access.status_doc()["workloads"][WORKLOAD]["event"] == "fenced"
+
+
+# A SIGTERM that lands while the main thread holds the stop event's own lock, as it does for a few
+# bytecodes on its way into and out of `stop.wait`. A signal handler calling `stop.set()` runs right
+# there and deadlocks: CI caught a sync hung that way when the exec backend stopped it just after
+# its start line, then killed it after the grace, without a final upload.
+_STOP_IN_THE_WAIT_WINDOW = """
+import os, signal, sys, time
+from hfo_site.logs import setup_logging
+from hfo_site.state.cli import stop_on_signals
+setup_logging("INFO")
+stop = stop_on_signals()
+with stop._cond:  # what Event.wait holds around its inner wait (private: the point of the test)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)  # a handler would have run, and hung, by now
+sys.exit(0 if stop.wait(10.0) else 1)
+"""
+
+
+def test_a_stop_signal_inside_the_wait_window_still_stops_the_sync() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_IN_THE_WAIT_WINDOW], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"msg":"stop requested: final upload"' in done.stderr.replace('": "', '":"')
+    assert '"signal":"SIGTERM"' in done.stderr.replace('": "', '":"')

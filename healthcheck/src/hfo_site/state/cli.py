@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from hfo_site.logs import setup_logging
@@ -169,15 +168,29 @@ def main(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
     setup_logging(os.environ.get("HFO_LOG_LEVEL", "INFO").upper())
     if args.state_command == "restore":
         return run_restore(opts)
-    stop = threading.Event()
+    return run_sync(opts, stop_on_signals())
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT. Not from a signal handler: a handler runs in the
+    main thread between two bytecodes, possibly while that thread holds the event's own lock (on
+    its way into or out of `stop.wait`), and `Event.set` there deadlocks the sync, which then makes
+    no final upload (CI caught it: a SIGTERM that landed just after the sync's start line). The
+    signals are blocked instead, and a thread of its own takes them with `sigwait`. Call it from the
+    main thread before any other thread starts, so that every thread inherits the mask."""
+    stop = threading.Event()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def wait_for_signal() -> None:
+        signum = signal.sigwait(STOP_SIGNALS)
         log.info("stop requested: final upload", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return run_sync(opts, stop)
+    threading.Thread(target=wait_for_signal, name="stop-signals", daemon=True).start()
+    return stop
 
 
 # -- content ---------------------------------------------------------------------------------------
