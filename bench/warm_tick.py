@@ -8,8 +8,8 @@ run and against the same server: one raw DynamoDB GetItem round trip.
 
 Then the footprint a Lambda memory setting must hold: for each function, a fresh interpreter (as
 its own execution environment) runs its handler, first then warm, and reports its peak resident
-memory and the CPU time each invocation took, the part that stretches when Lambda gives a function less CPU (it
-allocates CPU in proportion to memory: 1,769 MB is one vCPU).
+memory and the CPU time each invocation took: the part that stretches when Lambda gives a function
+less CPU (in proportion to memory; `one_vcpu_mb` of tools/cost/prices.toml is one vCPU).
 
     python bench/warm_tick.py [--ticks N]
 """
@@ -25,7 +25,9 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 from contextlib import redirect_stdout
+from pathlib import Path
 from typing import Any
 
 import botocore.endpoint
@@ -68,8 +70,8 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-# Lambda allocates CPU in proportion to memory; 1,769 MB gets one full vCPU (Lambda developer guide).
-ONE_VCPU_MB = 1769
+PRICES = Path(__file__).resolve().parents[1] / "tools" / "cost" / "prices.toml"
+FUNCTIONS = ("heartbeat", "tick")
 KEYRING_ENV = "HFO_BENCH_KEYRING"  # the child's copy of the benchmark's own throwaway keyring
 
 
@@ -137,9 +139,6 @@ def footprint(function: str, n: int) -> None:
     print(json.dumps({**result, "warm_cpu_median_ms": statistics.median(warm)}))
 
 
-FUNCTIONS = ("heartbeat", "tick")
-
-
 def measure_footprint(n: int, secret_text: str) -> dict[str, Any]:
     """Each function's footprint, measured by a child of its own (while the moto server runs)."""
     fps: dict[str, Any] = {}
@@ -160,6 +159,8 @@ def measure_footprint(n: int, secret_text: str) -> dict[str, Any]:
 
 
 def report_footprint(n: int, fps: dict[str, Any]) -> dict[str, Any]:
+    # Lambda's CPU share, as `make cost` prices it: in proportion to memory, one vCPU at one_vcpu_mb.
+    one_vcpu_mb = tomllib.loads(PRICES.read_text(encoding="utf-8"))["usage"]["one_vcpu_mb"]
     print()
     print(f"footprint: each function alone in a fresh interpreter (its own execution environment), {n} warm calls")
     print(f"  {'function':<10} {'peak RSS':>10} {'first call CPU':>15} {'warm call CPU':>14}")
@@ -169,12 +170,12 @@ def report_footprint(n: int, fps: dict[str, Any]) -> dict[str, Any]:
             f"{fp['warm_cpu_median_ms']:>11.1f} ms"
         )
     print(f"  (the interpreter with the benchmark's imports: {fps['tick']['interpreter_rss_mib']:.1f} MiB)")
-    print(f"  the CPU time stretched to Lambda's share of a vCPU (1 vCPU = {ONE_VCPU_MB} MB; this machine's core")
+    print(f"  the CPU time stretched to Lambda's share of a vCPU (1 vCPU = {one_vcpu_mb} MB; this machine's core")
     print("  taken as one vCPU): what it adds to an invocation's duration at each memory setting, network aside")
     print(f"  {'memory':>8} {'vCPU':>6}" + "".join(f" {f + ' first':>16} {f + ' warm':>15}" for f in FUNCTIONS))
     stretch: dict[str, dict[str, float]] = {}
     for mb in (128, 256, 512):
-        share = min(1.0, mb / ONE_VCPU_MB)
+        share = min(1.0, mb / one_vcpu_mb)
         row: dict[str, float] = {}
         for function, fp in fps.items():
             row[f"{function}_first_ms"] = fp["first_cpu_ms"] / share
@@ -188,7 +189,7 @@ def report_footprint(n: int, fps: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=60)
-    parser.add_argument("--footprint", choices=("heartbeat", "tick"), help=argparse.SUPPRESS)  # a child's mode
+    parser.add_argument("--footprint", choices=FUNCTIONS, help=argparse.SUPPRESS)  # a child's mode
     args = parser.parse_args()
     if args.footprint:
         footprint(args.footprint, args.ticks)
